@@ -1,0 +1,96 @@
+"""Domain errors: every failure a user can cause, under one root.
+
+Slack listeners render these as a friendly ephemeral reply and the CLI as a message with exit 1.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class GpubotError(Exception):
+    """Root of every error gpubot reports to a person."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+class ConfigError(GpubotError):
+    """A setting is missing or malformed."""
+
+    def __init__(self, variable: str, expected: str) -> None:
+        super().__init__(f"{variable}: {expected}")
+        self.variable = variable
+        self.expected = expected
+
+
+class CommandError(GpubotError):
+    """The command text could not be understood."""
+
+
+class ClaimRefused(GpubotError):
+    """A claim, release or extend was refused by the claim rules."""
+
+
+class UnknownGpu(ClaimRefused):
+    """The GPU named does not exist on this host."""
+
+    def __init__(self, gpu_index: int, known: list[int]) -> None:
+        listing = ", ".join(str(i) for i in known) or "none"
+        super().__init__(f"There is no GPU {gpu_index} here (GPUs: {listing}).")
+        self.gpu_index = gpu_index
+
+
+class AlreadyHeld(ClaimRefused):
+    """The GPU is already claimed by someone else (or by the caller)."""
+
+    def __init__(self, gpu_index: int, holder_id: str, ends_at: datetime) -> None:
+        super().__init__(f"GPU {gpu_index} is already claimed by <@{holder_id}>.")
+        self.gpu_index = gpu_index
+        self.holder_id = holder_id
+        self.ends_at = ends_at
+
+
+class NoFreeGpu(ClaimRefused):
+    """`any` was asked for but every GPU is taken."""
+
+    def __init__(self) -> None:
+        super().__init__("Every GPU is claimed right now; see `/gpu status` for when they end.")
+
+
+class NotHolder(ClaimRefused):
+    """The caller does not hold the claim they tried to change."""
+
+    def __init__(self, gpu_index: int, holder_id: str) -> None:
+        super().__init__(f"GPU {gpu_index} is claimed by <@{holder_id}>, not by you.")
+        self.gpu_index = gpu_index
+        self.holder_id = holder_id
+
+
+class NotClaimed(ClaimRefused):
+    """The GPU has no active claim."""
+
+    def __init__(self, gpu_index: int) -> None:
+        super().__init__(f"GPU {gpu_index} is not claimed.")
+        self.gpu_index = gpu_index
+
+
+class ClaimNotActive(ClaimRefused):
+    """The claim ended (released or expired) before this action reached it."""
+
+    def __init__(self, claim_id: int) -> None:
+        super().__init__("That claim has already ended.")
+        self.claim_id = claim_id
+
+
+class StoreBusy(GpubotError):
+    """The database stayed locked by another writer for too long."""
+
+    def __init__(self) -> None:
+        super().__init__("The claim database is busy; please try again in a moment.")
+
+
+class TelemetryError(GpubotError):
+    """A telemetry backend cannot sample at all (one bad GPU is not this: it is reported as lost)."""

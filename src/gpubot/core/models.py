@@ -1,0 +1,150 @@
+"""Value objects the core works with. Units are in the names; times are aware UTC datetimes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One process using a GPU. Any field may be unknown (None)."""
+
+    pid: int
+    name: str | None = None
+    used_memory_mib: int | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """What one GPU reported. Any figure it cannot report is None ("n/a").
+
+    `lost` means the GPU is known (it was enumerated) but could not be read at all.
+    """
+
+    index: int
+    uuid: str
+    name: str | None = None
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+    utilization_gpu_pct: int | None = None
+    temperature_c: int | None = None
+    power_draw_w: float | None = None
+    power_limit_w: float | None = None
+    processes: tuple[ProcessSample, ...] = ()
+    lost: bool = False
+
+    @property
+    def memory_used_pct(self) -> float | None:
+        if self.memory_used_mib is None or not self.memory_total_mib:
+            return None
+        return 100.0 * self.memory_used_mib / self.memory_total_mib
+
+
+@dataclass(frozen=True)
+class HostSample:
+    """One telemetry sample of every GPU on a host."""
+
+    hostname: str
+    driver_version: str | None
+    gpus: tuple[GpuSample, ...]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU as the claim rules know it: identified by host and UUID, addressed by index."""
+
+    host: str
+    uuid: str
+    index: int
+    name: str | None = None
+
+
+class ClaimStatus(str, enum.Enum):
+    ACTIVE = "active"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class EventKind(str, enum.Enum):
+    """What happened to a claim; one row per change in the audit log."""
+
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    EXTENDED = "extended"
+    EXPIRED = "expired"
+    FORCE_RELEASED = "force_released"
+    WARNED = "warned"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of one GPU."""
+
+    id: int
+    host: str
+    gpu_uuid: str
+    gpu_index: int
+    user_id: str
+    purpose: str
+    started_at: datetime
+    ends_at: datetime
+    status: ClaimStatus = ClaimStatus.ACTIVE
+    warned_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+    def time_left(self, now: datetime) -> timedelta:
+        return max(self.ends_at - now, timedelta(0))
+
+
+@dataclass(frozen=True)
+class NewClaim:
+    """A claim about to be written."""
+
+    gpu: Gpu
+    user_id: str
+    purpose: str
+    started_at: datetime
+    ends_at: datetime
+
+
+class NoticeKind(str, enum.Enum):
+    """Direct messages the bot owes a person, delivered through the outbox."""
+
+    FORCE_RELEASED = "force_released"
+    EXPIRY_WARNING = "expiry_warning"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A DM to send: written in the same transaction as the change it reports."""
+
+    kind: NoticeKind
+    user_id: str
+    claim_id: int
+    actor_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A notice waiting in the outbox, with the claim it is about as it is now."""
+
+    id: int
+    notice: Notice
+    claim: Claim
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class ClaimEvent:
+    """One row of the audit log."""
+
+    claim_id: int
+    kind: EventKind
+    actor_id: str | None
+    at: datetime
+    detail: dict[str, str] = field(default_factory=dict)

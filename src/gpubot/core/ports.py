@@ -1,0 +1,124 @@
+"""What the core needs from the outside world, as structural protocols the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gpubot.core.models import (
+    Claim,
+    ClaimEvent,
+    ClaimStatus,
+    EventKind,
+    Gpu,
+    HostSample,
+    NewClaim,
+    Notice,
+    OutboxItem,
+)
+
+
+class Telemetry(Protocol):
+    """A GPU telemetry backend (NVML, nvidia-smi, fake)."""
+
+    backend_name: str
+
+    def sample(self) -> HostSample:
+        """Read every GPU on the host.
+
+        A GPU that cannot be read comes back with `lost=True`; a field it cannot report comes back None.
+
+        Raises:
+            TelemetryError: the backend cannot sample at all (library gone, executable missing, bad file).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release whatever the backend holds (NVML handle, nothing for the others)."""
+        ...
+
+
+class ClaimStore(Protocol):
+    """Durable claims, their audit log and the DM outbox.
+
+    Every method is one transaction. The store, not the caller, guarantees that a GPU has at most one
+    active claim, so concurrent callers in any number of threads or processes cannot both win.
+    """
+
+    def sync_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> None:
+        """Record the GPUs a host has now (by UUID); those no longer present stop being listed."""
+        ...
+
+    def list_gpus(self, host: str) -> list[Gpu]:
+        """The GPUs present on `host`, ordered by index."""
+        ...
+
+    def active_claims(self, host: str | None = None) -> list[Claim]:
+        """Active claims (of one host, or all), ordered by host and GPU index."""
+        ...
+
+    def get_claim(self, claim_id: int) -> Claim | None:
+        """One claim by id, whatever its status."""
+        ...
+
+    def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+        """Write several claims all or nothing, each with a `claimed` event.
+
+        Raises:
+            AlreadyHeld: one of the GPUs already has an active claim; nothing was written.
+            StoreBusy: the database stayed locked.
+        """
+        ...
+
+    def end_claim(
+        self,
+        claim_id: int,
+        status: ClaimStatus,
+        event: EventKind,
+        actor_id: str | None,
+        now: datetime,
+        notice: Notice | None = None,
+    ) -> Claim:
+        """End an active claim (released or expired), with its event and optional DM, in one transaction.
+
+        Raises:
+            ClaimNotActive: the claim had already ended; nothing was written.
+        """
+        ...
+
+    def extend_claim(self, claim_id: int, ends_at: datetime, actor_id: str, now: datetime) -> Claim:
+        """Move an active claim's end to `ends_at` and clear its warning, with an `extended` event.
+
+        Raises:
+            ClaimNotActive: the claim had already ended; nothing was written.
+        """
+        ...
+
+    def claims_to_warn(self, now: datetime, warn_before: timedelta) -> list[Claim]:
+        """Active, not yet warned claims that end within `warn_before` of `now` but have not ended."""
+        ...
+
+    def mark_warned(self, claim_id: int, now: datetime, notice: Notice) -> bool:
+        """Set `warned_at` (only if still active and unwarned) and queue the DM; False when it was not."""
+        ...
+
+    def claims_past_end(self, now: datetime) -> list[Claim]:
+        """Active claims whose end is at or before `now`."""
+        ...
+
+    def pending_notices(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Unsent notices whose next attempt is due, oldest first."""
+        ...
+
+    def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
+        """Record that Slack accepted the notice."""
+        ...
+
+    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
+        """Record a failed delivery; the notice is tried again at `retry_at`."""
+        ...
+
+    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
+        """The audit log (of one claim, or all), oldest first."""
+        ...
