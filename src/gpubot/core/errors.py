@@ -11,10 +11,12 @@ from datetime import datetime
 class GpubotError(Exception):
     """Root of every error gpubot reports to a person."""
 
-    def __init__(self, message: str, usage: str | None = None) -> None:
+    def __init__(self, message: str, usage: str | None = None, mentions: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.usage = usage
+        # User IDs written as <@U…> in `message`: renderers escape the rest, which may echo user input.
+        self.mentions = mentions
 
 
 class ConfigError(GpubotError):
@@ -47,7 +49,7 @@ class AlreadyHeld(ClaimRefused):
     """The GPU is already claimed by someone else (or by the caller)."""
 
     def __init__(self, gpu_index: int, holder_id: str, ends_at: datetime) -> None:
-        super().__init__(f"GPU {gpu_index} is already claimed by <@{holder_id}>.")
+        super().__init__(f"GPU {gpu_index} is already claimed by <@{holder_id}>.", mentions=(holder_id,))
         self.gpu_index = gpu_index
         self.holder_id = holder_id
         self.ends_at = ends_at
@@ -64,7 +66,7 @@ class NotHolder(ClaimRefused):
     """The caller does not hold the claim they tried to change."""
 
     def __init__(self, gpu_index: int, holder_id: str) -> None:
-        super().__init__(f"GPU {gpu_index} is claimed by <@{holder_id}>, not by you.")
+        super().__init__(f"GPU {gpu_index} is claimed by <@{holder_id}>, not by you.", mentions=(holder_id,))
         self.gpu_index = gpu_index
         self.holder_id = holder_id
 

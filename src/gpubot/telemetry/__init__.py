@@ -1,0 +1,78 @@
+"""GPU telemetry adapters behind `gpubot.core.ports.Telemetry`: NVML, nvidia-smi and a JSON fake.
+
+`open_backend` picks one. NVML is imported only when asked for, so the `fake` and `nvidia-smi` backends
+work on hosts without the NVML binding or library.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gpubot.core.errors import TelemetryError
+from gpubot.core.ports import Telemetry
+from gpubot.telemetry.fake import FakeTelemetry
+from gpubot.telemetry.nvidia_smi import NvidiaSmiTelemetry
+
+BACKEND_KINDS = ("auto", "nvml", "nvidia-smi", "fake")
+
+__all__ = ["BACKEND_KINDS", "FakeTelemetry", "NvidiaSmiTelemetry", "open_backend"]
+
+
+def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi") -> Telemetry:
+    """Open the telemetry backend `kind` (GPUBOT_GPU_BACKEND).
+
+    Args:
+        kind: `auto` (NVML if it initialises, else nvidia-smi if it is installed), `nvml`, `nvidia-smi`
+            or `fake`.
+        fake_gpus_path: The JSON file the `fake` backend reads (GPUBOT_FAKE_GPUS).
+        nvidia_smi: Name or path of the nvidia-smi executable (GPUBOT_NVIDIA_SMI).
+
+    Returns:
+        A backend ready to sample; the caller closes it.
+
+    Raises:
+        TelemetryError: the kind is unknown, or the backend asked for (any backend, for `auto`) is
+            unavailable; the message says what failed and which settings choose another.
+    """
+    if kind == "fake":
+        if fake_gpus_path is None:
+            raise TelemetryError(
+                "GPUBOT_GPU_BACKEND=fake needs GPUBOT_FAKE_GPUS, the path of a JSON file describing the GPUs."
+            )
+        return FakeTelemetry(fake_gpus_path)
+    if kind == "nvml":
+        return _open_nvml()
+    if kind == "nvidia-smi":
+        return _open_nvidia_smi(nvidia_smi)
+    if kind == "auto":
+        try:
+            return _open_nvml()
+        except TelemetryError as nvml_error:
+            try:
+                return _open_nvidia_smi(nvidia_smi)
+            except TelemetryError as smi_error:
+                raise TelemetryError(
+                    f"No GPU backend is available. NVML: {nvml_error.message} nvidia-smi: {smi_error.message} "
+                    "Set GPUBOT_GPU_BACKEND=nvml|nvidia-smi|fake to choose one."
+                ) from smi_error
+    raise TelemetryError(f"Unknown GPU backend {kind!r}: set GPUBOT_GPU_BACKEND to one of {', '.join(BACKEND_KINDS)}.")
+
+
+def _open_nvml() -> Telemetry:
+    try:
+        # Imported here, not at the top, so hosts using another backend never load the NVML binding.
+        from gpubot.telemetry.nvml import NvmlTelemetry
+    except ImportError as error:
+        raise TelemetryError(f"the NVML binding (nvidia-ml-py) is not installed ({error}).") from error
+    return NvmlTelemetry()
+
+
+def _open_nvidia_smi(executable: str) -> Telemetry:
+    # Checked now so a wrong GPUBOT_NVIDIA_SMI fails at start-up, not on the first poll.
+    if shutil.which(executable) is None:
+        raise TelemetryError(
+            f"{executable!r} was not found or is not executable; install the NVIDIA driver utilities "
+            "or set GPUBOT_NVIDIA_SMI to its path."
+        )
+    return NvidiaSmiTelemetry(executable)

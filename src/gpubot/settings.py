@@ -1,0 +1,207 @@
+"""Settings: the only place that reads the environment, once, into a frozen `Settings`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gpubot.core.durations import parse_duration
+from gpubot.core.errors import CommandError, ConfigError
+from gpubot.core.load import LoadThresholds
+
+GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake")
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `gpubot serve` is configured with. Tokens are kept out of `repr` so they never reach a log."""
+
+    slack_bot_token: str = field(repr=False)
+    slack_app_token: str = field(repr=False)
+    slack_api_url: str
+    database_url: str = field(repr=False)
+    state_dir: Path
+    gpu_backend: str
+    fake_gpus_path: Path | None
+    nvidia_smi: str
+    min_duration: timedelta
+    max_duration: timedelta
+    default_duration: timedelta
+    warn_before: timedelta
+    admins: frozenset[str]
+    timezone: ZoneInfo
+    log_level: int
+    telemetry_interval: timedelta
+    load_thresholds: LoadThresholds
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, require_tokens: bool = True) -> Settings:
+        """Read and validate every setting.
+
+        Args:
+            env: the environment (`os.environ` in production, a dict in tests).
+            require_tokens: False for host-only commands that never talk to Slack.
+
+        Raises:
+            ConfigError: a setting is missing or malformed; it names the variable and what it expects.
+        """
+        reader = _EnvReader(env)
+        state_dir = reader.state_dir()
+        min_duration = reader.duration("GPUBOT_MIN_DURATION", "30m")
+        max_duration = reader.duration("GPUBOT_MAX_DURATION", "12h")
+        if min_duration > max_duration:
+            raise ConfigError("GPUBOT_MIN_DURATION", "a duration no longer than GPUBOT_MAX_DURATION")
+        default_duration = reader.duration("GPUBOT_DEFAULT_DURATION", "2h")
+        if not min_duration <= default_duration <= max_duration:
+            raise ConfigError(
+                "GPUBOT_DEFAULT_DURATION", "a duration between GPUBOT_MIN_DURATION and GPUBOT_MAX_DURATION"
+            )
+        backend = reader.choice("GPUBOT_GPU_BACKEND", GPU_BACKENDS, "auto")
+        fake_path = reader.optional_path("GPUBOT_FAKE_GPUS")
+        if backend == "fake" and fake_path is None:
+            raise ConfigError("GPUBOT_FAKE_GPUS", "the path of a JSON file of fake GPUs (GPUBOT_GPU_BACKEND=fake)")
+        active_pct = reader.percent("GPUBOT_ACTIVE_PCT", 10)
+        high_load_pct = reader.percent("GPUBOT_HIGH_LOAD_PCT", 80)
+        if active_pct > high_load_pct:
+            raise ConfigError("GPUBOT_ACTIVE_PCT", "a percentage no higher than GPUBOT_HIGH_LOAD_PCT")
+        return cls(
+            slack_bot_token=reader.token("SLACK_BOT_TOKEN", "xoxb-", require_tokens),
+            slack_app_token=reader.token("SLACK_APP_TOKEN", "xapp-", require_tokens),
+            slack_api_url=reader.api_url(),
+            database_url=reader.text("GPUBOT_DATABASE_URL") or f"sqlite:///{state_dir / 'gpubot.db'}",
+            state_dir=state_dir,
+            gpu_backend=backend,
+            fake_gpus_path=fake_path,
+            nvidia_smi=reader.text("GPUBOT_NVIDIA_SMI") or "nvidia-smi",
+            min_duration=min_duration,
+            max_duration=max_duration,
+            default_duration=default_duration,
+            warn_before=reader.duration("GPUBOT_WARN_BEFORE", "15m"),
+            admins=reader.admins(),
+            timezone=reader.timezone(),
+            log_level=reader.log_level(),
+            telemetry_interval=reader.duration("GPUBOT_TELEMETRY_INTERVAL", "2s"),
+            load_thresholds=LoadThresholds(active_pct=active_pct, high_load_pct=high_load_pct),
+        )
+
+
+class _EnvReader:
+    """Turns raw environment strings into typed values, each failure naming its variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def token(self, name: str, prefix: str, required: bool) -> str:
+        value = self.text(name)
+        if value is None:
+            if required:
+                raise ConfigError(name, f"required: a Slack token starting with {prefix}")
+            return ""
+        if not value.startswith(prefix):
+            # Never echo the value: it may be a real token pasted into the wrong variable.
+            raise ConfigError(name, f"a Slack token starting with {prefix}")
+        return value
+
+    def api_url(self) -> str:
+        value = self.text("GPUBOT_SLACK_API_URL") or "https://slack.com/api/"
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError("GPUBOT_SLACK_API_URL", "an http(s) URL such as https://slack.com/api/")
+        # slack_sdk joins method names onto the base URL, which therefore must end with a slash.
+        return value if value.endswith("/") else value + "/"
+
+    def state_dir(self) -> Path:
+        value = self.text("GPUBOT_STATE_DIR")
+        if value is None:
+            # systemd's StateDirectory= may list several directories separated by colons.
+            systemd_dirs = self.text("STATE_DIRECTORY")
+            if systemd_dirs:
+                value = systemd_dirs.split(":")[0]
+        if value is None:
+            home = self.text("HOME") or str(Path.home())
+            return Path(home) / ".local" / "state" / "gpubot"
+        return Path(value).expanduser()
+
+    def optional_path(self, name: str) -> Path | None:
+        value = self.text(name)
+        return Path(value).expanduser() if value else None
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in choices:
+            raise ConfigError(name, "one of " + ", ".join(choices))
+        return value
+
+    def duration(self, name: str, default: str) -> timedelta:
+        value = self.text(name) or default
+        try:
+            return parse_duration(value)
+        except CommandError:
+            raise ConfigError(name, "a duration such as 30m, 2h or 1h30m") from None
+
+    def percent(self, name: str, default: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value.rstrip("%"))
+        except ValueError:
+            raise ConfigError(name, "a whole percentage from 0 to 100") from None
+        if not 0 <= number <= 100:
+            raise ConfigError(name, "a whole percentage from 0 to 100")
+        return number
+
+    def admins(self) -> frozenset[str]:
+        value = self.text("GPUBOT_ADMINS") or ""
+        admins = frozenset(part.strip() for part in value.split(",") if part.strip())
+        for admin in admins:
+            if not _SLACK_USER_ID.fullmatch(admin):
+                raise ConfigError("GPUBOT_ADMINS", "comma-separated Slack user IDs such as U012AB3CD")
+        return admins
+
+    def timezone(self) -> ZoneInfo:
+        value = self.text("GPUBOT_TIMEZONE")
+        if value is None:
+            return _host_timezone(self.text("TZ"))
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("GPUBOT_TIMEZONE", "an IANA time zone such as Europe/Berlin") from None
+
+    def log_level(self) -> int:
+        value = (self.text("GPUBOT_LOG_LEVEL") or "INFO").upper()
+        level = logging.getLevelName(value)
+        if not isinstance(level, int):
+            raise ConfigError("GPUBOT_LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+
+def _host_timezone(tz_variable: str | None) -> ZoneInfo:
+    """The host's own IANA zone: $TZ, else the /etc/localtime link, else /etc/timezone, else UTC."""
+    candidates = [tz_variable.lstrip(":")] if tz_variable else []
+    localtime = Path("/etc/localtime")
+    if localtime.is_symlink():
+        target = os.readlink(localtime)
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    timezone_file = Path("/etc/timezone")
+    if timezone_file.is_file():
+        candidates.append(timezone_file.read_text().strip())
+    for name in candidates:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")

@@ -1,0 +1,44 @@
+"""Pure helpers for Slack's mrkdwn: escaping user text and keeping within Block Kit's limits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack treats as control syntax.
+
+    This is what defuses `<!channel>`, `<!here>`, `<!everyone>` and `<@U…>` typed by a user.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_except_mentions(text: str, user_ids: tuple[str, ...]) -> str:
+    """Escape `text`, then restore the mentions of the given (trusted, stored) user IDs."""
+    escaped = escape(text)
+    for user_id in user_ids:
+        escaped = escaped.replace(f"&lt;@{user_id}&gt;", mention(user_id))
+    return escaped
+
+
+def mention(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` characters, marking the cut, never splitting an escape sequence."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    # An entity such as &amp; cut in half would show as garbage; drop the partial entity instead.
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def date_token(when: datetime, timezone: ZoneInfo) -> str:
+    """A Slack date token: each reader sees their own local time; the fallback names the bot's zone."""
+    fallback = when.astimezone(timezone).strftime("%a %d %b %H:%M %Z")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"

@@ -1,0 +1,97 @@
+from datetime import timedelta
+
+import pytest
+
+from gpubot.core.commands import (
+    PURPOSE_MAX_CHARS,
+    USAGES,
+    ClaimCommand,
+    ExtendCommand,
+    GpuSelection,
+    HelpCommand,
+    RealtimeCommand,
+    ReleaseCommand,
+    StatusCommand,
+    parse_command,
+)
+from gpubot.core.errors import CommandError
+
+
+@pytest.mark.parametrize("text", ["", "   ", "status", "STATUS"])
+def test_status(text):
+    assert parse_command(text) == StatusCommand()
+
+
+def test_help_and_realtime():
+    assert parse_command("help") == HelpCommand()
+    assert parse_command("realtime") == RealtimeCommand()
+
+
+def test_claim_with_duration_as_last_word():
+    assert parse_command("claim 0 fine-tune llama 3h") == ClaimCommand(
+        GpuSelection(indices=(0,)), "fine-tune llama", timedelta(hours=3)
+    )
+
+
+def test_claim_without_duration_keeps_every_word_as_purpose():
+    assert parse_command("claim 1 train for 3 epochs") == ClaimCommand(
+        GpuSelection(indices=(1,)), "train for 3 epochs", None
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "indices"),
+    [("0,2", (0, 2)), ("0-3", (0, 1, 2, 3)), ("0,4-5,0", (0, 4, 5)), ("7", (7,))],
+)
+def test_gpu_lists_and_ranges(spec, indices):
+    command = parse_command(f"claim {spec} eval")
+    assert command == ClaimCommand(GpuSelection(indices=indices), "eval", None)
+
+
+def test_any():
+    assert parse_command("claim any eval 1h").selection == GpuSelection(any_free=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("frobnicate", "don't know"),
+        ("claim", "which GPU"),
+        ("claim 0", "what the GPU is for"),
+        ("claim 0 2h", "what the GPU is for"),
+        ("claim x eval", "is not a GPU"),
+        ("claim 3-1 eval", "backwards"),
+        ("claim 0-100000 eval", "too many"),
+        ("claim 0 eval 0m", "longer than zero"),
+        ("release", "which GPU"),
+        ("release any", "only works with claim"),
+        ("release 0 1", "which GPU"),
+        ("extend 0", "how long"),
+        ("extend 0 soon", "not a duration"),
+    ],
+)
+def test_bad_input_says_what_was_wrong_and_gives_the_syntax(text, fragment):
+    with pytest.raises(CommandError) as raised:
+        parse_command(text)
+    assert fragment in raised.value.message
+    assert raised.value.usage
+
+
+def test_purpose_length_cap():
+    assert parse_command("claim 0 " + "a" * PURPOSE_MAX_CHARS).purpose == "a" * PURPOSE_MAX_CHARS
+    with pytest.raises(CommandError, match="keep it within"):
+        parse_command("claim 0 " + "a" * (PURPOSE_MAX_CHARS + 1))
+
+
+def test_release_all_and_extend():
+    assert parse_command("release all") == ReleaseCommand(selection=None)
+    assert parse_command("release 0,1") == ReleaseCommand(GpuSelection(indices=(0, 1)))
+    assert parse_command("extend 2 1h30m") == ExtendCommand(GpuSelection(indices=(2,)), timedelta(minutes=90))
+
+
+def test_every_subcommand_has_usage_and_an_example_that_parses():
+    for name, usage in USAGES.items():
+        assert usage.summary
+        example = usage.example.removeprefix("/gpu").strip()
+        parse_command(example)  # must not raise
+        assert usage.syntax.startswith(f"/gpu {name}") or name == "status"

@@ -1,0 +1,201 @@
+"""Block Kit builders: content, escaping, and Block Kit's limits under worst-case state."""
+
+import json
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from slack_sdk.models.blocks import Block as SdkBlock
+
+from gpubot.core.errors import AlreadyHeld, CommandError
+from gpubot.core.load import LoadThresholds
+from gpubot.core.models import Claim, Gpu, GpuSample, HostSample, Notice, NoticeKind, OutboxItem, ProcessSample
+from gpubot.core.service import ClaimOutcome, ClaimPolicy, Dashboard, ExtendOutcome, GpuRow, ReleaseOutcome
+from gpubot.slack import blocks
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+BERLIN = ZoneInfo("Europe/Berlin")
+POLICY = ClaimPolicy()
+WORST_PURPOSE = "<!channel> & <@U999> " + "x" * 180
+
+
+def _claim(index=0, user="U1", purpose="fine-tune llama", hours=2):
+    return Claim(
+        id=index + 1,
+        host="box",
+        gpu_uuid=f"GPU-{index}",
+        gpu_index=index,
+        user_id=user,
+        purpose=purpose,
+        started_at=NOW,
+        ends_at=NOW + timedelta(hours=hours),
+    )
+
+
+def _sample(index=0, **overrides):
+    values = dict(
+        name="NVIDIA H100 80GB HBM3",
+        memory_total_mib=81559,
+        memory_used_mib=8300,
+        utilization_gpu_pct=85,
+        temperature_c=72,
+        power_draw_w=450.0,
+        power_limit_w=700.0,
+        processes=(ProcessSample(4242, "python", 8192, "alice"),),
+    )
+    values.update(overrides)
+    return GpuSample(index=index, uuid=f"GPU-{index}", **values)
+
+
+def _dashboard(count, claimed=(), purpose="fine-tune llama", with_samples=False):
+    rows = tuple(
+        GpuRow(
+            gpu=Gpu("box", f"GPU-{i}", i, "NVIDIA H100 80GB HBM3"),
+            claim=_claim(i, purpose=purpose) if i in claimed else None,
+            sample=_sample(i) if with_samples else None,
+        )
+        for i in range(count)
+    )
+    return Dashboard(host="box", rows=rows, now=NOW)
+
+
+def _texts(message):
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+def _assert_within_limits(message, max_blocks=50):
+    assert len(message.blocks) <= max_blocks
+    for block in message.blocks:
+        SdkBlock.parse(block).validate_json()  # slack_sdk's own validators as a second check
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+
+
+def test_status_shows_free_and_held_with_mention_date_token_and_time_left():
+    message = blocks.status_message(_dashboard(3, claimed={1}), POLICY, BERLIN)
+    text = _texts(message)
+    assert "2 of 3 GPUs free" in text
+    assert "<@U1>" in text
+    assert f"<!date^{int((NOW + timedelta(hours=2)).timestamp())}^" in text
+    assert "|Tue 24 Nov 12:00 CET>" in text  # fallback in the configured zone, naming it
+    assert "2h left" in text
+    assert "fine-tune llama" in text
+    assert "/gpu claim &lt;gpu&gt; &lt;purpose&gt; [duration]" in text
+    _assert_within_limits(message)
+
+
+def test_purpose_is_escaped_so_it_never_pings():
+    message = blocks.status_message(_dashboard(2, claimed={0}, purpose="<!channel> <!here> <@U2> & co"), POLICY, BERLIN)
+    text = _texts(message)
+    assert "<!channel>" not in text and "<!here>" not in text and "<@U2>" not in text
+    assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U2&gt; &amp; co" in text
+    assert all(block["text"]["verbatim"] for block in message.blocks if block["type"] == "section")
+
+
+@pytest.mark.parametrize("count", [1, 8, 47, 48, 64, 256, 1000])
+def test_dashboard_compacts_rather_than_overflows(count):
+    message = blocks.status_message(
+        _dashboard(count, claimed=set(range(0, count, 2)), purpose=WORST_PURPOSE), POLICY, BERLIN
+    )
+    _assert_within_limits(message)
+    text = _texts(message)
+    assert f"of {count} GPUs free" in text
+    if count <= 256:
+        assert f"*{count - 1}*" in text or f"GPU {count - 1}*" in text  # every GPU listed while it fits
+
+
+def test_realtime_shows_every_figure_and_the_processes():
+    dashboard = _dashboard(1, claimed={0}, with_samples=True)
+    sample = HostSample("box", "550.54.15", (dashboard.rows[0].sample,))
+    text = _texts(blocks.realtime_message(dashboard, sample, LoadThresholds()))
+    for fragment in [
+        "🔥",
+        "high load",
+        "72 °C",
+        "85 %",
+        "8,300 / 81,559 MiB (10 %)",
+        "450 / 700 W",
+        "`4242` python",
+        "alice",
+        "8,192 MiB",
+        "driver 550.54.15",
+        "held by <@U1>",
+    ]:
+        assert fragment in text
+
+
+def test_realtime_unknown_fields_read_na_and_a_lost_gpu_does_not_break_the_listing():
+    rows = (
+        GpuRow(Gpu("box", "GPU-0", 0, "A"), None, GpuSample(0, "GPU-0", name="A", lost=True)),
+        GpuRow(Gpu("box", "GPU-1", 1, "B"), None, GpuSample(1, "GPU-1", name="B")),
+        GpuRow(Gpu("box", "GPU-2", 2, "C"), None, _sample(2, utilization_gpu_pct=3, processes=())),
+    )
+    dashboard = Dashboard("box", rows, NOW)
+    sample = HostSample("box", None, tuple(row.sample for row in rows))
+    message = blocks.realtime_message(dashboard, sample, LoadThresholds())
+    text = _texts(message)
+    assert "⚠️ *GPU 0*" in text and "lost" in text
+    assert "❔ *GPU 1*" in text and "util n/a" in text and "mem n/a" in text and "power n/a" in text
+    assert "💤 *GPU 2*" in text and "no processes" in text
+    assert "driver n/a" in text
+    _assert_within_limits(message)
+
+
+def test_realtime_before_any_sample():
+    assert "No telemetry" in _texts(blocks.realtime_message(_dashboard(2), None, LoadThresholds()))
+
+
+@pytest.mark.parametrize("count", [8, 64, 256])
+def test_realtime_keeps_within_limits_with_many_gpus_and_processes(count):
+    procs = tuple(ProcessSample(p, "python" * 10, 100, "user" * 8) for p in range(40))
+    dashboard = _dashboard(count, with_samples=True)
+    rows = tuple(GpuRow(r.gpu, r.claim, _sample(r.gpu.index, processes=procs)) for r in dashboard.rows)
+    dashboard = Dashboard("box", rows, NOW)
+    message = blocks.realtime_message(
+        dashboard, HostSample("box", "1", tuple(r.sample for r in rows)), LoadThresholds()
+    )
+    _assert_within_limits(message)
+    assert "…and 35 more processes" in _texts(message) or count > 46
+
+
+def test_claim_reply_names_gpus_end_and_cuda_line():
+    outcome = ClaimOutcome((_claim(0, purpose="<!here>"), _claim(2, purpose="<!here>")))
+    text = _texts(blocks.claim_message(outcome, NOW, BERLIN))
+    assert "GPUs 0,2" in text and "CUDA_VISIBLE_DEVICES=0,2" in text and "<!date^" in text and "(2h)" in text
+    assert "&lt;!here&gt;" in text and "<!here>" not in text
+
+
+def test_release_reply_names_forced_holders():
+    outcome = ReleaseOutcome(released=(_claim(0),), forced=(_claim(1, user="U2"),))
+    text = _texts(blocks.release_message(outcome))
+    assert "Released GPU 0." in text and "GPU 1, held by <@U2>" in text
+
+
+def test_extend_reply_mentions_the_cap():
+    outcome = ExtendOutcome(claims=(_claim(0, hours=12),), capped=True, now=NOW)
+    text = _texts(blocks.extend_message(outcome, POLICY, NOW, BERLIN))
+    assert "12h left" in text and "capped" in text
+
+
+def test_help_lists_every_command_with_an_example():
+    text = _texts(blocks.help_message(POLICY))
+    for command in ["status", "claim", "release", "extend", "realtime", "help"]:
+        assert f"/gpu {command}" in text
+    assert "e.g." in text
+
+
+def test_errors_escape_user_text_but_keep_holder_mentions():
+    error = CommandError("I don't know `<!channel>`.", usage="/gpu claim <gpu> <purpose>")
+    text = _texts(blocks.error_message(error))
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "&lt;gpu&gt;" in text
+    held = _texts(blocks.error_message(AlreadyHeld(3, "U7", NOW)))
+    assert "<@U7>" in held
+
+
+def test_force_release_notice_names_the_admin_and_escapes_purpose():
+    item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "U9"), _claim(0, purpose="<!everyone>"))
+    text = _texts(blocks.notice_message(item, BERLIN))
+    assert "released by <@U9>" in text and "&lt;!everyone&gt;" in text

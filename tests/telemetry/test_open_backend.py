@@ -1,0 +1,129 @@
+"""Choosing a backend: explicit kinds, `auto`'s fallback order, and the messages when nothing works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpubot.core.errors import TelemetryError
+from gpubot.telemetry import nvml as nvml_backend
+from gpubot.telemetry import open_backend
+from gpubot.telemetry.nvml import NvmlTelemetry
+from tests.telemetry.fake_nvml import FakeDevice, FakeNvml
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "fake_gpus"
+EMPTY_LOG = '<?xml version="1.0" ?><nvidia_smi_log><driver_version>550.54.15</driver_version></nvidia_smi_log>'
+
+
+@pytest.fixture
+def nvidia_smi(tmp_path: Path) -> str:
+    """A working stand-in for nvidia-smi."""
+    path = tmp_path / "nvidia-smi"
+    path.write_text(f"#!/bin/sh\necho '{EMPTY_LOG}'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def no_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML fails to initialise, as on a host without the driver, whatever this machine has."""
+
+    def fail() -> NvmlTelemetry:
+        raise TelemetryError("NVML could not be initialised: NVML Shared Library Not Found.")
+
+    monkeypatch.setattr(nvml_backend, "NvmlTelemetry", fail)
+
+
+@pytest.fixture
+def working_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    """NVML initialises and has one GPU, whatever this machine has."""
+    fake = FakeNvml([FakeDevice(uuid="GPU-fake")])
+    monkeypatch.setattr(nvml_backend, "NvmlTelemetry", lambda: NvmlTelemetry(nvml=fake))
+    return fake
+
+
+def test_fake_reads_the_file_it_is_given() -> None:
+    telemetry = open_backend("fake", fake_gpus_path=SCENARIOS / "8xH100.json")
+
+    assert telemetry.backend_name == "fake"
+    assert len(telemetry.sample().gpus) == 8
+
+
+def test_fake_without_a_file_names_the_setting() -> None:
+    with pytest.raises(TelemetryError, match="GPUBOT_FAKE_GPUS"):
+        open_backend("fake")
+
+
+def test_an_unknown_kind_lists_the_choices() -> None:
+    with pytest.raises(TelemetryError, match=r"'dcgm'.*GPUBOT_GPU_BACKEND.*auto, nvml, nvidia-smi, fake"):
+        open_backend("dcgm")
+
+
+def test_nvidia_smi_uses_the_executable_given(nvidia_smi: str) -> None:
+    telemetry = open_backend("nvidia-smi", nvidia_smi=nvidia_smi)
+
+    assert telemetry.backend_name == "nvidia-smi"
+    assert telemetry.sample().driver_version == "550.54.15"
+
+
+def test_nvidia_smi_that_is_not_there_fails_at_open(tmp_path: Path) -> None:
+    with pytest.raises(TelemetryError, match="GPUBOT_NVIDIA_SMI"):
+        open_backend("nvidia-smi", nvidia_smi=str(tmp_path / "nvidia-smi"))
+
+
+def test_nvml_when_asked_for(working_nvml: FakeNvml) -> None:
+    telemetry = open_backend("nvml")
+
+    assert telemetry.backend_name == "nvml"
+    assert telemetry.sample().gpus[0].uuid == "GPU-fake"
+    telemetry.close()
+    assert working_nvml.shutdowns == 1
+
+
+@pytest.mark.usefixtures("no_nvml")
+def test_nvml_that_does_not_initialise_is_an_error_not_a_fallback(nvidia_smi: str) -> None:
+    with pytest.raises(TelemetryError, match="NVML could not be initialised"):
+        open_backend("nvml", nvidia_smi=nvidia_smi)
+
+
+@pytest.mark.usefixtures("working_nvml")
+def test_auto_prefers_nvml(nvidia_smi: str) -> None:
+    assert open_backend("auto", nvidia_smi=nvidia_smi).backend_name == "nvml"
+
+
+@pytest.mark.usefixtures("no_nvml")
+def test_auto_falls_back_to_nvidia_smi(nvidia_smi: str) -> None:
+    assert open_backend("auto", nvidia_smi=nvidia_smi).backend_name == "nvidia-smi"
+
+
+@pytest.mark.usefixtures("no_nvml")
+def test_auto_with_nothing_available_says_what_failed_and_what_to_set(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nvidia-smi")
+
+    with pytest.raises(TelemetryError) as raised:
+        open_backend("auto", nvidia_smi=missing)
+
+    message = raised.value.message
+    assert "NVML Shared Library Not Found" in message
+    assert missing in message
+    assert "GPUBOT_GPU_BACKEND=nvml|nvidia-smi|fake" in message
+
+
+def test_the_fake_backend_never_loads_the_nvml_binding() -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from gpubot.telemetry import open_backend\n"
+        f"open_backend('fake', fake_gpus_path=Path({str(SCENARIOS / '8xH100.json')!r})).sample()\n"
+        "assert 'pynvml' not in sys.modules, 'pynvml was imported'\n"
+        "assert 'gpubot.telemetry.nvml' not in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+
+    assert result.returncode == 0, result.stderr

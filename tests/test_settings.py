@@ -1,0 +1,79 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gpubot.core.errors import ConfigError
+from gpubot.settings import Settings
+
+TOKENS = {"SLACK_BOT_TOKEN": "xoxb-1-abc", "SLACK_APP_TOKEN": "xapp-1-def"}
+
+
+def test_defaults():
+    settings = Settings.from_env({**TOKENS, "HOME": "/home/ann"})
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.state_dir == Path("/home/ann/.local/state/gpubot")
+    assert settings.database_url == "sqlite:////home/ann/.local/state/gpubot/gpubot.db"
+    assert settings.gpu_backend == "auto"
+    assert (settings.min_duration, settings.max_duration) == (timedelta(minutes=30), timedelta(hours=12))
+    assert settings.default_duration == timedelta(hours=2)
+    assert settings.warn_before == timedelta(minutes=15)
+    assert settings.admins == frozenset()
+
+
+def test_systemd_state_directory_and_overrides():
+    settings = Settings.from_env(
+        {
+            **TOKENS,
+            "STATE_DIRECTORY": "/var/lib/gpubot:/var/lib/other",
+            "GPUBOT_SLACK_API_URL": "http://127.0.0.1:9/api",
+            "GPUBOT_ADMINS": "U01, W02",
+            "GPUBOT_TIMEZONE": "Europe/Berlin",
+            "GPUBOT_MIN_DURATION": "10s",
+        }
+    )
+    assert settings.state_dir == Path("/var/lib/gpubot")
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+    assert settings.admins == frozenset({"U01", "W02"})
+    assert settings.timezone.key == "Europe/Berlin"
+    assert settings.min_duration == timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN"),
+        ({**TOKENS, "SLACK_BOT_TOKEN": "xapp-wrong-kind"}, "SLACK_BOT_TOKEN"),
+        ({**TOKENS, "GPUBOT_GPU_BACKEND": "cuda"}, "GPUBOT_GPU_BACKEND"),
+        ({**TOKENS, "GPUBOT_GPU_BACKEND": "fake"}, "GPUBOT_FAKE_GPUS"),
+        ({**TOKENS, "GPUBOT_MAX_DURATION": "forever"}, "GPUBOT_MAX_DURATION"),
+        ({**TOKENS, "GPUBOT_MIN_DURATION": "13h"}, "GPUBOT_MIN_DURATION"),
+        ({**TOKENS, "GPUBOT_DEFAULT_DURATION": "20h"}, "GPUBOT_DEFAULT_DURATION"),
+        ({**TOKENS, "GPUBOT_ADMINS": "alice"}, "GPUBOT_ADMINS"),
+        ({**TOKENS, "GPUBOT_TIMEZONE": "Mars/Olympus"}, "GPUBOT_TIMEZONE"),
+        ({**TOKENS, "GPUBOT_LOG_LEVEL": "LOUD"}, "GPUBOT_LOG_LEVEL"),
+        ({**TOKENS, "GPUBOT_SLACK_API_URL": "slack.com"}, "GPUBOT_SLACK_API_URL"),
+        ({**TOKENS, "GPUBOT_HIGH_LOAD_PCT": "120"}, "GPUBOT_HIGH_LOAD_PCT"),
+    ],
+)
+def test_each_bad_setting_names_its_variable(env, variable):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert raised.value.variable == variable
+    assert raised.value.expected
+
+
+def test_a_token_in_the_wrong_variable_is_not_echoed():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**TOKENS, "SLACK_APP_TOKEN": "xoxb-secret-value"})
+    assert "secret" not in str(raised.value)
+
+
+def test_tokens_stay_out_of_repr():
+    assert "xoxb" not in repr(Settings.from_env(TOKENS))
+    assert "xapp" not in repr(Settings.from_env(TOKENS))
+
+
+def test_host_only_commands_need_no_tokens():
+    assert Settings.from_env({}, require_tokens=False).slack_bot_token == ""
