@@ -1,0 +1,472 @@
+"""The stand-in's aiohttp server: the Web API over HTTP, response URLs and a Socket Mode WebSocket.
+
+Everything here runs on one asyncio event loop; `facade.SlackStandin` runs that loop in a
+thread. Only `CallLog` and `Faults` are shared with other threads, and they lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from gpubot.standin import payloads
+from gpubot.standin.web_api import Body, WebApi
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_METHOD = "response_url"
+"""The pseudo method name under which posts to a response URL are recorded."""
+
+# Form bodies carry structured arguments as JSON strings; Slack decodes these.
+_JSON_FIELDS = ("blocks", "view", "attachments")
+
+
+class StandinError(Exception):
+    """The stand-in was used wrongly or could not do what was asked."""
+
+
+class StandinTimeoutError(StandinError, TimeoutError):
+    """Something the stand-in waited for did not happen in time; the message names it."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One recorded HTTP call to the stand-in.
+
+    Attributes:
+        method: The Web API method ("chat.postMessage"), or "response_url".
+        params: The decoded arguments; JSON-string `blocks`/`view`/`attachments` are decoded.
+        token: The token sent, from the Authorization header or a `token` field; None if none.
+        path: The request path, e.g. "/api/chat.postMessage" or "/response/3".
+        received_at: `time.perf_counter()` when the request arrived.
+        http_status: The HTTP status the stand-in answered with.
+        response: The JSON body it answered with (`{"ok": true}` for an accepted response URL post).
+    """
+
+    method: str
+    params: Body
+    token: str | None
+    path: str
+    received_at: float
+    http_status: int
+    response: Body
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The app's acknowledgement of one envelope.
+
+    Attributes:
+        envelope_id: The envelope this ack answers.
+        payload: The ack's `payload` (e.g. the reply to a slash command), or None for a bare ack.
+        latency_s: Seconds from sending the envelope to receiving the ack (`time.perf_counter`).
+        envelope: The envelope as sent.
+    """
+
+    envelope_id: str
+    payload: Body | None
+    latency_s: float
+    envelope: Body
+
+
+@dataclass(frozen=True)
+class _Fault:
+    error: str
+    retry_after_s: int | None
+
+
+class CallLog:
+    """The thread-safe record of every HTTP call, which other threads can wait on."""
+
+    def __init__(self) -> None:
+        """Create an empty log."""
+        self._calls: list[Call] = []
+        self._changed = threading.Condition()
+
+    def append(self, call: Call) -> None:
+        """Record a call and wake the waiters."""
+        with self._changed:
+            self._calls.append(call)
+            self._changed.notify_all()
+
+    def snapshot(self, method: str | None = None) -> list[Call]:
+        """Return the recorded calls, oldest first, optionally only those of one method."""
+        with self._changed:
+            return [call for call in self._calls if method is None or call.method == method]
+
+    def clear(self) -> None:
+        """Forget every recorded call."""
+        with self._changed:
+            self._calls.clear()
+
+    def wait(self, method: str, count: int, predicate: Callable[[Call], bool] | None, timeout: float) -> list[Call]:
+        """Block until `count` recorded calls of `method` match `predicate`; calls already recorded count.
+
+        Args:
+            method: The method name, or "response_url".
+            count: How many matching calls to wait for.
+            predicate: Extra condition on a call; None accepts every call of `method`.
+            timeout: Seconds to wait.
+
+        Returns:
+            The first `count` matching calls, oldest first.
+
+        Raises:
+            StandinTimeoutError: Fewer than `count` matched within `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                matches = [c for c in self._calls if c.method == method and (predicate is None or predicate(c))]
+                remaining = deadline - time.monotonic()
+                if len(matches) >= count:
+                    return matches[:count]
+                if remaining <= 0:
+                    seen = dict(Counter(call.method for call in self._calls))
+                    condition = " matching the predicate" if predicate is not None else ""
+                    raise StandinTimeoutError(
+                        f"waited {timeout} s for {count} {method} call(s){condition}, "
+                        f"got {len(matches)}; calls recorded: {seen}"
+                    )
+                self._changed.wait(remaining)
+
+
+class Faults:
+    """Failures to inject into upcoming HTTP calls; thread-safe so tests can arm them directly."""
+
+    def __init__(self) -> None:
+        """Start with no faults."""
+        self._lock = threading.Lock()
+        self._pending: dict[str, deque[_Fault]] = {}
+        self._outage = False
+
+    def fail_next(self, method: str, error: str, times: int) -> None:
+        """Make the next `times` calls of `method` fail with Slack error code `error`."""
+        self._add(method, _Fault(error, None), times)
+
+    def rate_limit_next(self, method: str, retry_after_s: int, times: int) -> None:
+        """Make the next `times` calls of `method` answer HTTP 429 with `Retry-After: retry_after_s`."""
+        self._add(method, _Fault("ratelimited", retry_after_s), times)
+
+    def _add(self, method: str, fault: _Fault, times: int) -> None:
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        with self._lock:
+            self._pending.setdefault(method, deque()).extend([fault] * times)
+
+    def start_outage(self) -> None:
+        """Answer every HTTP call with 503 until `clear()`."""
+        with self._lock:
+            self._outage = True
+
+    def clear(self) -> None:
+        """End an outage and drop every pending fault."""
+        with self._lock:
+            self._outage = False
+            self._pending.clear()
+
+    def take(self, method: str) -> tuple[int, str, dict[str, str]] | None:
+        """Consume the fault for this call of `method`, if any.
+
+        Returns:
+            (HTTP status, Slack error code, extra headers), or None to answer normally.
+        """
+        with self._lock:
+            if self._outage:
+                return 503, "service_unavailable", {}
+            queue = self._pending.get(method)
+            if not queue:
+                return None
+            fault = queue.popleft()
+        if fault.retry_after_s is None:
+            return 200, fault.error, {}
+        return 429, fault.error, {"Retry-After": str(fault.retry_after_s)}
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What exists only while the server runs."""
+
+    api: WebApi
+    runner: web.AppRunner
+    sockets_changed: asyncio.Condition
+
+
+@dataclass
+class _PendingAck:
+    envelope: Body
+    future: asyncio.Future[Ack]
+    sent_at: float = 0.0
+
+
+class StandinServer:
+    """The HTTP and WebSocket side of the stand-in. All async methods run on the server's loop."""
+
+    def __init__(self, *, bot_token: str, app_token: str, scopes: Collection[str], port: int = 0) -> None:
+        """Configure the server; `start()` binds it.
+
+        Args:
+            bot_token: The accepted bot token.
+            app_token: The accepted app-level token.
+            scopes: The bot token's scopes.
+            port: The TCP port on 127.0.0.1; 0 picks a free one.
+        """
+        self.calls = CallLog()
+        self.faults = Faults()
+        self._bot_token = bot_token
+        self._app_token = app_token
+        self._scopes = frozenset(scopes)
+        self._port = port
+        self._origin = ""
+        self._live: _Live | None = None
+        # Sockets that get envelopes, newest last, with their serial numbers; retired ones
+        # (sent a disconnect) leave this list but stay open, and still deliver acks.
+        self._active: list[tuple[int, web.WebSocketResponse]] = []
+        self._open: set[web.WebSocketResponse] = set()
+        self._connections = 0
+        self._pending: dict[str, _PendingAck] = {}
+
+    @property
+    def origin(self) -> str:
+        """The server's "http://127.0.0.1:<port>"; empty until started."""
+        return self._origin
+
+    async def start(self) -> None:
+        """Bind to 127.0.0.1 and start serving."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/response/{id}", self._handle_response_url)
+        app.router.add_get("/socket", self._handle_socket)
+        # A short shutdown timeout: by then every WebSocket is closed, so nothing is left to wait for.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self._port).start()
+        self._origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        api = WebApi(bot_token=self._bot_token, app_token=self._app_token, scopes=self._scopes, origin=self._origin)
+        self._live = _Live(api, runner, asyncio.Condition())
+
+    @property
+    def _started(self) -> _Live:
+        if self._live is None:
+            raise StandinError("the stand-in is not running")
+        return self._live
+
+    async def stop(self) -> None:
+        """Close every WebSocket (clients see a close frame), fail waiting sends, stop serving."""
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(StandinError("the stand-in stopped before the ack arrived"))
+        if self._live is None:
+            return
+        await self._close_sockets()
+        await self._live.runner.cleanup()
+        self._live = None
+
+    # --- Web API and response URLs -------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        received_at = time.perf_counter()
+        method = request.match_info["method"]
+        params = {**request.query, **await _read_body(request)}
+        token = _bearer_token(request)
+        # Slack accepts the token as a form field too; it never belongs to the arguments.
+        field_token = params.pop("token", None)
+        token = token or (str(field_token) if field_token is not None else None)
+        for key in _JSON_FIELDS:
+            if isinstance(params.get(key), str):
+                params[key] = _json_or_text(params[key])
+        fault = self.faults.take(method)
+        headers: dict[str, str] = {}
+        if fault is not None:
+            status, error, headers = fault
+            body: Body = {"ok": False, "error": error}
+        else:
+            reply = self._started.api.handle(method, params, token)
+            status, body, headers = 200, reply.body, reply.headers
+        self.calls.append(Call(method, params, token, request.path, received_at, status, body))
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        received_at = time.perf_counter()
+        params = await _read_body(request)
+        fault = self.faults.take(RESPONSE_URL_METHOD)
+        headers: dict[str, str] = {}
+        if fault is not None:
+            status, error, headers = fault
+            # Response URLs answer in plain text; their errors are 4xx, not Slack's 200 + ok:false.
+            status = 400 if status == 200 else status
+        elif not params.get("delete_original") and not any(
+            params.get(key) for key in ("text", "blocks", "attachments")
+        ):
+            status, error = 400, "no_text"
+        else:
+            status, error = 200, ""
+        body: Body = {"ok": True} if status == 200 else {"ok": False, "error": error}
+        self.calls.append(Call(RESPONSE_URL_METHOD, params, None, request.path, received_at, status, body))
+        return web.Response(text="ok" if status == 200 else error, status=status, headers=headers)
+
+    # --- Socket Mode ---------------------------------------------------------------------------
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        live = self._started
+        if not live.api.ticket_issued(request.query.get("ticket", "")):
+            raise web.HTTPUnauthorized(text="unknown ticket; call apps.connections.open first")
+        # autoping answers the SDK's pings (it reconnects when pongs stop); the short timeout
+        # bounds how long closing waits for the client's close frame.
+        ws = web.WebSocketResponse(autoping=True, timeout=1.0)
+        await ws.prepare(request)
+        self._open.add(ws)
+        try:
+            self._connections += 1
+            serial = self._connections
+            # hello goes out before the socket can receive envelopes, as on Slack.
+            await ws.send_str(json.dumps(payloads.hello(num_connections=len(self._active) + 1)))
+            async with live.sockets_changed:
+                self._active.append((serial, ws))
+                live.sockets_changed.notify_all()
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._receive_ack(message.data)
+        finally:
+            self._open.discard(ws)
+            async with live.sockets_changed:
+                self._active = [(n, s) for n, s in self._active if s is not ws]
+                live.sockets_changed.notify_all()
+        return ws
+
+    def _receive_ack(self, data: str) -> None:
+        received_at = time.perf_counter()
+        try:
+            ack = json.loads(data)
+            envelope_id = ack["envelope_id"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("stand-in ignored a Socket Mode message that is not an ack: %.200s", data)
+            return
+        pending = self._pending.get(envelope_id)
+        if pending is None or pending.future.done():
+            log.warning("stand-in got an ack for an unknown or already acked envelope %s", envelope_id)
+            return
+        latency_s = received_at - pending.sent_at
+        pending.future.set_result(Ack(envelope_id, ack.get("payload"), latency_s, pending.envelope))
+
+    async def wait_connected(self, timeout: float) -> int:
+        """Wait until a client holds a socket that got its hello and was not sent a disconnect.
+
+        Returns:
+            The serial number of the newest such connection (1 for the first ever).
+
+        Raises:
+            StandinTimeoutError: No client connected within `timeout` seconds.
+        """
+        sockets_changed = self._started.sockets_changed
+        async with sockets_changed:
+            try:
+                await asyncio.wait_for(sockets_changed.wait_for(lambda: bool(self._active)), timeout)
+            except asyncio.TimeoutError:
+                raise StandinTimeoutError(
+                    f"waited {timeout} s for a Socket Mode client to connect "
+                    f"(apps.connections.open calls so far: {len(self.calls.snapshot('apps.connections.open'))})"
+                ) from None
+            return self._active[-1][0]
+
+    async def push(self, envelopes: Sequence[Body], timeout: float) -> list[Ack]:
+        """Send envelopes back to back on the newest socket and wait for all their acks.
+
+        Args:
+            envelopes: Envelopes from `payloads.envelope`, each with a fresh `envelope_id`.
+            timeout: Seconds for everything: waiting for a client, sending, and all acks.
+
+        Returns:
+            The acks, in the order of `envelopes`.
+
+        Raises:
+            StandinTimeoutError: No client connected, or some acks did not arrive, in time.
+            StandinError: The socket closed while sending, or the stand-in stopped.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self.wait_connected(timeout)
+        ws = self._active[-1][1]
+        batch = [_PendingAck(envelope, loop.create_future()) for envelope in envelopes]
+        for pending in batch:
+            self._pending[pending.envelope["envelope_id"]] = pending
+        try:
+            for pending in batch:
+                pending.sent_at = time.perf_counter()
+                try:
+                    await ws.send_str(json.dumps(pending.envelope))
+                except ConnectionError as error:
+                    # The client closed the socket between our check and the send.
+                    raise StandinError(
+                        f"the Socket Mode socket closed while sending {pending.envelope['type']} "
+                        f"envelope {pending.envelope['envelope_id']}"
+                    ) from error
+            gathered = asyncio.gather(*(pending.future for pending in batch))
+            return list(await asyncio.wait_for(gathered, max(0.0, deadline - loop.time())))
+        except asyncio.TimeoutError:
+            missing = [p.envelope for p in batch if not p.future.done() or p.future.cancelled()]
+            described = ", ".join(f"{e['type']} {e['envelope_id']}" for e in missing[:5])
+            raise StandinTimeoutError(
+                f"waited {timeout} s for acks of {len(batch)} envelope(s); "
+                f"{len(missing)} never came: {described}{' ...' if len(missing) > 5 else ''}"
+            ) from None
+        finally:
+            for pending in batch:
+                self._pending.pop(pending.envelope["envelope_id"], None)
+
+    async def disconnect(self, reason: str) -> None:
+        """Send a `disconnect` message on every socket and route no more envelopes to them.
+
+        The sockets stay open, as on Slack: the client opens a new one and closes the old.
+        """
+        async with self._started.sockets_changed:
+            retiring, self._active = self._active, []
+        for _, ws in retiring:
+            await ws.send_str(json.dumps(payloads.disconnect(reason)))
+
+    async def drop_connections(self) -> None:
+        """Close every socket without warning, as a network failure or a Slack restart would."""
+        await self._close_sockets()
+
+    async def _close_sockets(self) -> None:
+        async with self._started.sockets_changed:
+            self._active = []
+        for ws in list(self._open):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"stand-in closed the connection")
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _read_body(request: web.Request) -> Body:
+    # Parsed by hand: slack_sdk's sync client sends a form body even with GET (users.info),
+    # which aiohttp's request.post() ignores.
+    raw = await request.read()
+    if not raw:
+        return {}
+    if request.content_type == "application/json":
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            raise web.HTTPBadRequest(text="invalid_json") from None
+        return decoded if isinstance(decoded, dict) else {}
+    return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
