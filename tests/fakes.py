@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+
+from gpubot.core.errors import AlreadyHeld, ClaimNotActive
+from gpubot.core.models import (
+    Claim,
+    ClaimEvent,
+    ClaimStatus,
+    EventKind,
+    Gpu,
+    NewClaim,
+    Notice,
+    OutboxItem,
+)
 
 
 class FakeClock:
@@ -20,3 +35,222 @@ class FakeClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+@dataclass
+class _OutboxRecord:
+    id: int
+    notice: Notice
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+
+class InMemoryClaimStore:
+    """A dict-based `ClaimStore` for unit tests, held to `SqlClaimStore`'s contract.
+
+    tests/storage/test_claim_store.py runs the same tests against both, so behaviour the core relies on
+    (conflicts naming the holder, conditional updates, outbox rows, window edges, UTC times) cannot drift.
+    One lock makes each method atomic, as one transaction is in the real store.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gpus: dict[tuple[str, str], tuple[Gpu, bool]] = {}
+        self._claims: dict[int, Claim] = {}
+        self._events: list[ClaimEvent] = []
+        self._outbox: dict[int, _OutboxRecord] = {}
+        self._next_claim_id = 1
+        self._next_notice_id = 1
+
+    def sync_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> None:
+        _require_aware(now=now)
+        if any(gpu.host != host for gpu in gpus):
+            raise ValueError(f"every GPU synced for {host!r} must name that host")
+        uuids = [gpu.uuid for gpu in gpus]
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("a GPU UUID appears twice in one sync")
+        with self._lock:
+            for key, (gpu, _present) in list(self._gpus.items()):
+                if gpu.host == host and gpu.uuid not in uuids:
+                    self._gpus[key] = (gpu, False)
+            for gpu in gpus:
+                self._gpus[(host, gpu.uuid)] = (gpu, True)
+
+    def list_gpus(self, host: str) -> list[Gpu]:
+        with self._lock:
+            present = [gpu for gpu, is_present in self._gpus.values() if gpu.host == host and is_present]
+        return sorted(present, key=lambda gpu: (gpu.index, gpu.uuid))
+
+    def active_claims(self, host: str | None = None) -> list[Claim]:
+        with self._lock:
+            claims = [
+                claim
+                for claim in self._claims.values()
+                if claim.status is ClaimStatus.ACTIVE and (host is None or claim.host == host)
+            ]
+        return sorted(claims, key=lambda claim: (claim.host, claim.gpu_index, claim.id))
+
+    def get_claim(self, claim_id: int) -> Claim | None:
+        with self._lock:
+            return self._claims.get(claim_id)
+
+    def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+        for new in new_claims:
+            _require_aware(started_at=new.started_at, ends_at=new.ends_at)
+        keys = [(new.gpu.host, new.gpu.uuid) for new in new_claims]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two of the claims are for the same GPU")
+        with self._lock:
+            holders = {
+                (claim.host, claim.gpu_uuid): claim
+                for claim in self._claims.values()
+                if claim.status is ClaimStatus.ACTIVE
+            }
+            for new in new_claims:
+                holder = holders.get((new.gpu.host, new.gpu.uuid))
+                if holder is not None:
+                    raise AlreadyHeld(new.gpu.index, holder.user_id, holder.ends_at)
+            created = []
+            for new in new_claims:
+                claim = Claim(
+                    id=self._next_claim_id,
+                    host=new.gpu.host,
+                    gpu_uuid=new.gpu.uuid,
+                    gpu_index=new.gpu.index,
+                    user_id=new.user_id,
+                    purpose=new.purpose,
+                    started_at=_utc(new.started_at),
+                    ends_at=_utc(new.ends_at),
+                )
+                self._next_claim_id += 1
+                self._claims[claim.id] = claim
+                self._events.append(ClaimEvent(claim.id, EventKind.CLAIMED, new.user_id, _utc(new.started_at)))
+                created.append(claim)
+            return created
+
+    def end_claim(
+        self,
+        claim_id: int,
+        status: ClaimStatus,
+        event: EventKind,
+        actor_id: str | None,
+        now: datetime,
+        notice: Notice | None = None,
+    ) -> Claim:
+        if status is ClaimStatus.ACTIVE:
+            raise ValueError("a claim cannot be ended into the active status")
+        _require_aware(now=now)
+        with self._lock:
+            claim = self._active(claim_id)
+            ended = replace(claim, status=status, ended_at=_utc(now), ended_by=actor_id)
+            self._claims[claim_id] = ended
+            self._events.append(ClaimEvent(claim_id, event, actor_id, _utc(now)))
+            if notice is not None:
+                self._queue(notice, now)
+            return ended
+
+    def extend_claim(self, claim_id: int, ends_at: datetime, actor_id: str, now: datetime) -> Claim:
+        _require_aware(ends_at=ends_at, now=now)
+        with self._lock:
+            claim = self._active(claim_id)
+            extended = replace(claim, ends_at=_utc(ends_at), warned_at=None)
+            self._claims[claim_id] = extended
+            detail = {"from": claim.ends_at.isoformat(), "to": _utc(ends_at).isoformat()}
+            self._events.append(ClaimEvent(claim_id, EventKind.EXTENDED, actor_id, _utc(now), detail))
+            return extended
+
+    def claims_to_warn(self, now: datetime, warn_before: timedelta) -> list[Claim]:
+        _require_aware(now=now)
+        with self._lock:
+            due = [
+                claim
+                for claim in self._claims.values()
+                if claim.status is ClaimStatus.ACTIVE
+                and claim.warned_at is None
+                and now < claim.ends_at <= now + warn_before
+            ]
+        return sorted(due, key=lambda claim: (claim.ends_at, claim.id))
+
+    def mark_warned(self, claim_id: int, now: datetime, notice: Notice) -> bool:
+        _require_aware(now=now)
+        with self._lock:
+            claim = self._claims.get(claim_id)
+            if claim is None or claim.status is not ClaimStatus.ACTIVE or claim.warned_at is not None:
+                return False
+            self._claims[claim_id] = replace(claim, warned_at=_utc(now))
+            self._events.append(ClaimEvent(claim_id, EventKind.WARNED, None, _utc(now)))
+            self._queue(notice, now)
+            return True
+
+    def claims_past_end(self, now: datetime) -> list[Claim]:
+        _require_aware(now=now)
+        with self._lock:
+            due = [
+                claim for claim in self._claims.values() if claim.status is ClaimStatus.ACTIVE and claim.ends_at <= now
+            ]
+        return sorted(due, key=lambda claim: (claim.ends_at, claim.id))
+
+    def pending_notices(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        _require_aware(now=now)
+        with self._lock:
+            due = sorted(
+                (item for item in self._outbox.values() if item.sent_at is None and item.next_attempt_at <= now),
+                key=lambda item: (item.created_at, item.id),
+            )[:limit]
+            return [
+                OutboxItem(
+                    id=item.id,
+                    notice=item.notice,
+                    claim=self._claims[item.notice.claim_id],
+                    attempts=item.attempts,
+                )
+                for item in due
+            ]
+
+    def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
+        _require_aware(now=now)
+        with self._lock:
+            item = self._outbox.get(notice_id)
+            if item is not None and item.sent_at is None:
+                item.sent_at = _utc(now)
+
+    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
+        _require_aware(retry_at=retry_at)
+        with self._lock:
+            item = self._outbox.get(notice_id)
+            if item is not None and item.sent_at is None:
+                item.attempts += 1
+                item.next_attempt_at = _utc(retry_at)
+                item.last_error = error
+
+    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
+        with self._lock:
+            return [event for event in self._events if claim_id is None or event.claim_id == claim_id]
+
+    def _active(self, claim_id: int) -> Claim:
+        claim = self._claims.get(claim_id)
+        if claim is None or claim.status is not ClaimStatus.ACTIVE:
+            raise ClaimNotActive(claim_id)
+        return claim
+
+    def _queue(self, notice: Notice, now: datetime) -> None:
+        if notice.claim_id not in self._claims:
+            # The real store's foreign key refuses this too.
+            raise ValueError(f"notice for unknown claim {notice.claim_id}")
+        self._outbox[self._next_notice_id] = _OutboxRecord(
+            id=self._next_notice_id, notice=notice, created_at=_utc(now), next_attempt_at=_utc(now)
+        )
+        self._next_notice_id += 1
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+def _require_aware(**times: datetime) -> None:
+    for name, value in times.items():
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")

@@ -42,3 +42,5 @@ def configure_logging(level: int, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic announces each of its plugins at INFO on every start; only its migration lines are news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))

@@ -45,6 +45,8 @@ def test_looks_like_duration_is_about_shape_only():
         (timedelta(hours=2, seconds=13), "2h"),
         (timedelta(days=1, hours=2, minutes=3), "1d 2h"),
         (timedelta(seconds=-5), "0m"),
+        (timedelta(hours=2) - timedelta(milliseconds=3), "2h"),
+        (timedelta(minutes=89, seconds=31), "1h 30m"),
     ],
 )
 def test_formats_compactly(delta, text):

@@ -37,8 +37,13 @@ def looks_like_duration(text: str) -> bool:
 
 
 def format_duration(duration: timedelta) -> str:
-    """Format compactly, largest units first: `1d 2h`, `1h 30m`, `45s`; rounds down to the second."""
-    seconds = max(int(duration.total_seconds()), 0)
+    """Format compactly, largest units first: `1d 2h`, `1h 30m`, `45s`.
+
+    Spans of a minute or more round to the nearest minute, so a fresh 2 h claim reads `2h`, not `1h 59m`.
+    """
+    seconds = max(round(duration.total_seconds()), 0)
+    if seconds >= 60:
+        seconds = round(seconds / 60) * 60
     if seconds == 0:
         return "0m"
     parts = []

@@ -99,7 +99,8 @@ def claim_message(outcome: ClaimOutcome, now: datetime, timezone: ZoneInfo) -> M
         f"✅ You have *{noun} {indices}* until {date_token(first.ends_at, timezone)}"
         f" ({format_duration(first.ends_at - now)}).\n"
         f"for: {escape(first.purpose)}\n"
-        f"Use {'it' if len(claims) == 1 else 'them'} with `CUDA_VISIBLE_DEVICES={indices}`"
+        # PCI_BUS_ID makes CUDA number GPUs as nvidia-smi and NVML do; its default order can differ.
+        f"Use {'it' if len(claims) == 1 else 'them'} with `CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES={indices}`"
     )
     return Message(text=f"You have {noun} {indices}", blocks=[section(text)])
 

@@ -1,0 +1,43 @@
+"""Telemetry sampled in the background, so no request ever waits on NVML or a subprocess."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gpubot.core.errors import TelemetryError
+from gpubot.core.models import HostSample
+from gpubot.core.ports import Telemetry
+
+logger = logging.getLogger(__name__)
+
+
+class TelemetrySampler:
+    """Keeps the latest sample of every GPU; tells its listener when the set of GPUs changes."""
+
+    def __init__(self, telemetry: Telemetry, on_inventory_change: Callable[[HostSample], None]) -> None:
+        self._telemetry = telemetry
+        self._on_inventory_change = on_inventory_change
+        self._inventory: tuple[tuple[int, str, str | None], ...] | None = None
+        self._last_error: str | None = None
+        self.latest: HostSample | None = None
+
+    def sample_once(self) -> HostSample | None:
+        """Read every GPU now (blocking: call it off the event loop). A failed read is logged once per cause."""
+        try:
+            sample = self._telemetry.sample()
+        except TelemetryError as error:
+            if error.message != self._last_error:
+                logger.error("telemetry (%s) failed: %s", self._telemetry.backend_name, error.message)
+                self._last_error = error.message
+            self.latest = None
+            return None
+        if self._last_error is not None:
+            logger.info("telemetry (%s) is back", self._telemetry.backend_name)
+            self._last_error = None
+        inventory = tuple((gpu.index, gpu.uuid, gpu.name) for gpu in sample.gpus)
+        if inventory != self._inventory:
+            self._on_inventory_change(sample)
+            self._inventory = inventory
+        self.latest = sample
+        return sample

@@ -1,0 +1,84 @@
+"""The `/gpu` slash command: parse, one service call off the event loop, render. No rules live here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from gpubot.core.commands import (
+    ClaimCommand,
+    Command,
+    ExtendCommand,
+    HelpCommand,
+    RealtimeCommand,
+    ReleaseCommand,
+    StatusCommand,
+    parse_command,
+)
+from gpubot.core.errors import GpubotError
+from gpubot.core.load import LoadThresholds
+from gpubot.core.models import HostSample
+from gpubot.core.service import ClaimService
+from gpubot.slack import blocks
+from gpubot.slack.blocks import Message
+
+logger = logging.getLogger(__name__)
+
+
+class SlashCommands:
+    """Answers `/gpu …` from local state: the database and the telemetry sampled in the background."""
+
+    def __init__(
+        self,
+        service: ClaimService,
+        latest_sample: Callable[[], HostSample | None],
+        timezone: ZoneInfo,
+        thresholds: LoadThresholds,
+        after_change: Callable[[], None],
+    ) -> None:
+        self._service = service
+        self._latest_sample = latest_sample
+        self._timezone = timezone
+        self._thresholds = thresholds
+        self._after_change = after_change
+
+    async def answer(self, user_id: str, text: str) -> Message:
+        """The reply to `/gpu <text>` from `user_id`: a result, or a message saying what was wrong."""
+        try:
+            command = parse_command(text)
+            return await self._run(user_id, command)
+        except GpubotError as error:
+            return blocks.error_message(error)
+        except Exception:
+            # The one boundary where an unexpected failure becomes a reply, so Slack still gets its ack.
+            logger.exception("/gpu %r from %s failed", text, user_id)
+            return blocks.internal_error_message()
+
+    async def _run(self, user_id: str, command: Command) -> Message:
+        service = self._service
+        policy = service.policy
+        match command:
+            case StatusCommand():
+                dashboard = await asyncio.to_thread(service.dashboard, self._latest_sample())
+                return blocks.status_message(dashboard, policy, self._timezone)
+            case RealtimeCommand():
+                sample = self._latest_sample()
+                dashboard = await asyncio.to_thread(service.dashboard, sample)
+                return blocks.realtime_message(dashboard, sample, self._thresholds)
+            case HelpCommand():
+                return blocks.help_message(policy)
+            case ClaimCommand(selection, purpose, duration):
+                claimed = await asyncio.to_thread(service.claim, user_id, selection, purpose, duration)
+                self._after_change()
+                return blocks.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
+            case ReleaseCommand(selection):
+                released = await asyncio.to_thread(service.release, user_id, selection)
+                self._after_change()
+                return blocks.release_message(released)
+            case ExtendCommand(selection, duration):
+                extended = await asyncio.to_thread(service.extend, user_id, selection, duration)
+                self._after_change()
+                return blocks.extend_message(extended, policy, extended.now, self._timezone)
+        raise TypeError(f"unhandled command {command!r}")  # parse_command returns only the cases above

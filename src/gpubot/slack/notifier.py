@@ -1,0 +1,86 @@
+"""Delivers the outbox: the DMs gpubot owes people, retried while Slack is unreachable or rate-limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from gpubot.core.models import OutboxItem
+from gpubot.core.outbox import Outbox
+from gpubot.slack import blocks
+
+logger = logging.getLogger(__name__)
+
+
+class NoticeSender:
+    """Posts due notices as DMs; the outbox row is marked sent only after Slack accepted the message."""
+
+    def __init__(self, outbox: Outbox, client: AsyncWebClient, timezone: ZoneInfo) -> None:
+        self._outbox = outbox
+        self._client = client
+        self._timezone = timezone
+        self._dm_channels: dict[str, str] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll (called after a change that may have queued a DM)."""
+        self._wake.set()
+
+    async def run(self, poll_interval: timedelta) -> None:
+        """Deliver due notices until cancelled."""
+        while True:
+            await self.deliver_due()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll_interval.total_seconds())
+            self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        """Try every due notice once; returns how many Slack accepted."""
+        delivered = 0
+        for item in await asyncio.to_thread(self._outbox.due):
+            if await self._deliver(item):
+                delivered += 1
+        return delivered
+
+    async def _deliver(self, item: OutboxItem) -> bool:
+        message = blocks.notice_message(item, self._timezone)
+        try:
+            channel = await self._dm_channel(item.notice.user_id)
+            await self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        except SlackApiError as error:
+            retry_after = _retry_after(error)
+            reason = str(error.response.get("error", "")) or f"HTTP {error.response.status_code}"
+            logger.warning("DM %s to %s failed: %s", item.id, item.notice.user_id, reason)
+            await asyncio.to_thread(self._outbox.failed, item, reason, retry_after)
+            return False
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            logger.warning("DM %s to %s failed: Slack unreachable (%r)", item.id, item.notice.user_id, error)
+            await asyncio.to_thread(self._outbox.failed, item, f"unreachable: {error!r}")
+            return False
+        await asyncio.to_thread(self._outbox.delivered, item)
+        return True
+
+    async def _dm_channel(self, user_id: str) -> str:
+        channel = self._dm_channels.get(user_id)
+        if channel is None:
+            response = await self._client.conversations_open(users=user_id)
+            channel = str(response["channel"]["id"])
+            self._dm_channels[user_id] = channel
+        return channel
+
+
+def _retry_after(error: SlackApiError) -> timedelta | None:
+    if error.response.status_code != 429:
+        return None
+    value = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
+    try:
+        return timedelta(seconds=int(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None

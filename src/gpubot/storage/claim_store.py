@@ -1,0 +1,572 @@
+"""`SqlClaimStore`: the core's `ClaimStore` port on SQLAlchemy (SQLite or PostgreSQL).
+
+Every public method is one transaction. Rows are converted to the core's frozen dataclasses before the
+transaction ends, so no ORM object leaves this module. Races are decided by the database: the partial
+unique index on active claims picks one winner among concurrent claims, and every state change is a
+conditional ``UPDATE ... WHERE status = 'active'`` so a retried or racing change applies at most once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, Insert, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from gpubot.core.errors import AlreadyHeld, ClaimNotActive, StoreBusy
+from gpubot.core.models import (
+    Claim,
+    ClaimEvent,
+    ClaimStatus,
+    EventKind,
+    Gpu,
+    NewClaim,
+    Notice,
+    NoticeKind,
+    OutboxItem,
+)
+from gpubot.storage.engine import read_only
+from gpubot.storage.tables import ClaimEventRow, ClaimRow, GpuRow, OutboxRow
+
+_ACTIVE = ClaimStatus.ACTIVE.value
+
+# How often a claim that lost the unique-index race looks for the winner and, finding none (it ended in
+# between), tries again before answering "busy".
+_CREATE_ATTEMPTS = 3
+
+# A delivery error is kept for operators; a whole HTML error page is not useful there.
+_MAX_ERROR_CHARS = 2000
+
+# SQLite reports a lock it waited `BUSY_TIMEOUT_MS` for with one of these messages.
+_LOCKED_MESSAGES = ("database is locked", "database table is locked", "database schema is locked")
+
+_SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+class SqlClaimStore:
+    """Claims, their audit log and the DM outbox in a SQL database migrated to head.
+
+    Args:
+        engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
+
+    Raises:
+        ValueError: the engine's database is neither SQLite nor PostgreSQL.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in _SUPPORTED_DIALECTS:
+            raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
+        self._engine = engine
+        self._read_engine = read_only(engine)
+
+    # -- GPUs ---------------------------------------------------------------------------------------
+
+    def sync_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> None:
+        """Record the GPUs `host` has now (by UUID); those no longer present stop being listed.
+
+        Args:
+            host: the host that was sampled.
+            gpus: every GPU it has now; each must name `host`.
+            now: when they were seen.
+
+        Raises:
+            ValueError: a GPU names another host, a UUID appears twice, or `now` is naive.
+            StoreBusy: the database stayed locked.
+        """
+        _require_aware(now=now)
+        if any(gpu.host != host for gpu in gpus):
+            raise ValueError(f"every GPU synced for {host!r} must name that host")
+        uuids = [gpu.uuid for gpu in gpus]
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("a GPU UUID appears twice in one sync")
+        with self._writing() as session:
+            if gpus:
+                session.execute(self._upsert_gpus(host, gpus, now))
+            session.execute(
+                update(GpuRow)
+                .where(GpuRow.host == host, GpuRow.present.is_(True), GpuRow.uuid.not_in(uuids))
+                .values(present=False)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _upsert_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> Insert:
+        # INSERT ... ON CONFLICT, so that two syncs of one host at once (a restart overlapping the old
+        # process) cannot race into a unique-constraint error; SQLite and PostgreSQL spell it alike.
+        rows = [
+            {
+                "host": host,
+                "uuid": gpu.uuid,
+                "index": gpu.index,
+                "name": gpu.name,
+                "present": True,
+                "last_seen_at": now,
+            }
+            for gpu in gpus
+        ]
+        if self._engine.dialect.name == "postgresql":
+            pg_stmt = postgresql.insert(GpuRow).values(rows)
+            excluded = pg_stmt.excluded
+            return pg_stmt.on_conflict_do_update(
+                index_elements=["host", "uuid"],
+                set_={key: excluded[key] for key in ("index", "name", "present", "last_seen_at")},
+            )
+        lite_stmt = sqlite.insert(GpuRow).values(rows)
+        excluded = lite_stmt.excluded
+        return lite_stmt.on_conflict_do_update(
+            index_elements=["host", "uuid"],
+            set_={key: excluded[key] for key in ("index", "name", "present", "last_seen_at")},
+        )
+
+    def list_gpus(self, host: str) -> list[Gpu]:
+        """The GPUs present on `host`, ordered by index.
+
+        Args:
+            host: the host to list.
+
+        Returns:
+            Its present GPUs; GPUs it no longer reports are left out.
+        """
+        with self._reading() as session:
+            rows = session.scalars(
+                select(GpuRow).where(GpuRow.host == host, GpuRow.present.is_(True)).order_by(GpuRow.index, GpuRow.uuid)
+            )
+            return [Gpu(host=row.host, uuid=row.uuid, index=row.index, name=row.name) for row in rows]
+
+    # -- Claims -------------------------------------------------------------------------------------
+
+    def active_claims(self, host: str | None = None) -> list[Claim]:
+        """Active claims (of one host, or all), ordered by host and GPU index.
+
+        Args:
+            host: only this host's claims; None for every host.
+
+        Returns:
+            The active claims.
+        """
+        query = select(ClaimRow).where(ClaimRow.status == _ACTIVE)
+        if host is not None:
+            query = query.where(ClaimRow.host == host)
+        with self._reading() as session:
+            rows = session.scalars(query.order_by(ClaimRow.host, ClaimRow.gpu_index, ClaimRow.id))
+            return [_to_claim(row) for row in rows]
+
+    def get_claim(self, claim_id: int) -> Claim | None:
+        """One claim by id, whatever its status.
+
+        Args:
+            claim_id: the claim's id.
+
+        Returns:
+            The claim, or None when there is no such claim.
+        """
+        with self._reading() as session:
+            row = session.get(ClaimRow, claim_id)
+            return _to_claim(row) if row is not None else None
+
+    def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+        """Write several claims all or nothing, each with a `claimed` event.
+
+        Args:
+            new_claims: the claims to write, each of a different GPU.
+
+        Returns:
+            The claims as written (with their ids), in the order given.
+
+        Raises:
+            AlreadyHeld: one of the GPUs already has an active claim; nothing was written. It names the
+                holder at the moment of the refusal.
+            StoreBusy: the database stayed locked.
+            ValueError: two of `new_claims` are for the same GPU, or a time is naive.
+        """
+        for new in new_claims:
+            _require_aware(started_at=new.started_at, ends_at=new.ends_at)
+        keys = [(new.gpu.host, new.gpu.uuid) for new in new_claims]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two of the claims are for the same GPU")
+        if not new_claims:
+            return []
+        for _ in range(_CREATE_ATTEMPTS):
+            try:
+                return self._insert_claims(new_claims)
+            except IntegrityError as exc:
+                # The partial unique index refused one of them. Everything was rolled back, so name
+                # whoever holds that GPU now.
+                refusal = self._already_held(new_claims)
+                if refusal is not None:
+                    raise refusal from exc
+                # The holder released in between: the GPU is free again, so try again.
+        raise StoreBusy()
+
+    def _insert_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+        with self._writing() as session:
+            rows = [
+                ClaimRow(
+                    host=new.gpu.host,
+                    gpu_uuid=new.gpu.uuid,
+                    gpu_index=new.gpu.index,
+                    user_id=new.user_id,
+                    purpose=new.purpose,
+                    started_at=new.started_at,
+                    ends_at=new.ends_at,
+                    status=_ACTIVE,
+                )
+                for new in new_claims
+            ]
+            session.add_all(rows)
+            session.flush()
+            session.add_all(
+                _event_row(row.id, EventKind.CLAIMED, new.user_id, new.started_at)
+                for row, new in zip(rows, new_claims, strict=False)
+            )
+            session.flush()
+            return [_to_claim(row) for row in rows]
+
+    def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
+        wanted = or_(*(and_(ClaimRow.host == new.gpu.host, ClaimRow.gpu_uuid == new.gpu.uuid) for new in new_claims))
+        with self._reading() as session:
+            holders = {
+                (row.host, row.gpu_uuid): _to_claim(row)
+                for row in session.scalars(select(ClaimRow).where(ClaimRow.status == _ACTIVE, wanted))
+            }
+        for new in new_claims:
+            holder = holders.get((new.gpu.host, new.gpu.uuid))
+            if holder is not None:
+                return AlreadyHeld(new.gpu.index, holder.user_id, holder.ends_at)
+        return None
+
+    def end_claim(
+        self,
+        claim_id: int,
+        status: ClaimStatus,
+        event: EventKind,
+        actor_id: str | None,
+        now: datetime,
+        notice: Notice | None = None,
+    ) -> Claim:
+        """End an active claim (released or expired), with its event and optional DM, in one transaction.
+
+        Args:
+            claim_id: the claim to end.
+            status: `RELEASED` or `EXPIRED`.
+            event: the audit event to record (`released`, `expired` or `force_released`).
+            actor_id: who ended it; None when the bot did (expiry).
+            now: when it ended.
+            notice: a DM to queue in the outbox with the change.
+
+        Returns:
+            The claim as it is now.
+
+        Raises:
+            ClaimNotActive: the claim had already ended (or never existed); nothing was written.
+            StoreBusy: the database stayed locked.
+            ValueError: `status` is `ACTIVE`, or `now` is naive.
+        """
+        if status is ClaimStatus.ACTIVE:
+            raise ValueError("a claim cannot be ended into the active status")
+        _require_aware(now=now)
+        with self._writing() as session:
+            if not _update_active(session, claim_id, status=status.value, ended_at=now, ended_by=actor_id):
+                raise ClaimNotActive(claim_id)
+            session.add(_event_row(claim_id, event, actor_id, now))
+            if notice is not None:
+                session.add(_outbox_row(notice, now))
+            return _to_claim(_load_claim(session, claim_id))
+
+    def extend_claim(self, claim_id: int, ends_at: datetime, actor_id: str, now: datetime) -> Claim:
+        """Move an active claim's end to `ends_at` and clear its warning, with an `extended` event.
+
+        Args:
+            claim_id: the claim to extend.
+            ends_at: its new end.
+            actor_id: who extended it.
+            now: when.
+
+        Returns:
+            The claim as it is now.
+
+        Raises:
+            ClaimNotActive: the claim had already ended (or never existed); nothing was written.
+            StoreBusy: the database stayed locked.
+            ValueError: a time is naive.
+        """
+        _require_aware(ends_at=ends_at, now=now)
+        with self._writing() as session:
+            # FOR UPDATE (a no-op on SQLite, where BEGIN IMMEDIATE already holds the write lock) keeps the
+            # "from" of the audit event true under PostgreSQL's READ COMMITTED.
+            previous = session.scalar(
+                select(ClaimRow.ends_at).where(ClaimRow.id == claim_id, ClaimRow.status == _ACTIVE).with_for_update()
+            )
+            if previous is None or not _update_active(session, claim_id, ends_at=ends_at, warned_at=None):
+                raise ClaimNotActive(claim_id)
+            detail = {"from": previous.isoformat(), "to": ends_at.astimezone(timezone.utc).isoformat()}
+            session.add(_event_row(claim_id, EventKind.EXTENDED, actor_id, now, detail))
+            return _to_claim(_load_claim(session, claim_id))
+
+    def claims_to_warn(self, now: datetime, warn_before: timedelta) -> list[Claim]:
+        """Active, not yet warned claims that end within `warn_before` of `now` but have not ended.
+
+        Args:
+            now: the current time.
+            warn_before: how long before its end a claim's holder is warned.
+
+        Returns:
+            Those claims, soonest end first: `now < ends_at <= now + warn_before`.
+        """
+        _require_aware(now=now)
+        query = (
+            select(ClaimRow)
+            .where(
+                ClaimRow.status == _ACTIVE,
+                ClaimRow.warned_at.is_(None),
+                ClaimRow.ends_at > now,
+                ClaimRow.ends_at <= now + warn_before,
+            )
+            .order_by(ClaimRow.ends_at, ClaimRow.id)
+        )
+        with self._reading() as session:
+            return [_to_claim(row) for row in session.scalars(query)]
+
+    def mark_warned(self, claim_id: int, now: datetime, notice: Notice) -> bool:
+        """Set `warned_at` (only if still active and unwarned) and queue the DM.
+
+        Args:
+            claim_id: the claim whose holder is warned.
+            now: when.
+            notice: the warning DM, queued in the same transaction.
+
+        Returns:
+            True when this call warned it; False when it had ended or was already warned (nothing written).
+
+        Raises:
+            StoreBusy: the database stayed locked.
+            ValueError: `now` is naive.
+        """
+        _require_aware(now=now)
+        with self._writing() as session:
+            if not _update_active(session, claim_id, ClaimRow.warned_at.is_(None), warned_at=now):
+                return False
+            session.add(_event_row(claim_id, EventKind.WARNED, None, now))
+            session.add(_outbox_row(notice, now))
+            return True
+
+    def claims_past_end(self, now: datetime) -> list[Claim]:
+        """Active claims whose end is at or before `now`.
+
+        Args:
+            now: the current time.
+
+        Returns:
+            Those claims, earliest end first.
+        """
+        _require_aware(now=now)
+        query = (
+            select(ClaimRow)
+            .where(ClaimRow.status == _ACTIVE, ClaimRow.ends_at <= now)
+            .order_by(ClaimRow.ends_at, ClaimRow.id)
+        )
+        with self._reading() as session:
+            return [_to_claim(row) for row in session.scalars(query)]
+
+    # -- Outbox -------------------------------------------------------------------------------------
+
+    def pending_notices(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Unsent notices whose next attempt is due, oldest first.
+
+        Args:
+            now: the current time.
+            limit: at most this many.
+
+        Returns:
+            The notices, each with its claim as it is now.
+        """
+        _require_aware(now=now)
+        query = (
+            select(OutboxRow, ClaimRow)
+            .join(ClaimRow, OutboxRow.claim_id == ClaimRow.id)
+            .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at <= now)
+            .order_by(OutboxRow.created_at, OutboxRow.id)
+            .limit(limit)
+        )
+        with self._reading() as session:
+            return [
+                OutboxItem(
+                    id=item.id,
+                    notice=Notice(
+                        kind=NoticeKind(item.kind),
+                        user_id=item.user_id,
+                        claim_id=item.claim_id,
+                        actor_id=item.actor_id,
+                    ),
+                    claim=_to_claim(claim),
+                    attempts=item.attempts,
+                )
+                for item, claim in session.execute(query)
+            ]
+
+    def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
+        """Record that Slack accepted the notice; a notice already marked sent keeps its first time.
+
+        Args:
+            notice_id: the outbox item's id.
+            now: when it was sent.
+
+        Raises:
+            StoreBusy: the database stayed locked.
+            ValueError: `now` is naive.
+        """
+        _require_aware(now=now)
+        with self._writing() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == notice_id, OutboxRow.sent_at.is_(None))
+                .values(sent_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
+        """Record a failed delivery; the notice is tried again at `retry_at`.
+
+        Args:
+            notice_id: the outbox item's id.
+            retry_at: when to try again.
+            error: why it failed (kept, shortened, for operators).
+
+        Raises:
+            StoreBusy: the database stayed locked.
+            ValueError: `retry_at` is naive.
+        """
+        _require_aware(retry_at=retry_at)
+        with self._writing() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == notice_id, OutboxRow.sent_at.is_(None))
+                .values(
+                    attempts=OutboxRow.attempts + 1,
+                    next_attempt_at=retry_at,
+                    last_error=error[:_MAX_ERROR_CHARS],
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    # -- Audit log ----------------------------------------------------------------------------------
+
+    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
+        """The audit log (of one claim, or all), oldest first.
+
+        Args:
+            claim_id: only this claim's events; None for all.
+
+        Returns:
+            The events in the order they were written.
+        """
+        query = select(ClaimEventRow).order_by(ClaimEventRow.id)
+        if claim_id is not None:
+            query = query.where(ClaimEventRow.claim_id == claim_id)
+        with self._reading() as session:
+            return [
+                ClaimEvent(
+                    claim_id=row.claim_id,
+                    kind=EventKind(row.kind),
+                    actor_id=row.actor_id,
+                    at=row.at,
+                    detail=json.loads(row.detail),
+                )
+                for row in session.scalars(query)
+            ]
+
+    # -- Transactions -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        # One transaction that may write: BEGIN IMMEDIATE on SQLite (see engine.py), committed on exit.
+        with _locked_as_busy(), Session(self._engine) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with _locked_as_busy(), Session(self._read_engine) as session, session.begin():
+            yield session
+
+
+@contextmanager
+def _locked_as_busy() -> Iterator[None]:
+    # SQLite gives up after its busy timeout; the person waiting in Slack gets "try again", not a trace.
+    try:
+        yield
+    except OperationalError as exc:
+        if any(message in str(exc.orig) for message in _LOCKED_MESSAGES):
+            raise StoreBusy() from exc
+        raise
+
+
+def _update_active(session: Session, claim_id: int, *conditions: Any, **values: Any) -> bool:
+    """Apply `values` to the claim only while it is active (and `conditions` hold); True if it was."""
+    result = session.execute(
+        update(ClaimRow)
+        .where(ClaimRow.id == claim_id, ClaimRow.status == _ACTIVE, *conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+def _load_claim(session: Session, claim_id: int) -> ClaimRow:
+    # populate_existing: the conditional UPDATE above bypassed the identity map.
+    return session.scalars(
+        select(ClaimRow).where(ClaimRow.id == claim_id).execution_options(populate_existing=True)
+    ).one()
+
+
+def _event_row(
+    claim_id: int, kind: EventKind, actor_id: str | None, at: datetime, detail: dict[str, str] | None = None
+) -> ClaimEventRow:
+    return ClaimEventRow(
+        claim_id=claim_id,
+        kind=kind.value,
+        actor_id=actor_id,
+        at=at,
+        detail=json.dumps(detail or {}, sort_keys=True),
+    )
+
+
+def _outbox_row(notice: Notice, now: datetime) -> OutboxRow:
+    return OutboxRow(
+        kind=notice.kind.value,
+        user_id=notice.user_id,
+        claim_id=notice.claim_id,
+        actor_id=notice.actor_id,
+        created_at=now,
+        next_attempt_at=now,
+        attempts=0,
+    )
+
+
+def _to_claim(row: ClaimRow) -> Claim:
+    return Claim(
+        id=row.id,
+        host=row.host,
+        gpu_uuid=row.gpu_uuid,
+        gpu_index=row.gpu_index,
+        user_id=row.user_id,
+        purpose=row.purpose,
+        started_at=row.started_at,
+        ends_at=row.ends_at,
+        status=ClaimStatus(row.status),
+        warned_at=row.warned_at,
+        ended_at=row.ended_at,
+        ended_by=row.ended_by,
+    )
+
+
+def _require_aware(**times: datetime) -> None:
+    # Checked here as well as in UtcDateTime so that the caller gets a plain ValueError naming the
+    # argument, not SQLAlchemy's StatementError wrapper.
+    for name, value in times.items():
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")

@@ -1,0 +1,172 @@
+"""Schema migrations: Alembic driven from code, safe when several processes start at once.
+
+The migration scripts live in the repository's top-level ``alembic/`` and ship inside the wheel as
+``gpubot/_alembic`` (see ``[tool.hatch.build.targets.wheel.force-include]`` in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from gpubot.storage.engine import BUSY_TIMEOUT_MS, make_engine, read_only
+
+# Key of the PostgreSQL advisory lock that serialises migrations ("gpub" in ASCII). Any constant
+# works as long as every gpubot process uses the same one.
+MIGRATION_LOCK_KEY = 0x67707562
+
+# How long a starting process waits on SQLite for another one to finish migrating. Migrations take well
+# under a second on an empty database; this covers a slow disk or a large future data migration.
+_SQLITE_MIGRATION_WAIT_MS = 60_000
+
+
+def script_location() -> Path:
+    """Where the Alembic scripts are: inside the installed wheel, else the source checkout's ``alembic/``.
+
+    Returns:
+        The directory holding ``env.py`` and ``versions/``.
+
+    Raises:
+        FileNotFoundError: neither location holds the scripts (a broken install).
+    """
+    packaged = resources.files("gpubot") / "_alembic"
+    candidates: list[Path] = []
+    if isinstance(packaged, Path):
+        candidates.append(packaged)
+    # src/gpubot/storage/migrate.py -> the repository root, for editable installs and source checkouts.
+    candidates.append(Path(__file__).resolve().parents[3] / "alembic")
+    for candidate in candidates:
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError("gpubot's Alembic scripts are missing; looked in " + ", ".join(str(c) for c in candidates))
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic `Config` built in code (no alembic.ini needed).
+
+    Args:
+        connection: the connection env.py migrates through; None lets env.py build its own.
+
+    Returns:
+        The configuration.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_to_head(engine_or_url: Engine | str) -> None:
+    """Migrate the database to the newest revision; a no-op when it is there already.
+
+    Safe when several processes call it at once: on SQLite the upgrade runs in one transaction opened
+    with ``BEGIN IMMEDIATE``, so the others wait for the write lock and then find the schema at head;
+    on PostgreSQL the transaction first takes an advisory lock, with the same effect. Either way the
+    DDL is transactional, so a failed upgrade leaves the schema as it was.
+
+    Args:
+        engine_or_url: an engine from `make_engine`, or a URL to build (and dispose of) one from.
+    """
+    if isinstance(engine_or_url, str):
+        engine = make_engine(engine_or_url)
+        try:
+            _upgrade(engine)
+        finally:
+            engine.dispose()
+    else:
+        _upgrade(engine_or_url)
+
+
+def _upgrade(engine: Engine) -> None:
+    with engine.connect() as connection, migration_lock(connection):
+        command.upgrade(alembic_config(connection), "head")
+
+
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Open the migration transaction on `connection`, holding the lock every gpubot process migrates under.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (see `make_engine`): the database's write
+    lock is the migration lock, and a waiting process's busy timeout is raised for the duration so it
+    waits for its sibling instead of failing. On PostgreSQL it takes ``pg_advisory_xact_lock``, released
+    when the transaction ends. The transaction commits when the block exits normally.
+
+    Args:
+        connection: a connection from `make_engine`'s engine, not in a transaction.
+
+    Yields:
+        Nothing; migrate through `connection` inside the block.
+    """
+    is_sqlite = connection.dialect.name == "sqlite"
+    if is_sqlite:
+        # Waiting longer than a Slack request would is right here: this is start-up, and giving up
+        # would crash a process that only had to wait for its sibling's migration.
+        _set_sqlite_busy_timeout(connection, _SQLITE_MIGRATION_WAIT_MS)
+    try:
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            yield
+    finally:
+        if is_sqlite:
+            # The connection goes back to the pool; later users expect the normal timeout.
+            _set_sqlite_busy_timeout(connection, BUSY_TIMEOUT_MS)
+
+
+def _set_sqlite_busy_timeout(connection: Connection, timeout_ms: int) -> None:
+    # Through the driver's cursor: a statement on `connection` itself would autobegin the transaction
+    # (and, with engine.py's listener, take the write lock before the timeout is raised).
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+    finally:
+        cursor.close()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at.
+
+    Args:
+        engine: the database's engine.
+
+    Returns:
+        The revision id, or None for a database never migrated (no ``alembic_version`` table or row).
+    """
+    with read_only(engine).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision the shipped migration scripts know.
+
+    Returns:
+        Its revision id.
+
+    Raises:
+        RuntimeError: the scripts have no revision at all (a broken install).
+    """
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migration scripts found in {script_location()}")
+    return head
+
+
+def is_at_head(engine: Engine) -> bool:
+    """Whether the database is migrated to the newest revision.
+
+    Args:
+        engine: the database's engine.
+
+    Returns:
+        True when `current_revision` is `head_revision`.
+    """
+    return current_revision(engine) == head_revision()

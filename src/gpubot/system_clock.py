@@ -1,0 +1,12 @@
+"""The one place that reads the wall clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+class SystemClock:
+    """The real clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)

@@ -1,0 +1,160 @@
+"""The claim rules, with an injected clock and the in-memory store: no sleeping, no patched datetime."""
+
+from datetime import timedelta
+
+import pytest
+
+from gpubot.core.commands import GpuSelection
+from gpubot.core.errors import (
+    AlreadyHeld,
+    ClaimRefused,
+    CommandError,
+    NoFreeGpu,
+    NotClaimed,
+    NotHolder,
+    UnknownGpu,
+)
+from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, NoticeKind
+from gpubot.core.service import ClaimPolicy, ClaimService
+from tests.fakes import FakeClock, InMemoryClaimStore
+
+HOUR = timedelta(hours=1)
+
+
+def gpus(*indices):
+    return GpuSelection(indices=indices)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def store():
+    return InMemoryClaimStore()
+
+
+@pytest.fixture
+def service(store, clock):
+    service = ClaimService(store, clock, ClaimPolicy(admins=frozenset({"UADMIN"})), host="box")
+    service.sync_inventory(HostSample("box", "550", tuple(GpuSample(i, f"GPU-{i}", name="H100") for i in range(4))))
+    return service
+
+
+def test_claim_uses_default_duration_and_writes_an_event(service, store, clock):
+    outcome = service.claim("U1", gpus(0), "train", None)
+    (claim,) = outcome.claims
+    assert (claim.gpu_index, claim.user_id, claim.purpose) == (0, "U1", "train")
+    assert claim.ends_at == clock.now() + 2 * HOUR
+    assert [e.kind for e in store.events(claim.id)] == [EventKind.CLAIMED]
+
+
+def test_claim_several_is_all_or_nothing(service, store):
+    service.claim("U2", gpus(2), "eval", None)
+    with pytest.raises(AlreadyHeld) as raised:
+        service.claim("U1", gpus(0, 1, 2), "train", None)
+    assert raised.value.holder_id == "U2" and raised.value.gpu_index == 2
+    assert [c.gpu_index for c in store.active_claims("box")] == [2]
+
+
+def test_claim_any_takes_the_first_free(service):
+    service.claim("U2", gpus(0), "eval", None)
+    assert service.claim("U1", GpuSelection(any_free=True), "train", HOUR).claims[0].gpu_index == 1
+
+
+def test_claim_any_when_all_taken(service):
+    service.claim("U2", gpus(0, 1, 2, 3), "eval", None)
+    with pytest.raises(NoFreeGpu):
+        service.claim("U1", GpuSelection(any_free=True), "train", None)
+
+
+@pytest.mark.parametrize(("duration", "fragment"), [(timedelta(minutes=29), "minimum"), (13 * HOUR, "maximum")])
+def test_duration_bounds(service, store, duration, fragment):
+    with pytest.raises(ClaimRefused, match=fragment):
+        service.claim("U1", gpus(0), "train", duration)
+    assert store.active_claims("box") == []
+
+
+def test_unknown_gpu_lists_the_known_ones(service):
+    with pytest.raises(UnknownGpu, match="GPUs: 0, 1, 2, 3"):
+        service.claim("U1", gpus(9), "train", None)
+
+
+def test_empty_purpose_is_refused(service):
+    with pytest.raises(CommandError):
+        service.claim("U1", gpus(0), "   ", None)
+
+
+def test_claiming_your_own_gpu_again_points_to_extend(service):
+    service.claim("U1", gpus(0), "train", None)
+    with pytest.raises(ClaimRefused, match="extend"):
+        service.claim("U1", gpus(0), "again", None)
+
+
+def test_an_expired_claim_frees_the_gpu_even_before_the_scheduler_runs(service, store, clock):
+    first = service.claim("U1", gpus(0), "train", HOUR).claims[0]
+    clock.advance(HOUR)
+    assert service.dashboard(None).rows[0].claim is None
+    service.claim("U2", gpus(0), "next", None)
+    assert store.get_claim(first.id).status is ClaimStatus.EXPIRED
+    assert [item.notice.kind for item in store.pending_notices(clock.now())] == [NoticeKind.EXPIRED]
+
+
+def test_release_own_and_all(service, store):
+    service.claim("U1", gpus(0, 1), "train", None)
+    assert [c.gpu_index for c in service.release("U1", gpus(0)).released] == [0]
+    assert [c.gpu_index for c in service.release("U1", None).released] == [1]
+    assert store.active_claims("box") == []
+    with pytest.raises(ClaimRefused, match="hold no GPUs"):
+        service.release("U1", None)
+
+
+def test_release_someone_elses_is_refused_naming_the_holder(service, store):
+    service.claim("U2", gpus(0), "eval", None)
+    with pytest.raises(NotHolder) as raised:
+        service.release("U1", gpus(0))
+    assert raised.value.holder_id == "U2"
+    assert len(store.active_claims("box")) == 1
+
+
+def test_release_a_free_gpu(service):
+    with pytest.raises(NotClaimed):
+        service.release("U1", gpus(1))
+
+
+def test_admin_force_release_queues_a_dm_to_the_holder(service, store, clock):
+    claim = service.claim("U2", gpus(0), "eval", None).claims[0]
+    outcome = service.release("UADMIN", gpus(0))
+    assert outcome.released == () and [c.id for c in outcome.forced] == [claim.id]
+    assert store.events(claim.id)[-1].kind is EventKind.FORCE_RELEASED
+    (item,) = store.pending_notices(clock.now())
+    assert (item.notice.kind, item.notice.user_id, item.notice.actor_id) == (NoticeKind.FORCE_RELEASED, "U2", "UADMIN")
+
+
+def test_extend_pushes_the_end_and_caps_at_max_from_now(service, clock):
+    claim = service.claim("U1", gpus(0), "train", 2 * HOUR).claims[0]
+    extended = service.extend("U1", gpus(0), HOUR)
+    assert extended.claims[0].ends_at == claim.ends_at + HOUR and not extended.capped
+    capped = service.extend("U1", gpus(0), 20 * HOUR)
+    assert capped.capped and capped.claims[0].ends_at == clock.now() + 12 * HOUR
+    with pytest.raises(ClaimRefused, match="maximum"):
+        service.extend("U1", gpus(0), HOUR)
+
+
+def test_extend_someone_elses_or_a_free_gpu(service):
+    service.claim("U2", gpus(0), "eval", None)
+    with pytest.raises(NotHolder):
+        service.extend("U1", gpus(0), HOUR)
+    with pytest.raises(NotClaimed):
+        service.extend("U1", gpus(1), HOUR)
+
+
+def test_dashboard_joins_claims_and_samples(service):
+    service.claim("U1", gpus(1), "train", None)
+    sample = HostSample("box", "550", (GpuSample(1, "GPU-1", utilization_gpu_pct=50),))
+    rows = service.dashboard(sample).rows
+    assert [r.gpu.index for r in rows] == [0, 1, 2, 3]
+    assert rows[1].claim.user_id == "U1" and rows[1].sample.utilization_gpu_pct == 50
+    assert rows[0].claim is None and rows[0].sample is None
+    assert service.dashboard(sample).free_count == 3

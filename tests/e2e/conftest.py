@@ -1,0 +1,140 @@
+"""End-to-end fixtures: the real `gpubot serve` in a subprocess, talking to the Slack stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gpubot.standin import SlackStandin
+
+ADMIN = "U0ADMIN"
+
+FAKE_GPUS = {
+    "hostname": "gpu-box-1",
+    "driver_version": "550.54.15",
+    "gpus": [
+        {
+            "index": 0,
+            "name": "NVIDIA H100 80GB HBM3",
+            "uuid": "GPU-0000",
+            "memory_total_mib": 81559,
+            "memory_used_mib": 8300,
+            "utilization_gpu_pct": 85,
+            "temperature_c": 72,
+            "power_draw_w": 450.0,
+            "power_limit_w": 700.0,
+            "processes": [{"pid": 4242, "name": "python", "used_memory_mib": 8192, "user": "alice"}],
+        },
+        {
+            "index": 1,
+            "name": "NVIDIA H100 80GB HBM3",
+            "uuid": "GPU-0001",
+            "memory_total_mib": 81559,
+            "memory_used_mib": 0,
+            "utilization_gpu_pct": 0,
+            "temperature_c": 31,
+            "power_draw_w": 70.0,
+            "power_limit_w": 700.0,
+            "processes": [],
+        },
+        {"index": 2, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0002", "memory_total_mib": 81559},
+        {"index": 3, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0003", "lost": True},
+    ],
+}
+
+
+@dataclass
+class Daemon:
+    """A running `gpubot serve` and where its log goes."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> tuple[int, float]:
+        """SIGTERM, then the exit code and how long the exit took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+
+def daemon_env(slack: SlackStandin, state: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a daemon wired to the stand-in, the fake GPUs and a SQLite file under `state`."""
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("GPUBOT_", "SLACK_"))}
+    fake = state / "gpus.json"
+    if not fake.exists():
+        fake.write_text(json.dumps(FAKE_GPUS))
+    return {
+        **base,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_APP_TOKEN": slack.app_token,
+        "GPUBOT_SLACK_API_URL": slack.api_url,
+        "GPUBOT_DATABASE_URL": f"sqlite:///{state / 'gpubot.db'}",
+        "GPUBOT_GPU_BACKEND": "fake",
+        "GPUBOT_FAKE_GPUS": str(fake),
+        "GPUBOT_ADMINS": ADMIN,
+        "GPUBOT_TIMEZONE": "Europe/Berlin",
+        "GPUBOT_TELEMETRY_INTERVAL": "1s",
+        **overrides,
+    }
+
+
+def start_daemon(slack: SlackStandin, state: Path, **overrides: str) -> Daemon:
+    """Start `gpubot serve` and wait until its Socket Mode connection is up."""
+    env = daemon_env(slack, state, **overrides)
+    log_path = state / f"serve-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gpubot", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    daemon = Daemon(process, log_path, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"gpubot serve exited with {process.returncode}:\n{daemon.log()}")
+        try:
+            slack.wait_connected(timeout=0.5)
+            return daemon
+        except TimeoutError:
+            continue
+    process.kill()
+    raise AssertionError(f"gpubot serve never connected:\n{daemon.log()}")
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[SlackStandin]:
+    with SlackStandin() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gpubot-state")
+
+
+@pytest.fixture(scope="module")
+def daemon(slack: SlackStandin, state: Path) -> Iterator[Daemon]:
+    running = start_daemon(slack, state)
+    yield running
+    if running.process.poll() is None:
+        code, _ = running.stop()
+        assert code == 0, running.log()
+
+
+def reply_text(ack) -> str:
+    """Everything a person would read in an ack's reply, as one string."""
+    assert ack.payload is not None, "the app acked without a reply"
+    return json.dumps(ack.payload, ensure_ascii=False)

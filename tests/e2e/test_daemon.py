@@ -1,0 +1,97 @@
+"""`gpubot serve` as a process: start, stop on a signal, restart with state intact, refuse bad settings."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from gpubot.standin import SlackStandin
+
+from .conftest import daemon_env, reply_text, start_daemon
+
+
+@pytest.fixture
+def slack():
+    with SlackStandin() as standin:
+        yield standin
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_it_cleanly_within_ten_seconds(slack, tmp_path, signum):
+    daemon = start_daemon(slack, tmp_path)
+    assert "4 of 4 GPUs free" in reply_text(slack.command("status"))
+    daemon.process.send_signal(signum)
+    assert daemon.process.wait(timeout=10) == 0, daemon.log()
+
+
+def test_claims_survive_a_restart(slack, tmp_path):
+    first = start_daemon(slack, tmp_path)
+    slack.command("claim 1 survives restarts 4h", user_id="U0ALICE")
+    code, took_s = first.stop()
+    assert code == 0 and took_s < 10
+    second = start_daemon(slack, tmp_path)
+    try:
+        status = reply_text(slack.command("status", user_id="U0BOB"))
+        assert "<@U0ALICE>" in status and "survives restarts" in status and "3 of 4 GPUs free" in status
+    finally:
+        assert second.stop()[0] == 0
+
+
+def test_two_daemons_starting_at_once_on_an_empty_database_both_come_up(slack, tmp_path):
+    env = daemon_env(slack, tmp_path)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    try:
+        slack.wait_connected(timeout=30)
+        assert "4 of 4 GPUs free" in reply_text(slack.command("status"))
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            _, stderr = process.communicate(timeout=15)
+            assert process.returncode == 0, stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"SLACK_BOT_TOKEN": ""}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xoxb-not-an-app-token"}, "SLACK_APP_TOKEN"),
+        ({"GPUBOT_MAX_DURATION": "forever"}, "GPUBOT_MAX_DURATION"),
+        ({"GPUBOT_GPU_BACKEND": "quantum"}, "GPUBOT_GPU_BACKEND"),
+        ({"SLACK_BOT_TOKEN": "xoxb-revoked"}, "SLACK_BOT_TOKEN"),  # Slack says invalid_auth
+    ],
+)
+def test_a_bad_setting_gives_one_line_naming_it_and_exit_78(slack, tmp_path, overrides, variable):
+    env = daemon_env(slack, tmp_path, **overrides)
+    result = subprocess.run(
+        [sys.executable, "-m", "gpubot", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0], result.stderr
+    assert "xoxb-not-an-app-token" not in result.stderr
+
+
+def test_tokens_never_reach_the_log_even_at_debug(slack, tmp_path):
+    daemon = start_daemon(slack, tmp_path, GPUBOT_LOG_LEVEL="DEBUG")
+    slack.command("claim 0 debug run", user_id="U0ALICE")
+    slack.command("release 0", user_id="U0ALICE")
+    assert daemon.stop()[0] == 0
+    log = daemon.log()
+    assert "DEBUG" in log and "apps.connections.open" in log  # slack_sdk really logged its requests
+    assert slack.bot_token not in log and slack.app_token not in log
+    assert "xoxb-" not in log and "xapp-" not in log
+
+
+def test_telemetry_backend_that_cannot_load_is_a_clear_error(slack, tmp_path):
+    env = daemon_env(slack, tmp_path, GPUBOT_GPU_BACKEND="nvidia-smi", GPUBOT_NVIDIA_SMI=str(tmp_path / "missing"))
+    result = subprocess.run(
+        [sys.executable, "-m", "gpubot", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    assert "GPUBOT_NVIDIA_SMI" in result.stderr and "Traceback" not in result.stderr
