@@ -158,3 +158,11 @@ def test_dashboard_joins_claims_and_samples(service):
     assert rows[1].claim.user_id == "U1" and rows[1].sample.utilization_gpu_pct == 50
     assert rows[0].claim is None and rows[0].sample is None
     assert service.dashboard(sample).free_count == 3
+
+
+def test_the_host_cli_releases_as_admin_without_being_listed(service, store, clock):
+    service.claim("U2", gpus(0), "eval", None)
+    outcome = service.release("host:root", gpus(0), as_admin=True)
+    assert [c.gpu_index for c in outcome.forced] == [0]
+    (item,) = store.pending_notices(clock.now())
+    assert item.notice.actor_id == "host:root"

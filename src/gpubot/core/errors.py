@@ -94,5 +94,9 @@ class StoreBusy(GpubotError):
         super().__init__("The claim database is busy; please try again in a moment.")
 
 
+class StoreUnavailable(GpubotError):
+    """The database cannot be opened, created or migrated."""
+
+
 class TelemetryError(GpubotError):
     """A telemetry backend cannot sample at all (one bad GPU is not this: it is reported as lost)."""

@@ -156,10 +156,11 @@ class ClaimService:
         # The store re-checks atomically: a racing claim that won meanwhile raises AlreadyHeld here.
         return ClaimOutcome(tuple(self._store.create_claims(_new_claims(chosen, user_id, purpose, now, duration))))
 
-    def release(self, user_id: str, selection: GpuSelection | None) -> ReleaseOutcome:
+    def release(self, user_id: str, selection: GpuSelection | None, *, as_admin: bool = False) -> ReleaseOutcome:
         """Release the caller's claims on the selected GPUs (None: all of the caller's claims).
 
-        An admin may release anyone's claim; the holder is then sent a DM naming the admin.
+        An admin (listed in the policy, or `as_admin` for the host's own CLI) may release anyone's claim;
+        the holder is then sent a DM naming the admin.
 
         Raises:
             ClaimRefused: unknown GPU, GPU not claimed, claimed by someone else, or the caller holds nothing.
@@ -173,7 +174,7 @@ class ClaimService:
         else:
             targets = self._held_claims(_resolve(selection, self._store.list_gpus(self.host)))
             for claim in targets:
-                if claim.user_id != user_id and user_id not in self.policy.admins:
+                if claim.user_id != user_id and not (as_admin or user_id in self.policy.admins):
                     raise NotHolder(claim.gpu_index, claim.user_id)
         released: list[Claim] = []
         forced: list[Claim] = []

@@ -9,7 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from gpubot.core.errors import ConfigError, StoreUnavailable
 
 # How long a SQLite writer waits for another writer's lock before giving up. Slack wants an answer
 # within 3 s, so a locked write must fail (as StoreBusy) well inside that.
@@ -35,12 +38,26 @@ def make_engine(url: str) -> Engine:
 
     Returns:
         The engine; the caller disposes of it.
+
+    Raises:
+        ConfigError: the URL is malformed (it came from GPUBOT_DATABASE_URL).
+        StoreUnavailable: its driver is not installed, or the SQLite directory cannot be created.
     """
-    sa_url = make_url(url)
-    if sa_url.get_backend_name() == "sqlite":
-        return _make_sqlite_engine(sa_url)
-    # Connections idle in the pool may have been closed by the server or a proxy.
-    return create_engine(sa_url, pool_pre_ping=True)
+    try:
+        sa_url = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "GPUBOT_DATABASE_URL", "a SQLAlchemy URL such as sqlite:////var/lib/gpubot/gpubot.db"
+        ) from None
+    try:
+        if sa_url.get_backend_name() == "sqlite":
+            return _make_sqlite_engine(sa_url)
+        # Connections idle in the pool may have been closed by the server or a proxy.
+        return create_engine(sa_url, pool_pre_ping=True)
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise StoreUnavailable(
+            f"no database driver for {sa_url.drivername} ({error}); for PostgreSQL install gpubot[postgres]"
+        ) from None
 
 
 def read_only(engine: Engine) -> Engine:
@@ -61,7 +78,11 @@ def read_only(engine: Engine) -> Engine:
 def _make_sqlite_engine(url: URL) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(database).expanduser().parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailable(f"cannot create the database directory {directory}: {error.strerror}") from None
     engine = create_engine(url)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)

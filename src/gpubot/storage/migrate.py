@@ -16,7 +16,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from gpubot.core.errors import StoreUnavailable
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, make_engine, read_only
 
 # Key of the PostgreSQL advisory lock that serialises migrations ("gpub" in ASCII). Any constant
@@ -87,8 +89,17 @@ def upgrade_to_head(engine_or_url: Engine | str) -> None:
 
 
 def _upgrade(engine: Engine) -> None:
-    with engine.connect() as connection, migration_lock(connection):
-        command.upgrade(alembic_config(connection), "head")
+    try:
+        with engine.connect() as connection, migration_lock(connection):
+            command.upgrade(alembic_config(connection), "head")
+    except (OperationalError, InterfaceError) as error:
+        # Bad path, permissions, server down: say so in one line rather than with a traceback.
+        reason = str(error.orig) if error.orig is not None else str(error)
+        raise StoreUnavailable(f"cannot open or migrate the database at {_safe_url(engine)}: {reason}") from None
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 @contextmanager

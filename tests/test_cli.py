@@ -1,0 +1,57 @@
+"""The command line: help, exit codes, and errors as a message, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from gpubot import __version__
+from gpubot.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "gpubot", "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "serve" in result.stdout and "db" in result.stdout
+
+
+def test_db_upgrade_creates_the_database(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GPUBOT_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("GPUBOT_DATABASE_URL", raising=False)
+    assert main(["db", "upgrade"]) == 0
+    assert (tmp_path / "gpubot.db").exists()
+    assert "up to date" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0  # idempotent
+
+
+def test_config_error_is_one_line_and_exit_78(monkeypatch, capsys):
+    monkeypatch.setenv("GPUBOT_MIN_DURATION", "soon")
+    assert main(["db", "upgrade"]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GPUBOT_MIN_DURATION" in err[0]
+
+
+def test_unreachable_database_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("GPUBOT_DATABASE_URL", f"sqlite:///{blocker}/sub/gpubot.db")
+    assert main(["db", "upgrade"]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "gpubot:" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [("not a url", "GPUBOT_DATABASE_URL"), ("nosuchdb://x/y", "no database driver")],
+)
+def test_bad_database_urls_are_explained(monkeypatch, capsys, url, fragment):
+    monkeypatch.setenv("GPUBOT_DATABASE_URL", url)
+    assert main(["db", "upgrade"]) != 0
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
