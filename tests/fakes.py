@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from gpubot.core.errors import AlreadyHeld, ClaimNotActive
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -57,7 +57,7 @@ class InMemoryClaimStore:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # lease_notices reuses pending_notices under the lock
         self._gpus: dict[tuple[str, str], tuple[Gpu, bool]] = {}
         self._claims: dict[int, Claim] = {}
         self._events: list[ClaimEvent] = []
@@ -152,10 +152,19 @@ class InMemoryClaimStore:
                 self._queue(notice, now)
             return ended
 
-    def extend_claim(self, claim_id: int, ends_at: datetime, actor_id: str, now: datetime) -> Claim:
+    def extend_claim(
+        self,
+        claim_id: int,
+        ends_at: datetime,
+        actor_id: str,
+        now: datetime,
+        expected_ends_at: datetime | None = None,
+    ) -> Claim:
         _require_aware(ends_at=ends_at, now=now)
         with self._lock:
             claim = self._active(claim_id)
+            if expected_ends_at is not None and int(claim.ends_at.timestamp()) != int(expected_ends_at.timestamp()):
+                raise ClaimChanged(claim_id, claim.ends_at)
             extended = replace(claim, ends_at=_utc(ends_at), warned_at=None)
             self._claims[claim_id] = extended
             detail = {"from": claim.ends_at.isoformat(), "to": _utc(ends_at).isoformat()}
@@ -209,6 +218,14 @@ class InMemoryClaimStore:
                 )
                 for item in due
             ]
+
+    def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
+        _require_aware(now=now, lease_until=lease_until)
+        with self._lock:
+            leased = self.pending_notices(now, limit)
+            for item in leased:
+                self._outbox[item.id].next_attempt_at = _utc(lease_until)
+            return leased
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
         _require_aware(now=now)

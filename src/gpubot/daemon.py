@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -15,24 +15,40 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.core.errors import ConfigError, GpubotError
+from gpubot.core.history import UtilizationHistory
 from gpubot.core.outbox import Outbox
 from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.health import Health
 from gpubot.sampling import TelemetrySampler
+from gpubot.scheduling import DueWorkScheduler
 from gpubot.settings import Settings
 from gpubot.slack.app import build_app
 from gpubot.slack.commands import SlashCommands
+from gpubot.slack.dm import DirectMessages
+from gpubot.slack.home import HomeTab
+from gpubot.slack.interactions import Interactions
 from gpubot.slack.notifier import NoticeSender
+from gpubot.slack.tasks import AfterAck
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
 from gpubot.system_clock import SystemClock
+from gpubot.systemd_notify import SystemdNotifier
 from gpubot.telemetry import open_backend
+from gpubot.watchdog import ServiceWatchdog, claim_counter
 
 logger = logging.getLogger(__name__)
 
-_NOTICE_POLL = timedelta(seconds=5)
+# A deferred DM is retried within this of its due time; a poll that finds nothing costs one short query.
+_NOTICE_POLL = timedelta(seconds=1)
+# Warnings and expiries land within this of their due time (plus the tick's own few milliseconds).
+_DUE_WORK_INTERVAL = timedelta(seconds=2)
+_DUE_WORK_MAX_AGE_S = 60.0
+_DRAIN_TIMEOUT_S = 2.0
 # Closing the Socket Mode connection is normally instant; never let it hold up the 10 s exit.
 _CLOSE_TIMEOUT_S = 5.0
+# A telemetry run may take a while (nvidia-smi's time-out, many GPUs); only one stuck this long is a hang.
+_TELEMETRY_MIN_MAX_AGE_S = 60.0
 
 
 def policy_from(settings: Settings) -> ClaimPolicy:
@@ -41,7 +57,9 @@ def policy_from(settings: Settings) -> ClaimPolicy:
         min_duration=settings.min_duration,
         max_duration=settings.max_duration,
         default_duration=settings.default_duration,
+        warn_before=settings.warn_before,
         admins=settings.admins,
+        duration_choices=settings.duration_choices,
     )
 
 
@@ -60,6 +78,10 @@ async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # READY/STATUS/WATCHDOG/STOPPING for systemd (no-ops outside it). Periodic jobs declare a heartbeat
+    # with health.expect(name, max_age_s, loop.time()) and call health.beat(name, loop.time()) per run.
+    notifier = SystemdNotifier(settings.notify_socket)
+    health = Health()
 
     engine = make_engine(settings.database_url)
     telemetry = open_backend(
@@ -67,6 +89,8 @@ async def _serve(settings: Settings) -> int:
     )
     background: list[asyncio.Task[None]] = []
     handler: AsyncSocketModeHandler | None = None
+    scheduler: DueWorkScheduler | None = None
+    after_ack = AfterAck()
     try:
         # Slack first: a revoked token is a configuration error, reported before anything is written.
         api = AsyncWebClient(base_url=settings.slack_api_url, token=settings.slack_bot_token)
@@ -77,16 +101,33 @@ async def _serve(settings: Settings) -> int:
         first = await asyncio.to_thread(telemetry.sample)
         service = ClaimService(store, clock, policy_from(settings), host=first.hostname)
         sampler = TelemetrySampler(telemetry, service.sync_inventory)
+        history = UtilizationHistory()
         await asyncio.to_thread(sampler.sample_once)
-        sender = NoticeSender(Outbox(store, clock), api, settings.timezone)
+
+        dms = DirectMessages(api)
+        sender = NoticeSender(Outbox(store, clock), dms, clock, settings.timezone)
+        home = HomeTab(
+            service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack
+        )
+
+        def after_change(user_ids: Iterable[str]) -> None:
+            """A claim changed: DMs may be owed, and the people concerned see their Home tab anew."""
+            sender.wake()
+            for user_id in set(user_ids):
+                home.refresh(user_id)
+
+        interactions = Interactions(service, api, dms, home, settings.timezone, after_ack, after_change)
         commands = SlashCommands(
             service,
             latest_sample=lambda: sampler.latest,
             timezone=settings.timezone,
             thresholds=settings.load_thresholds,
-            after_change=sender.wake,
+            after_change=after_change,
+            open_claim_form=lambda trigger_id: after_ack.spawn(
+                interactions.open_claim_form(trigger_id, None), "opening the claim form"
+            ),
         )
-        app = build_app(settings.slack_api_url, identity, commands)
+        app = build_app(settings.slack_api_url, identity, commands, interactions, home, after_ack)
         handler = AsyncSocketModeHandler(
             app, settings.slack_app_token, web_client=AsyncWebClient(base_url=settings.slack_api_url)
         )
@@ -98,24 +139,65 @@ async def _serve(settings: Settings) -> int:
             first.hostname,
             telemetry.backend_name,
         )
+        health.expect(
+            "telemetry", max(10 * settings.telemetry_interval.total_seconds(), _TELEMETRY_MIN_MAX_AGE_S), loop.time()
+        )
+
+        async def sample_telemetry() -> None:
+            sample = await asyncio.to_thread(sampler.sample_once)
+            if sample is not None:
+                history.record(sample, clock.now())  # on the loop thread, where the Home tab reads it
+            health.beat("telemetry", loop.time())
+
+        health.expect("due-work", _DUE_WORK_MAX_AGE_S, loop.time())
+
+        async def due_work() -> None:
+            try:
+                report = await asyncio.to_thread(service.process_due)
+            except GpubotError as error:
+                logger.error("due work failed: %s", error.message)
+                return
+            health.beat("due-work", loop.time())
+            if report.expired or report.warned:
+                logger.info("expired %d claims, warned %d holders", len(report.expired), len(report.warned))
+                after_change(claim.user_id for claim in report.expired)
+
+        scheduler = DueWorkScheduler(due_work, _DUE_WORK_INTERVAL)
+        scheduler.start(first_run_at=clock.now())
+
+        watchdog = ServiceWatchdog(
+            notifier,
+            health,
+            is_connected=handler.client.is_connected,
+            count_claims=claim_counter(service),
+            watchdog_interval=settings.watchdog_interval,
+        )
         background = [
-            asyncio.create_task(_every(settings.telemetry_interval, lambda: asyncio.to_thread(sampler.sample_once))),
+            asyncio.create_task(_every(settings.telemetry_interval, sample_telemetry)),
             asyncio.create_task(sender.run(_NOTICE_POLL)),
+            # Sends READY=1 on its first check, the Socket Mode connection being up by now.
+            asyncio.create_task(watchdog.run()),
         ]
         await stop.wait()
         logger.info("stopping")
         return 0
     finally:
+        notifier.stopping()
+        if scheduler is not None:
+            scheduler.stop()
         for task in background:
             task.cancel()
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # A DM being updated or a Home tab being published gets a moment to finish.
+        await after_ack.drain(_DRAIN_TIMEOUT_S)
         if handler is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(handler.close_async(), _CLOSE_TIMEOUT_S)
         telemetry.close()
         engine.dispose()
+        notifier.close()
 
 
 async def _identify(api: AsyncWebClient) -> AuthorizeResult:

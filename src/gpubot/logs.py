@@ -44,3 +44,5 @@ def configure_logging(level: int, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # Alembic announces each of its plugins at INFO on every start; only its migration lines are news.
     logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
+    # APScheduler logs every run of the due-work job at INFO: two lines every two seconds.
+    logging.getLogger("apscheduler.executors.default").setLevel(max(level, logging.WARNING))

@@ -35,19 +35,26 @@ class Settings:
     min_duration: timedelta
     max_duration: timedelta
     default_duration: timedelta
+    duration_choices: tuple[timedelta, ...]
     warn_before: timedelta
     admins: frozenset[str]
     timezone: ZoneInfo
     log_level: int
     telemetry_interval: timedelta
     load_thresholds: LoadThresholds
+    # Set by systemd for Type=notify units (see systemd_notify.py); None when not run by systemd.
+    notify_socket: str | None
+    # WatchdogSec= as passed in $WATCHDOG_USEC (for this process only); None without a watchdog.
+    watchdog_interval: timedelta | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_tokens: bool = True) -> Settings:
         """Read and validate every setting.
 
         Args:
-            env: the environment (`os.environ` in production, a dict in tests).
+            env: the environment (`os.environ` in production, a dict in tests). The Slack tokens are
+                read from the files `slack-bot-token` and `slack-app-token` in `$CREDENTIALS_DIRECTORY`
+                (systemd's `LoadCredential=`) when present there, else from the variables.
             require_tokens: False for host-only commands that never talk to Slack.
 
         Raises:
@@ -73,8 +80,8 @@ class Settings:
         if active_pct > high_load_pct:
             raise ConfigError("GPUBOT_ACTIVE_PCT", "a percentage no higher than GPUBOT_HIGH_LOAD_PCT")
         return cls(
-            slack_bot_token=reader.token("SLACK_BOT_TOKEN", "xoxb-", require_tokens),
-            slack_app_token=reader.token("SLACK_APP_TOKEN", "xapp-", require_tokens),
+            slack_bot_token=reader.token("SLACK_BOT_TOKEN", "xoxb-", require_tokens, credential="slack-bot-token"),
+            slack_app_token=reader.token("SLACK_APP_TOKEN", "xapp-", require_tokens, credential="slack-app-token"),
             slack_api_url=reader.api_url(),
             database_url=reader.text("GPUBOT_DATABASE_URL") or f"sqlite:///{state_dir / 'gpubot.db'}",
             state_dir=state_dir,
@@ -84,12 +91,15 @@ class Settings:
             min_duration=min_duration,
             max_duration=max_duration,
             default_duration=default_duration,
+            duration_choices=reader.durations("GPUBOT_DURATION_CHOICES", "30m,1h,2h,4h,8h,12h"),
             warn_before=reader.duration("GPUBOT_WARN_BEFORE", "15m"),
             admins=reader.admins(),
             timezone=reader.timezone(),
             log_level=reader.log_level(),
             telemetry_interval=reader.duration("GPUBOT_TELEMETRY_INTERVAL", "2s"),
             load_thresholds=LoadThresholds(active_pct=active_pct, high_load_pct=high_load_pct),
+            notify_socket=reader.text("NOTIFY_SOCKET"),
+            watchdog_interval=reader.watchdog_interval(),
         )
 
 
@@ -103,16 +113,44 @@ class _EnvReader:
         value = self._env.get(name, "").strip()
         return value or None
 
-    def token(self, name: str, prefix: str, required: bool) -> str:
-        value = self.text(name)
+    def token(self, name: str, prefix: str, required: bool, credential: str) -> str:
+        value, source = self.credential(credential), f"{name} (credential {credential})"
+        if value is None:
+            value, source = self.text(name), name
         if value is None:
             if required:
                 raise ConfigError(name, f"required: a Slack token starting with {prefix}")
             return ""
         if not value.startswith(prefix):
             # Never echo the value: it may be a real token pasted into the wrong variable.
-            raise ConfigError(name, f"a Slack token starting with {prefix}")
+            raise ConfigError(source, f"a Slack token starting with {prefix}")
         return value
+
+    def credential(self, name: str) -> str | None:
+        """A systemd credential's content (`LoadCredential=`), or None when there is none by that name."""
+        directory = self.text("CREDENTIALS_DIRECTORY")
+        if directory is None:
+            return None
+        path = Path(directory) / name
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"credential {name}", f"a readable UTF-8 file at {path} ({error})") from None
+        return value or None
+
+    def watchdog_interval(self) -> timedelta | None:
+        value = self.text("WATCHDOG_USEC")
+        if value is None:
+            return None
+        # systemd names the process the watchdog is for; a child that inherited the variable is not it.
+        pid = self.text("WATCHDOG_PID")
+        if pid is not None and pid != str(os.getpid()):
+            return None
+        if not value.isdigit() or int(value) == 0:
+            raise ConfigError("WATCHDOG_USEC", "a positive number of microseconds (set by systemd's WatchdogSec=)")
+        return timedelta(microseconds=int(value))
 
     def api_url(self) -> str:
         value = self.text("GPUBOT_SLACK_API_URL") or "https://slack.com/api/"
@@ -143,6 +181,13 @@ class _EnvReader:
         if value not in choices:
             raise ConfigError(name, "one of " + ", ".join(choices))
         return value
+
+    def durations(self, name: str, default: str) -> tuple[timedelta, ...]:
+        value = self.text(name) or default
+        try:
+            return tuple(parse_duration(part) for part in value.split(",") if part.strip())
+        except CommandError:
+            raise ConfigError(name, "comma-separated durations such as 30m,1h,2h") from None
 
     def duration(self, name: str, default: str) -> timedelta:
         value = self.text(name) or default

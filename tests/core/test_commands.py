@@ -6,6 +6,7 @@ from gpubot.core.commands import (
     PURPOSE_MAX_CHARS,
     USAGES,
     ClaimCommand,
+    ClaimDialogCommand,
     ExtendCommand,
     GpuSelection,
     HelpCommand,
@@ -56,7 +57,6 @@ def test_any():
     ("text", "fragment"),
     [
         ("frobnicate", "don't know"),
-        ("claim", "which GPU"),
         ("claim 0", "what the GPU is for"),
         ("claim 0 2h", "what the GPU is for"),
         ("claim x eval", "is not a GPU"),
@@ -81,6 +81,10 @@ def test_purpose_length_cap():
     assert parse_command("claim 0 " + "a" * PURPOSE_MAX_CHARS).purpose == "a" * PURPOSE_MAX_CHARS
     with pytest.raises(CommandError, match="keep it within"):
         parse_command("claim 0 " + "a" * (PURPOSE_MAX_CHARS + 1))
+
+
+def test_claim_alone_opens_the_form():
+    assert parse_command("claim") == ClaimDialogCommand()
 
 
 def test_release_all_and_extend():

@@ -56,7 +56,6 @@ def test_claim_any_and_default_duration(slack, daemon):
     ("command", "fragment"),
     [
         ("frobnicate", "I don't know"),
-        ("claim", "Say which GPU"),
         ("claim 0", "Say what the GPU is for"),
         ("claim 9 eval", "There is no GPU 9"),
         ("claim x eval", "is not a GPU"),

@@ -10,7 +10,15 @@ from slack_sdk.models.blocks import Block as SdkBlock
 from gpubot.core.errors import AlreadyHeld, CommandError
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample, Notice, NoticeKind, OutboxItem, ProcessSample
-from gpubot.core.service import ClaimOutcome, ClaimPolicy, Dashboard, ExtendOutcome, GpuRow, ReleaseOutcome
+from gpubot.core.service import (
+    ClaimOutcome,
+    ClaimPolicy,
+    Dashboard,
+    ExtendOutcome,
+    GpuRow,
+    HomeState,
+    ReleaseOutcome,
+)
 from gpubot.slack import blocks
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
@@ -197,5 +205,99 @@ def test_errors_escape_user_text_but_keep_holder_mentions():
 
 def test_force_release_notice_names_the_admin_and_escapes_purpose():
     item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "U9"), _claim(0, purpose="<!everyone>"))
-    text = _texts(blocks.notice_message(item, BERLIN))
+    text = _texts(blocks.notice_message(item, BERLIN, NOW))
     assert "released by <@U9>" in text and "&lt;!everyone&gt;" in text
+
+
+def test_a_release_from_the_host_cli_names_the_unix_user_not_a_slack_mention():
+    item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "host:root"), _claim(0))
+    text = _texts(blocks.notice_message(item, BERLIN, NOW))
+    assert "`root` on the GPU host" in text and "<@host" not in text
+
+
+def test_expiry_warning_dm_has_extend_and_release_buttons_carrying_the_end():
+    claim = _claim(3, hours=0.25)
+    message = blocks.notice_message(
+        OutboxItem(1, Notice(NoticeKind.EXPIRY_WARNING, "U1", claim.id), claim), BERLIN, NOW
+    )
+    _assert_within_limits(message)
+    buttons = message.blocks[-1]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Extend +1h", "Extend +2h", "Release now"]
+    ends = int(claim.ends_at.timestamp())
+    assert buttons[0]["value"] == f"{claim.id}:3600:{ends}" and buttons[2]["value"] == str(claim.id)
+    assert len({b["action_id"] for b in buttons}) == 3
+    assert "15m left" in _texts(message)
+
+
+def test_expired_dm_says_the_gpu_is_free():
+    claim = _claim(1)
+    text = _texts(blocks.notice_message(OutboxItem(1, Notice(NoticeKind.EXPIRED, "U1", claim.id), claim), BERLIN, NOW))
+    assert "GPU 1" in text and "free again" in text
+
+
+def _home(count, own=(), claimed=(), flash=None):
+    dashboard = _dashboard(count, claimed=set(claimed) | set(own), with_samples=True)
+    own_claims = tuple(row.claim for row in dashboard.rows if row.gpu.index in own)
+    state = HomeState("U1", own_claims, dashboard)
+    trends = {row.gpu.uuid: (None, 10.0, 50.0, 100.0) for row in dashboard.rows}
+    return blocks.home_view(state, POLICY, BERLIN, LoadThresholds(), trends, flash)
+
+
+def test_home_shows_own_claims_with_release_and_extend_then_every_gpu_with_claim_buttons():
+    view = _home(4, own=(1,), claimed=(2,))
+    text = json.dumps(view, ensure_ascii=False)
+    assert view["type"] == "home"
+    action_ids = [e["action_id"] for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert "release:2" in action_ids and "extend:2:3600" in action_ids and "extend:2:7200" in action_ids
+    assert "extend_choice:2" in action_ids and "open_claim_form" in action_ids
+    accessories = [b["accessory"]["action_id"] for b in view["blocks"] if "accessory" in b]
+    assert accessories == ["claim_gpu:0", "claim_gpu:3"]  # only free GPUs
+    assert "2 of 4 free" in text and "·▁▅█" in text and "<@U1>" in text
+    assert len(view["blocks"]) <= 100
+
+
+def test_home_flash_shows_the_outcome_at_the_top():
+    flash = blocks.release_message(ReleaseOutcome(released=(_claim(0),), forced=()))
+    view = _home(2, flash=flash)
+    assert "Released GPU 0." in json.dumps(view["blocks"][:3])
+
+
+@pytest.mark.parametrize("count", [1, 8, 64, 90, 256])
+def test_home_stays_within_100_blocks(count):
+    view = _home(count, own=tuple(range(0, min(count, 30))))
+    assert len(view["blocks"]) <= 100
+    for block in view["blocks"]:
+        SdkBlock.parse(block).validate_json()
+        assert len(block.get("fields", [])) <= 10
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                assert len(element["text"]["text"]) <= 20  # short enough for a phone
+
+
+def test_claim_modal_offers_free_gpus_preselected_and_bounded_durations():
+    modal = blocks.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect=2)
+    gpus, purpose, duration = modal["blocks"]
+    assert [o["value"] for o in gpus["element"]["options"]] == ["0", "2", "3"]
+    assert gpus["element"]["initial_options"][0]["value"] == "2"
+    assert purpose["element"]["max_length"] == 200
+    assert [o["text"]["text"] for o in duration["element"]["options"]] == ["30m", "1h", "2h", "4h", "8h", "12h"]
+    assert duration["element"]["initial_option"]["value"] == "7200"
+    assert modal["callback_id"] == "claim_form" and modal["submit"]
+
+
+def test_claim_modal_when_nothing_is_free_has_no_submit():
+    modal = blocks.claim_modal(_dashboard(2, claimed={0, 1}), POLICY, preselect=None)
+    assert "submit" not in modal and "Every GPU is claimed" in json.dumps(modal)
+
+
+def test_modal_errors_land_on_the_right_field():
+    from gpubot.core.errors import DurationOutOfBounds, InvalidPurpose
+
+    assert set(blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW))) == {"gpus"}
+    assert "@U7" in blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW))["gpus"]
+    assert set(blocks.claim_modal_errors(InvalidPurpose("empty"))) == {"purpose"}
+    assert set(blocks.claim_modal_errors(DurationOutOfBounds("too long"))) == {"duration"}
+
+
+def test_sparkline():
+    assert blocks.sparkline([0, 50, 100, None]) == "▁▅█·"

@@ -75,7 +75,11 @@ def test_app_home_opened_matches_a_recorded_one() -> None:
 def test_builders_are_deterministic() -> None:
     state = {"duration": {"duration_input": {"type": "plain_text_input", "value": "2h"}}}
     assert p.view_submission("c", state) == p.view_submission("c", state)
-    assert p.app_home_opened() == p.app_home_opened()
+    assert p.app_home_opened(event_id="Ev1") == p.app_home_opened(event_id="Ev1")
+
+
+def test_each_event_gets_its_own_id_as_on_slack() -> None:
+    assert p.app_home_opened()["event_id"] != p.app_home_opened()["event_id"]
 
 
 @pytest.mark.parametrize("envelope_type", ["slash_commands", "interactive"])

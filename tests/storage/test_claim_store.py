@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gpubot.core.errors import AlreadyHeld, ClaimNotActive
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -226,6 +226,19 @@ def test_extending_an_ended_claim_raises_and_writes_nothing(store: ClaimStore) -
 # -- warnings -----------------------------------------------------------------------------------------
 
 
+def test_extend_with_an_expected_end_changes_nothing_once_it_moved(store: ClaimStore) -> None:
+    claim = claim_one(store)
+    once = store.extend_claim(claim.id, NOW + 2 * HOUR, "U_ALICE", NOW, expected_ends_at=claim.ends_at)
+    assert once.ends_at == NOW + 2 * HOUR
+
+    # The same button pressed again still expects the old end: refused, nothing written.
+    with pytest.raises(ClaimChanged) as changed:
+        store.extend_claim(claim.id, NOW + 3 * HOUR, "U_ALICE", NOW, expected_ends_at=claim.ends_at)
+    assert changed.value.ends_at == NOW + 2 * HOUR
+    assert store.get_claim(claim.id).ends_at == NOW + 2 * HOUR
+    assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.EXTENDED]
+
+
 def test_claims_to_warn_window_edges(store: ClaimStore) -> None:
     window = timedelta(minutes=10)
     ended_now = claim_one(store, Gpu(HOST, "A", 0), ends_at=NOW)
@@ -437,3 +450,23 @@ def test_naive_times_are_refused(store: ClaimStore) -> None:
     with pytest.raises(ValueError):
         store.sync_gpus(HOST, [GPU0], naive)
     assert store.active_claims() == []
+
+
+def test_leased_notices_are_skipped_by_a_second_sender_until_the_lease_ends(store: ClaimStore) -> None:
+    claim = claim_one(store)
+    store.end_claim(
+        claim.id,
+        ClaimStatus.RELEASED,
+        EventKind.FORCE_RELEASED,
+        "U_ADMIN",
+        NOW,
+        Notice(NoticeKind.FORCE_RELEASED, "U_ALICE", claim.id, "U_ADMIN"),
+    )
+    first = store.lease_notices(NOW, NOW + timedelta(minutes=1))
+    assert [item.notice.user_id for item in first] == ["U_ALICE"]
+    assert store.lease_notices(NOW, NOW + timedelta(minutes=1)) == []
+    # A sender that died holding it: the notice comes back once its lease is over.
+    again = store.lease_notices(NOW + timedelta(minutes=1), NOW + timedelta(minutes=2))
+    assert [item.id for item in again] == [first[0].id]
+    store.mark_notice_sent(first[0].id, NOW + timedelta(minutes=1))
+    assert store.lease_notices(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from gpubot.core.durations import looks_like_duration, parse_duration
-from gpubot.core.errors import CommandError
+from gpubot.core.errors import CommandError, InvalidPurpose
 
 PURPOSE_MAX_CHARS = 200
 # A selection is a handful of GPUs; this stops `0-99999999` from building a huge tuple.
@@ -49,6 +49,11 @@ class ClaimCommand:
 
 
 @dataclass(frozen=True)
+class ClaimDialogCommand:
+    """`/gpu claim` with nothing after it: open the claim form."""
+
+
+@dataclass(frozen=True)
 class ReleaseCommand:
     """Release the named GPUs, or every claim the caller holds when `selection` is None."""
 
@@ -61,7 +66,9 @@ class ExtendCommand:
     duration: timedelta
 
 
-Command = StatusCommand | HelpCommand | RealtimeCommand | ClaimCommand | ReleaseCommand | ExtendCommand
+Command = (
+    StatusCommand | HelpCommand | RealtimeCommand | ClaimCommand | ClaimDialogCommand | ReleaseCommand | ExtendCommand
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ USAGES: dict[str, Usage] = {
     "status": Usage("/gpu status", "every GPU, who holds it, for what and until when", "/gpu"),
     "claim": Usage(
         "/gpu claim <gpu> <purpose> [duration]",
-        "claim GPUs: one index, a list `0,2`, a range `0-3` or `any`",
+        "claim GPUs: one index, a list `0,2`, a range `0-3` or `any`; with nothing after it, a form opens",
         "/gpu claim 0,2 fine-tune llama 3h",
     ),
     "release": Usage("/gpu release <gpu>|all", "release your claims", "/gpu release 0"),
@@ -112,10 +119,10 @@ def parse_command(text: str) -> Command:
     raise CommandError(f"I don't know `{_shorten(words[0])}`.", usage=_all_syntax())
 
 
-def _parse_claim(args: list[str]) -> ClaimCommand:
+def _parse_claim(args: list[str]) -> ClaimCommand | ClaimDialogCommand:
     syntax = USAGES["claim"].syntax
     if not args:
-        raise CommandError("Say which GPU to claim and what for.", usage=syntax)
+        return ClaimDialogCommand()
     selection = parse_gpu_selection(args[0], allow_any=True, syntax=syntax)
     rest = args[1:]
     duration = None
@@ -183,13 +190,13 @@ def validate_purpose(text: str, syntax: str) -> str:
     """Check a claim's purpose: present, and within the length cap.
 
     Raises:
-        CommandError: the purpose is empty or too long.
+        InvalidPurpose: the purpose is empty or too long.
     """
     purpose = " ".join(text.split())
     if not purpose:
-        raise CommandError("Say what the GPU is for, e.g. `fine-tune llama`.", usage=syntax)
+        raise InvalidPurpose("Say what the GPU is for, e.g. `fine-tune llama`.", usage=syntax)
     if len(purpose) > PURPOSE_MAX_CHARS:
-        raise CommandError(
+        raise InvalidPurpose(
             f"The purpose is {len(purpose)} characters long; keep it within {PURPOSE_MAX_CHARS}.",
             usage=syntax,
         )

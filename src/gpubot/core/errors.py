@@ -36,6 +36,23 @@ class ClaimRefused(GpubotError):
     """A claim, release or extend was refused by the claim rules."""
 
 
+class InvalidPurpose(CommandError):
+    """A claim's purpose is missing or too long."""
+
+
+class DurationOutOfBounds(ClaimRefused):
+    """A claim's duration is outside the configured bounds."""
+
+
+class ClaimChanged(ClaimRefused):
+    """The claim changed since the button was shown (e.g. it was already extended); nothing was done."""
+
+    def __init__(self, claim_id: int, ends_at: datetime) -> None:
+        super().__init__("That claim was already changed; nothing more was done.")
+        self.claim_id = claim_id
+        self.ends_at = ends_at
+
+
 class UnknownGpu(ClaimRefused):
     """The GPU named does not exist on this host."""
 
@@ -100,3 +117,11 @@ class StoreUnavailable(GpubotError):
 
 class TelemetryError(GpubotError):
     """A telemetry backend cannot sample at all (one bad GPU is not this: it is reported as lost)."""
+
+
+class CheckFailed(GpubotError):
+    """A `gpubot doctor` check found something wrong with the installation; `fix` says what to do."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix

@@ -10,6 +10,8 @@ from gpubot.core.ports import ClaimStore
 
 _FIRST_RETRY = timedelta(seconds=2)
 _LONGEST_RETRY = timedelta(minutes=5)
+# Longer than one delivery can take (Slack's HTTP time-outs), short enough that a crash delays a DM little.
+_LEASE = timedelta(minutes=2)
 
 
 def retry_delay(attempts: int, retry_after: timedelta | None) -> timedelta:
@@ -25,9 +27,14 @@ class Outbox:
         self._store = store
         self._clock = clock
 
-    def due(self, limit: int = 50) -> list[OutboxItem]:
-        """Notices whose next attempt is due now."""
-        return self._store.pending_notices(self._clock.now(), limit)
+    def take_due(self, limit: int = 50) -> list[OutboxItem]:
+        """Notices due now, leased to this sender: another daemon on the database skips them for a while.
+
+        A sender that dies holding some gets them back after the lease: a DM can be duplicated only if
+        the process dies between Slack accepting it and `delivered` recording that.
+        """
+        now = self._clock.now()
+        return self._store.lease_notices(now, now + _LEASE, limit)
 
     def delivered(self, item: OutboxItem) -> None:
         """Slack accepted the DM."""

@@ -87,11 +87,22 @@ class ClaimStore(Protocol):
         """
         ...
 
-    def extend_claim(self, claim_id: int, ends_at: datetime, actor_id: str, now: datetime) -> Claim:
+    def extend_claim(
+        self,
+        claim_id: int,
+        ends_at: datetime,
+        actor_id: str,
+        now: datetime,
+        expected_ends_at: datetime | None = None,
+    ) -> Claim:
         """Move an active claim's end to `ends_at` and clear its warning, with an `extended` event.
+
+        With `expected_ends_at`, only if the claim still ends then (to the second): a button pressed twice
+        must not extend twice.
 
         Raises:
             ClaimNotActive: the claim had already ended; nothing was written.
+            ClaimChanged: it no longer ends at `expected_ends_at`; nothing was written.
         """
         ...
 
@@ -109,6 +120,11 @@ class ClaimStore(Protocol):
 
     def pending_notices(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Unsent notices whose next attempt is due, oldest first."""
+        ...
+
+    def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Take due notices for delivery: like `pending_notices`, and in the same transaction push their next
+        attempt to `lease_until`, so a second sender (another daemon on the same database) skips them."""
         ...
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:

@@ -16,6 +16,7 @@ from gpubot.core.errors import (
     AlreadyHeld,
     ClaimNotActive,
     ClaimRefused,
+    DurationOutOfBounds,
     NoFreeGpu,
     NotClaimed,
     NotHolder,
@@ -42,20 +43,28 @@ class ClaimPolicy:
     min_duration: timedelta = timedelta(minutes=30)
     max_duration: timedelta = timedelta(hours=12)
     default_duration: timedelta = timedelta(hours=2)
+    warn_before: timedelta = timedelta(minutes=15)
     admins: frozenset[str] = frozenset()
+    # What the claim form offers; only those within the bounds are shown.
+    duration_choices: tuple[timedelta, ...] = tuple(timedelta(hours=h) for h in (0.5, 1, 2, 4, 8, 12))
 
     def check_duration(self, duration: timedelta) -> None:
         """Raises:
-        ClaimRefused: the duration is outside the configured bounds.
+        DurationOutOfBounds: the duration is outside the configured bounds.
         """
         if duration < self.min_duration:
-            raise ClaimRefused(
+            raise DurationOutOfBounds(
                 f"{format_duration(duration)} is shorter than the minimum of {format_duration(self.min_duration)}."
             )
         if duration > self.max_duration:
-            raise ClaimRefused(
+            raise DurationOutOfBounds(
                 f"{format_duration(duration)} is longer than the maximum of {format_duration(self.max_duration)}."
             )
+
+    def offered_durations(self) -> tuple[timedelta, ...]:
+        """The claim form's choices: those within bounds, always including the default, shortest first."""
+        within = {d for d in self.duration_choices if self.min_duration <= d <= self.max_duration}
+        return tuple(sorted(within | {self.default_duration}))
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,23 @@ class Dashboard:
     @property
     def free_count(self) -> int:
         return sum(1 for row in self.rows if row.claim is None)
+
+
+@dataclass(frozen=True)
+class HomeState:
+    """What one person's Home tab shows: their own claims, then every GPU."""
+
+    user_id: str
+    own_claims: tuple[Claim, ...]
+    dashboard: Dashboard
+
+
+@dataclass(frozen=True)
+class DueReport:
+    """What one scheduler tick did."""
+
+    expired: tuple[Claim, ...] = ()
+    warned: tuple[Claim, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,9 +151,11 @@ class ClaimService:
         )
         return Dashboard(host=self.host, rows=rows, now=now)
 
-    def claims_of(self, user_id: str) -> list[Claim]:
-        """The caller's active claims on this host that have not run out."""
-        return [claim for claim in self._live_claims(self._clock.now()) if claim.user_id == user_id]
+    def home(self, user_id: str, sample: HostSample | None) -> HomeState:
+        """One person's claims and every GPU, for their Home tab."""
+        dashboard = self.dashboard(sample)
+        own = tuple(row.claim for row in dashboard.rows if row.claim is not None and row.claim.user_id == user_id)
+        return HomeState(user_id=user_id, own_claims=own, dashboard=dashboard)
 
     def claim(self, user_id: str, selection: GpuSelection, purpose: str, duration: timedelta | None) -> ClaimOutcome:
         """Claim the selected GPUs all or nothing (`any`: the first free one).
@@ -173,9 +201,68 @@ class ClaimService:
                 raise ClaimRefused("You hold no GPUs here.")
         else:
             targets = self._held_claims(_resolve(selection, self._store.list_gpus(self.host)))
-            for claim in targets:
-                if claim.user_id != user_id and not (as_admin or user_id in self.policy.admins):
-                    raise NotHolder(claim.gpu_index, claim.user_id)
+        return self._release(user_id, targets, now, as_admin)
+
+    def release_claim(self, user_id: str, claim_id: int) -> ReleaseOutcome:
+        """Release one claim by id (a button on a DM or the Home tab).
+
+        Raises:
+            ClaimNotActive: it has already ended (released or expired).
+            NotHolder: it is someone else's and the caller is no admin.
+        """
+        now = self._clock.now()
+        self._expire_overdue(now)
+        outcome = self._release(user_id, [self._active_claim(claim_id)], now, as_admin=False)
+        if not (outcome.released or outcome.forced):
+            raise ClaimNotActive(claim_id)
+        return outcome
+
+    def extend(self, user_id: str, selection: GpuSelection, duration: timedelta) -> ExtendOutcome:
+        """Push the end of the caller's claims later, never past the maximum duration counted from now.
+
+        Raises:
+            ClaimRefused: unknown GPU, not claimed, not the caller's, or already at the maximum.
+        """
+        now = self._clock.now()
+        self._expire_overdue(now)
+        targets = self._held_claims(_resolve(selection, self._store.list_gpus(self.host)))
+        return self._extend(user_id, targets, duration, now, expected_ends_at=None)
+
+    def extend_claim(
+        self, user_id: str, claim_id: int, duration: timedelta, expected_ends_at: datetime
+    ) -> ExtendOutcome:
+        """Extend one claim by id, only if it still ends at `expected_ends_at` (the end the button showed).
+
+        Raises:
+            ClaimNotActive: it has already ended.
+            ClaimChanged: it was extended since the button was shown (e.g. the button was pressed twice).
+            ClaimRefused: it is someone else's, or already at the maximum.
+        """
+        now = self._clock.now()
+        self._expire_overdue(now)
+        return self._extend(user_id, [self._active_claim(claim_id)], duration, now, expected_ends_at)
+
+    def process_due(self) -> DueReport:
+        """Expire claims past their end, then warn holders of claims ending within the warning lead time.
+
+        Each change is a conditional update in the store, so a restart, an overlapping tick or a second
+        daemon never expires or warns twice. Expiring first means a claim that ended while gpubot was down
+        gets its expiry, never a late warning.
+        """
+        now = self._clock.now()
+        expired = self._expire_overdue(now)
+        warned = [
+            claim
+            for claim in self._store.claims_to_warn(now, self.policy.warn_before)
+            if claim.host == self.host
+            and self._store.mark_warned(claim.id, now, Notice(NoticeKind.EXPIRY_WARNING, claim.user_id, claim.id))
+        ]
+        return DueReport(expired=tuple(expired), warned=tuple(warned))
+
+    def _release(self, user_id: str, targets: Sequence[Claim], now: datetime, as_admin: bool) -> ReleaseOutcome:
+        for claim in targets:
+            if claim.user_id != user_id and not (as_admin or user_id in self.policy.admins):
+                raise NotHolder(claim.gpu_index, claim.user_id)
         released: list[Claim] = []
         forced: list[Claim] = []
         for claim in targets:
@@ -189,15 +276,14 @@ class ClaimService:
             (forced if is_forced else released).append(ended)
         return ReleaseOutcome(released=tuple(released), forced=tuple(forced))
 
-    def extend(self, user_id: str, selection: GpuSelection, duration: timedelta) -> ExtendOutcome:
-        """Push the end of the caller's claims later, never past the maximum duration counted from now.
-
-        Raises:
-            ClaimRefused: unknown GPU, not claimed, not the caller's, or already at the maximum.
-        """
-        now = self._clock.now()
-        self._expire_overdue(now)
-        targets = self._held_claims(_resolve(selection, self._store.list_gpus(self.host)))
+    def _extend(
+        self,
+        user_id: str,
+        targets: Sequence[Claim],
+        duration: timedelta,
+        now: datetime,
+        expected_ends_at: datetime | None,
+    ) -> ExtendOutcome:
         for claim in targets:
             if claim.user_id != user_id:
                 raise NotHolder(claim.gpu_index, claim.user_id)
@@ -215,8 +301,14 @@ class ClaimService:
             if ends_at <= claim.ends_at:
                 extended.append(claim)
                 continue
-            extended.append(self._store.extend_claim(claim.id, ends_at, user_id, now))
+            extended.append(self._store.extend_claim(claim.id, ends_at, user_id, now, expected_ends_at))
         return ExtendOutcome(claims=tuple(extended), capped=capped, now=now)
+
+    def _active_claim(self, claim_id: int) -> Claim:
+        claim = self._store.get_claim(claim_id)
+        if claim is None or claim.status is not ClaimStatus.ACTIVE or claim.host != self.host:
+            raise ClaimNotActive(claim_id)
+        return claim
 
     def _claim_first_free(self, user_id: str, gpus: Sequence[Gpu], purpose: str, duration: timedelta) -> ClaimOutcome:
         now = self._clock.now()
@@ -242,22 +334,26 @@ class ClaimService:
     def _live_claims(self, now: datetime) -> list[Claim]:
         return [claim for claim in self._store.active_claims(self.host) if claim.ends_at > now]
 
-    def _expire_overdue(self, now: datetime) -> None:
-        """End claims past their end before acting, so a late scheduler tick never blocks a new claim."""
+    def _expire_overdue(self, now: datetime) -> list[Claim]:
+        """End claims past their end; also run before acting, so a late scheduler tick never blocks a claim."""
+        expired = []
         for claim in self._store.claims_past_end(now):
             if claim.host != self.host:
                 continue
             try:
-                self._store.end_claim(
-                    claim.id,
-                    ClaimStatus.EXPIRED,
-                    EventKind.EXPIRED,
-                    None,
-                    now,
-                    Notice(NoticeKind.EXPIRED, claim.user_id, claim.id),
+                expired.append(
+                    self._store.end_claim(
+                        claim.id,
+                        ClaimStatus.EXPIRED,
+                        EventKind.EXPIRED,
+                        None,
+                        now,
+                        Notice(NoticeKind.EXPIRED, claim.user_id, claim.id),
+                    )
                 )
             except ClaimNotActive:
-                continue
+                continue  # Another tick or daemon expired it first.
+        return expired
 
 
 def _resolve(selection: GpuSelection, gpus: Sequence[Gpu]) -> list[Gpu]:

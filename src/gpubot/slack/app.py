@@ -1,20 +1,32 @@
-"""The Bolt app: an `AsyncApp` whose listeners reply inside the ack (Socket Mode, aiohttp)."""
+"""The Bolt app: an `AsyncApp` whose listeners answer from local state and reply inside the ack."""
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.slack import actions
 from gpubot.slack.commands import SlashCommands
+from gpubot.slack.home import HomeTab
+from gpubot.slack.interactions import Interactions
+from gpubot.slack.tasks import AfterAck
 
 logger = logging.getLogger(__name__)
 
 
-def build_app(api_url: str, identity: AuthorizeResult, commands: SlashCommands) -> AsyncApp:
+def build_app(
+    api_url: str,
+    identity: AuthorizeResult,
+    commands: SlashCommands,
+    interactions: Interactions,
+    home: HomeTab,
+    after_ack: AfterAck,
+) -> AsyncApp:
     """Wire the listeners into an `AsyncApp`.
 
     Args:
@@ -22,6 +34,9 @@ def build_app(api_url: str, identity: AuthorizeResult, commands: SlashCommands) 
         identity: who the bot is, from the `auth.test` done once at start-up; Bolt would otherwise call
             `auth.test` on the first request, making one person wait on an HTTP round trip.
         commands: answers `/gpu`.
+        interactions: buttons and the claim form.
+        home: the App Home tab.
+        after_ack: runs the work that calls Slack once the ack is out.
     """
 
     async def authorize(**_: Any) -> AuthorizeResult:
@@ -35,14 +50,81 @@ def build_app(api_url: str, identity: AuthorizeResult, commands: SlashCommands) 
         # Socket Mode has no request signatures to verify.
         request_verification_enabled=False,
     )
+    seen_events = _RecentIds()
 
     @app.command("/gpu")
     async def on_gpu_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        message = await commands.answer(command["user_id"], command.get("text", ""))
-        await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        message = await commands.answer(command["user_id"], command.get("text", ""), command.get("trigger_id", ""))
+        if message is None:
+            await ack()
+        else:
+            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        # Slack retries an event it thinks went unanswered; the event id is the same on every attempt.
+        if event.get("tab") == "home" and seen_events.first_time(body.get("event_id")):
+            home.opened(event["user"])
+
+    @app.action(actions.RELEASE_PATTERN)
+    async def on_release(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        after_ack.spawn(
+            interactions.release_pressed(user_id, action.get("value", ""), body.get("container", {})),
+            f"a release button pressed by {user_id}",
+        )
+
+    @app.action(actions.EXTEND_PATTERN)
+    async def on_extend(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        value = action.get("value") or (action.get("selected_option") or {}).get("value", "")
+        after_ack.spawn(
+            interactions.extend_pressed(user_id, value, body.get("container", {})),
+            f"an extend button pressed by {user_id}",
+        )
+
+    @app.action(actions.CLAIM_GPU_PATTERN)
+    async def on_claim_gpu(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        value = action.get("value", "")
+        preselect = int(value) if value.isdigit() else None
+        after_ack.spawn(interactions.open_claim_form(body["trigger_id"], preselect), "opening the claim form")
+
+    @app.action(actions.CLAIM_FORM)
+    async def on_claim_form_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        after_ack.spawn(interactions.open_claim_form(body["trigger_id"], None), "opening the claim form")
+
+    @app.view(actions.CLAIM_MODAL_CALLBACK)
+    async def on_claim_form_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        errors = await interactions.submit_claim(body["user"]["id"], view.get("state", {}))
+        if errors:
+            await ack(response_action="errors", errors=errors)
+        else:
+            await ack()
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         logger.error("unhandled error for a %s request: %r", body.get("type", "slash command"), error)
 
     return app
+
+
+class _RecentIds:
+    """The last few thousand ids seen, to tell a retry from a first delivery."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._keep = keep
+
+    def first_time(self, event_id: str | None) -> bool:
+        if event_id is None:
+            return True
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._keep:
+            self._ids.popitem(last=False)
+        return True

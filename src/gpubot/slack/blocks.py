@@ -6,23 +6,35 @@ listing compacts (several GPUs to a section, then "and N more") rather than over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gpubot.core.commands import USAGES
+from gpubot.core.commands import PURPOSE_MAX_CHARS, USAGES
 from gpubot.core.durations import format_duration
-from gpubot.core.errors import GpubotError
+from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
-from gpubot.core.models import Claim, GpuSample, HostSample, OutboxItem, ProcessSample
-from gpubot.core.service import ClaimOutcome, ClaimPolicy, Dashboard, ExtendOutcome, GpuRow, ReleaseOutcome
+from gpubot.core.models import Claim, GpuSample, HostSample, NoticeKind, OutboxItem, ProcessSample
+from gpubot.core.service import (
+    ClaimOutcome,
+    ClaimPolicy,
+    Dashboard,
+    ExtendOutcome,
+    GpuRow,
+    HomeState,
+    ReleaseOutcome,
+)
+from gpubot.slack import actions
 from gpubot.slack.mrkdwn import date_token, escape, escape_except_mentions, mention, truncate
 
 Block = dict[str, Any]
 
 MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SELECT_OPTIONS = 100
+MAX_PLAIN_TEXT_CHARS = 75  # button labels, option texts, placeholders
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150
 MAX_CONTEXT_ELEMENTS = 10
@@ -30,6 +42,10 @@ MAX_CONTEXT_ELEMENTS = 10
 _FRAME_BLOCKS = 4
 _COMPACT_PURPOSE_CHARS = 40
 _PROCESSES_SHOWN = 5
+# The Home tab lists at most this many of a person's own claims with buttons; the rest as lines.
+_HOME_CLAIMS_WITH_BUTTONS = 10
+_QUICK_EXTENSIONS = (timedelta(hours=1), timedelta(hours=2))
+_SPARK = "▁▂▃▄▅▆▇█"
 
 LOAD_BADGES = {
     LoadLevel.HIGH: "🔥",
@@ -165,15 +181,165 @@ def internal_error_message() -> Message:
     )
 
 
-def notice_message(item: OutboxItem, timezone: ZoneInfo) -> Message:
-    """The DM a holder is owed when an admin ended their claim."""
+def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Message:
+    """The DM a holder is owed: an expiry warning (with buttons), an expiry, or an admin's release."""
     claim = item.claim
-    actor = mention(item.notice.actor_id) if item.notice.actor_id else "an admin"
+    gpu = f"*GPU {claim.gpu_index}* ({escape(claim.purpose)})"
+    if item.notice.kind is NoticeKind.EXPIRY_WARNING:
+        text = (
+            f"⏰ Your claim on {gpu} ends {date_token(claim.ends_at, timezone)}"
+            f" ({format_duration(claim.ends_at - now)} left). Extend it, or release the GPU if you are done."
+        )
+        buttons = [
+            button(
+                f"Extend +{format_duration(extra)}",
+                actions.extend_action_id(claim.id, extra),
+                actions.extend_value(claim.id, extra, claim.ends_at),
+            )
+            for extra in _QUICK_EXTENSIONS
+        ]
+        buttons.append(button("Release now", actions.release_action_id(claim.id), str(claim.id), style="danger"))
+        return Message(
+            text=f"Your claim on GPU {claim.gpu_index} ends soon",
+            blocks=[section(text), {"type": "actions", "elements": buttons}],
+        )
+    if item.notice.kind is NoticeKind.EXPIRED:
+        text = (
+            f"⌛ Your claim on {gpu} ended {date_token(claim.ends_at, timezone)}; the GPU is free again."
+            " Claim it again with `/gpu claim` if you still need it."
+        )
+        return Message(text=f"Your claim on GPU {claim.gpu_index} expired", blocks=[section(text)])
     text = (
-        f"Your claim on *GPU {claim.gpu_index}* ({escape(claim.purpose)}) was released by {actor}"
+        f"Your claim on {gpu} was released by {_actor(item.notice.actor_id)}"
         f" at {date_token(claim.ended_at or claim.ends_at, timezone)}."
     )
     return Message(text=f"Your claim on GPU {claim.gpu_index} was released", blocks=[section(text)])
+
+
+def home_view(
+    state: HomeState,
+    policy: ClaimPolicy,
+    timezone: ZoneInfo,
+    thresholds: LoadThresholds,
+    trends: Mapping[str, Sequence[float | None]],
+    flash: Message | None = None,
+) -> Block:
+    """The App Home tab: the person's own claims with Release/Extend, then every GPU with Claim buttons.
+
+    `flash` is the outcome of what the person just did, shown at the top. Stays within 100 blocks.
+    """
+    dashboard = state.dashboard
+    top: list[Block] = [header("Your GPUs")]
+    if flash is not None:
+        top.extend(flash.blocks[:2])
+    if not state.own_claims:
+        top.append(section("You hold no GPUs."))
+    for claim in state.own_claims[:_HOME_CLAIMS_WITH_BUTTONS]:
+        top.extend(_own_claim_blocks(claim, policy, dashboard.now, timezone))
+    extra = state.own_claims[_HOME_CLAIMS_WITH_BUTTONS:]
+    if extra:
+        top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {c.gpu_index}" for c in extra)))
+    top.append({"type": "actions", "elements": [button("Claim GPUs…", actions.CLAIM_FORM, "open", style="primary")]})
+    top.append({"type": "divider"})
+    top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free"))
+    footer = context(
+        f"Updated {date_token(dashboard.now, timezone)} · 📈 utilization over the last hour · "
+        + " · ".join(f"{LOAD_BADGES[level]} {level.value}" for level in LoadLevel)
+    )
+    budget = MAX_VIEW_BLOCKS - len(top) - 1
+    rows = dashboard.rows
+    if len(rows) <= budget:
+        gpu_blocks = [_home_gpu_block(row, dashboard.now, timezone, thresholds, trends) for row in rows]
+    else:
+        lines = [_status_line(row, dashboard.now, timezone, compact=True) for row in rows]
+        gpu_blocks = pack_lines(lines, budget, noun="GPUs")
+    if not rows:
+        gpu_blocks = [section("No GPUs found on this host.")]
+    return {"type": "home", "blocks": [*top, *gpu_blocks, footer]}
+
+
+def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None) -> Block:
+    """The claim form: free GPUs (the clicked one preselected), a purpose, a duration."""
+    free = [row.gpu for row in dashboard.rows if row.claim is None][:MAX_SELECT_OPTIONS]
+    base: Block = {
+        "type": "modal",
+        "callback_id": actions.CLAIM_MODAL_CALLBACK,
+        "title": plain("Claim GPUs"),
+        "close": plain("Cancel"),
+    }
+    if not free:
+        return {**base, "blocks": [section("Every GPU is claimed right now; `/gpu status` shows when they end.")]}
+    options = {gpu.index: option(f"GPU {gpu.index} · {gpu.name or 'unknown model'}", str(gpu.index)) for gpu in free}
+    gpu_select: Block = {
+        "type": "multi_static_select",
+        "action_id": actions.GPUS_INPUT,
+        "placeholder": plain("Pick one or more"),
+        "options": list(options.values()),
+    }
+    if preselect in options:
+        gpu_select["initial_options"] = [options[preselect]]
+    durations = [option(format_duration(d), str(int(d.total_seconds()))) for d in policy.offered_durations()]
+    default = str(int(policy.default_duration.total_seconds()))
+    return {
+        **base,
+        "submit": plain("Claim"),
+        "blocks": [
+            _input(actions.GPUS_INPUT, "GPUs", gpu_select),
+            _input(
+                actions.PURPOSE_INPUT,
+                "Purpose",
+                {
+                    "type": "plain_text_input",
+                    "action_id": actions.PURPOSE_INPUT,
+                    "max_length": PURPOSE_MAX_CHARS,
+                    "placeholder": plain("e.g. fine-tune llama"),
+                },
+            ),
+            _input(
+                actions.DURATION_INPUT,
+                "For how long",
+                {
+                    "type": "static_select",
+                    "action_id": actions.DURATION_INPUT,
+                    "options": durations,
+                    "initial_option": next(o for o in durations if o["value"] == default),
+                },
+            ),
+        ],
+    }
+
+
+def claim_modal_errors(error: GpubotError) -> dict[str, str]:
+    """A refused claim as field errors of the claim form (`response_action: errors`)."""
+    field = actions.GPUS_INPUT
+    if isinstance(error, InvalidPurpose):
+        field = actions.PURPOSE_INPUT
+    elif isinstance(error, DurationOutOfBounds):
+        field = actions.DURATION_INPUT
+    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render.
+    return {field: truncate(error.message.replace("<@", "@").replace(">", ""), 150)}
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """Percentages as unicode bars; a gap where nothing was measured."""
+    return "".join(
+        "·" if value is None else _SPARK[min(int(value / 100 * len(_SPARK)), len(_SPARK) - 1)] for value in values
+    )
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    element: Block = {"type": "button", "text": plain(text), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    return element
+
+
+def option(text: str, value: str) -> Block:
+    return {"text": plain(text), "value": value}
+
+
+def plain(text: str) -> Block:
+    return {"type": "plain_text", "text": truncate(text, MAX_PLAIN_TEXT_CHARS), "emoji": True}
 
 
 def pack_lines(lines: Sequence[str], max_blocks: int, noun: str) -> list[Block]:
@@ -307,3 +473,65 @@ def _power(sample: GpuSample) -> str:
     draw_text = "n/a" if draw is None else f"{draw:.0f}"
     limit_text = "n/a" if limit is None else f"{limit:.0f}"
     return f"{draw_text} / {limit_text} W"
+
+
+def _own_claim_blocks(claim: Claim, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> list[Block]:
+    text = (
+        f"*GPU {claim.gpu_index}* · {escape(claim.purpose)}\n"
+        f"ends {date_token(claim.ends_at, timezone)} · {format_duration(claim.time_left(now))} left"
+    )
+    elements = [button("Release", actions.release_action_id(claim.id), str(claim.id), style="danger")]
+    elements.extend(
+        button(
+            f"+{format_duration(extra)}",
+            actions.extend_action_id(claim.id, extra),
+            actions.extend_value(claim.id, extra, claim.ends_at),
+        )
+        for extra in _QUICK_EXTENSIONS
+    )
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": actions.extend_action_id(claim.id, None),
+            "placeholder": plain("Extend by…"),
+            "options": [
+                option(f"+{format_duration(d)}", actions.extend_value(claim.id, d, claim.ends_at))
+                for d in policy.offered_durations()
+            ],
+        }
+    )
+    return [section(text), {"type": "actions", "elements": elements}]
+
+
+def _home_gpu_block(
+    row: GpuRow,
+    now: datetime,
+    timezone: ZoneInfo,
+    thresholds: LoadThresholds,
+    trends: Mapping[str, Sequence[float | None]],
+) -> Block:
+    block = section(_status_line(row, now, timezone, compact=False))
+    sample = row.sample
+    if sample is not None:
+        badge = LOAD_BADGES[load_level(sample, thresholds)]
+        trend = sparkline(trends.get(row.gpu.uuid, ()))
+        block["fields"] = [
+            {"type": "mrkdwn", "text": f"{badge} util {_pct(sample.utilization_gpu_pct)} {trend}".strip()},
+            {"type": "mrkdwn", "text": f"mem {_pct(sample.memory_used_pct)} · {_temp(sample)}"},
+        ]
+    if row.claim is None:
+        block["accessory"] = button("Claim", actions.claim_gpu_action_id(row.gpu.index), str(row.gpu.index))
+    return block
+
+
+def _input(block_id: str, label: str, element: Block) -> Block:
+    return {"type": "input", "block_id": block_id, "label": plain(label), "element": element}
+
+
+def _actor(actor_id: str | None) -> str:
+    if actor_id is None:
+        return "an admin"
+    if actor_id.startswith("host:"):
+        # The host CLI's `gpubot release --force`: a Unix user on the GPU host, not a Slack user.
+        return f"`{escape(actor_id.removeprefix('host:'))}` on the GPU host"
+    return mention(actor_id)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from gpubot.core.commands import (
     ClaimCommand,
+    ClaimDialogCommand,
     Command,
     ExtendCommand,
     HelpCommand,
@@ -36,18 +37,24 @@ class SlashCommands:
         latest_sample: Callable[[], HostSample | None],
         timezone: ZoneInfo,
         thresholds: LoadThresholds,
-        after_change: Callable[[], None],
+        after_change: Callable[[Iterable[str]], None],
+        open_claim_form: Callable[[str], None],
     ) -> None:
         self._service = service
         self._latest_sample = latest_sample
         self._timezone = timezone
         self._thresholds = thresholds
         self._after_change = after_change
+        self._open_claim_form = open_claim_form
 
-    async def answer(self, user_id: str, text: str) -> Message:
-        """The reply to `/gpu <text>` from `user_id`: a result, or a message saying what was wrong."""
+    async def answer(self, user_id: str, text: str, trigger_id: str = "") -> Message | None:
+        """The reply to `/gpu <text>` from `user_id`: a result, a message saying what was wrong, or None when
+        the answer is the claim form (opened after the ack, with `trigger_id`)."""
         try:
             command = parse_command(text)
+            if isinstance(command, ClaimDialogCommand):
+                self._open_claim_form(trigger_id)
+                return None
             return await self._run(user_id, command)
         except GpubotError as error:
             return blocks.error_message(error)
@@ -71,14 +78,14 @@ class SlashCommands:
                 return blocks.help_message(policy)
             case ClaimCommand(selection, purpose, duration):
                 claimed = await asyncio.to_thread(service.claim, user_id, selection, purpose, duration)
-                self._after_change()
+                self._after_change([user_id])
                 return blocks.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
             case ReleaseCommand(selection):
                 released = await asyncio.to_thread(service.release, user_id, selection)
-                self._after_change()
+                self._after_change([user_id, *(claim.user_id for claim in released.forced)])
                 return blocks.release_message(released)
             case ExtendCommand(selection, duration):
                 extended = await asyncio.to_thread(service.extend, user_id, selection, duration)
-                self._after_change()
+                self._after_change([user_id])
                 return blocks.extend_message(extended, policy, extended.now, self._timezone)
         raise TypeError(f"unhandled command {command!r}")  # parse_command returns only the cases above

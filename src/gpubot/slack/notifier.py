@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.core.clock import Clock
 from gpubot.core.models import OutboxItem
 from gpubot.core.outbox import Outbox
 from gpubot.slack import blocks
+from gpubot.slack.dm import DirectMessages
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,11 @@ logger = logging.getLogger(__name__)
 class NoticeSender:
     """Posts due notices as DMs; the outbox row is marked sent only after Slack accepted the message."""
 
-    def __init__(self, outbox: Outbox, client: AsyncWebClient, timezone: ZoneInfo) -> None:
+    def __init__(self, outbox: Outbox, dms: DirectMessages, clock: Clock, timezone: ZoneInfo) -> None:
         self._outbox = outbox
-        self._client = client
+        self._dms = dms
+        self._clock = clock
         self._timezone = timezone
-        self._dm_channels: dict[str, str] = {}
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -44,16 +45,15 @@ class NoticeSender:
     async def deliver_due(self) -> int:
         """Try every due notice once; returns how many Slack accepted."""
         delivered = 0
-        for item in await asyncio.to_thread(self._outbox.due):
+        for item in await asyncio.to_thread(self._outbox.take_due):
             if await self._deliver(item):
                 delivered += 1
         return delivered
 
     async def _deliver(self, item: OutboxItem) -> bool:
-        message = blocks.notice_message(item, self._timezone)
+        message = blocks.notice_message(item, self._timezone, self._clock.now())
         try:
-            channel = await self._dm_channel(item.notice.user_id)
-            await self._client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            await self._dms.send(item.notice.user_id, message)
         except SlackApiError as error:
             retry_after = _retry_after(error)
             reason = str(error.response.get("error", "")) or f"HTTP {error.response.status_code}"
@@ -66,14 +66,6 @@ class NoticeSender:
             return False
         await asyncio.to_thread(self._outbox.delivered, item)
         return True
-
-    async def _dm_channel(self, user_id: str) -> str:
-        channel = self._dm_channels.get(user_id)
-        if channel is None:
-            response = await self._client.conversations_open(users=user_id)
-            channel = str(response["channel"]["id"])
-            self._dm_channels[user_id] = channel
-        return channel
 
 
 def _retry_after(error: SlackApiError) -> timedelta | None:

@@ -8,6 +8,7 @@ server, `block_actions` from java-slack-sdk, `view_submission` from bolt-python'
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 # One fake workspace. The Web API's `auth.test` answers with the same ids, so Bolt's
@@ -29,6 +30,9 @@ EPOCH_S = 1_700_000_000
 ENVELOPE_TYPES = frozenset({"slash_commands", "events_api", "interactive"})
 # Interaction types whose ack may carry a reply (modal `response_action`s, select options).
 _RESPONSE_PAYLOAD_INTERACTIONS = frozenset({"view_submission", "block_suggestion"})
+
+
+_event_ids = itertools.count(1)
 
 
 def slack_ts(serial: int) -> str:
@@ -262,7 +266,7 @@ def _view(
     }
 
 
-def app_home_opened(user_id: str = DEFAULT_USER_ID, tab: str = "home") -> dict[str, Any]:
+def app_home_opened(user_id: str = DEFAULT_USER_ID, tab: str = "home", event_id: str | None = None) -> dict[str, Any]:
     """Build the `event_callback` payload of an `events_api` envelope for `app_home_opened`.
 
     The event carries no `view`, as on a user's first visit; an app must publish one either way.
@@ -270,6 +274,8 @@ def app_home_opened(user_id: str = DEFAULT_USER_ID, tab: str = "home") -> dict[s
     Args:
         user_id: Who opened the app.
         tab: "home" or "messages".
+        event_id: Slack gives every event its own id and repeats it only when it retries that event;
+            a fresh one (a counter, so runs are repeatable) when omitted.
 
     Returns:
         The `event_callback` payload dict.
@@ -286,7 +292,7 @@ def app_home_opened(user_id: str = DEFAULT_USER_ID, tab: str = "home") -> dict[s
             "event_ts": slack_ts(0),
         },
         "type": "event_callback",
-        "event_id": f"Ev0{user_id}",
+        "event_id": event_id or f"Ev{next(_event_ids):08d}",
         "event_time": EPOCH_S,
         "authorizations": [
             {

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from gpubot.core.errors import AlreadyHeld, ClaimNotActive, StoreBusy
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -278,7 +278,14 @@ class SqlClaimStore:
                 session.add(_outbox_row(notice, now))
             return _to_claim(_load_claim(session, claim_id))
 
-    def extend_claim(self, claim_id: int, ends_at: datetime, actor_id: str, now: datetime) -> Claim:
+    def extend_claim(
+        self,
+        claim_id: int,
+        ends_at: datetime,
+        actor_id: str,
+        now: datetime,
+        expected_ends_at: datetime | None = None,
+    ) -> Claim:
         """Move an active claim's end to `ends_at` and clear its warning, with an `extended` event.
 
         Args:
@@ -302,7 +309,11 @@ class SqlClaimStore:
             previous = session.scalar(
                 select(ClaimRow.ends_at).where(ClaimRow.id == claim_id, ClaimRow.status == _ACTIVE).with_for_update()
             )
-            if previous is None or not _update_active(session, claim_id, ends_at=ends_at, warned_at=None):
+            if previous is None:
+                raise ClaimNotActive(claim_id)
+            if expected_ends_at is not None and not _same_second(previous, expected_ends_at):
+                raise ClaimChanged(claim_id, previous)
+            if not _update_active(session, claim_id, ends_at=ends_at, warned_at=None):
                 raise ClaimNotActive(claim_id)
             detail = {"from": previous.isoformat(), "to": ends_at.astimezone(timezone.utc).isoformat()}
             session.add(_event_row(claim_id, EventKind.EXTENDED, actor_id, now, detail))
@@ -394,20 +405,43 @@ class SqlClaimStore:
             .limit(limit)
         )
         with self._reading() as session:
-            return [
-                OutboxItem(
-                    id=item.id,
-                    notice=Notice(
-                        kind=NoticeKind(item.kind),
-                        user_id=item.user_id,
-                        claim_id=item.claim_id,
-                        actor_id=item.actor_id,
-                    ),
-                    claim=_to_claim(claim),
-                    attempts=item.attempts,
+            return [_to_outbox_item(item, claim) for item, claim in session.execute(query)]
+
+    def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Take due notices for delivery, pushing their next attempt to `lease_until` in the same transaction.
+
+        Args:
+            now: the current time.
+            lease_until: when a notice this sender fails to settle becomes due again.
+            limit: at most this many.
+
+        Returns:
+            The notices this caller now holds, each with its claim as it is now.
+
+        Raises:
+            StoreBusy: the database stayed locked.
+        """
+        _require_aware(now=now, lease_until=lease_until)
+        query = (
+            select(OutboxRow, ClaimRow)
+            .join(ClaimRow, OutboxRow.claim_id == ClaimRow.id)
+            .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at <= now)
+            .order_by(OutboxRow.created_at, OutboxRow.id)
+            .limit(limit)
+            # PostgreSQL: a concurrent sender skips rows this one holds; SQLite's BEGIN IMMEDIATE already
+            # serialises the two transactions.
+            .with_for_update(of=OutboxRow, skip_locked=True)
+        )
+        with self._writing() as session:
+            leased = [_to_outbox_item(item, claim) for item, claim in session.execute(query)]
+            if leased:
+                session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_([item.id for item in leased]))
+                    .values(next_attempt_at=lease_until)
+                    .execution_options(synchronize_session=False)
                 )
-                for item, claim in session.execute(query)
-            ]
+            return leased
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
         """Record that Slack accepted the notice; a notice already marked sent keeps its first time.
@@ -570,3 +604,13 @@ def _require_aware(**times: datetime) -> None:
     for name, value in times.items():
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")
+
+
+def _to_outbox_item(item: OutboxRow, claim: ClaimRow) -> OutboxItem:
+    notice = Notice(kind=NoticeKind(item.kind), user_id=item.user_id, claim_id=item.claim_id, actor_id=item.actor_id)
+    return OutboxItem(id=item.id, notice=notice, claim=_to_claim(claim), attempts=item.attempts)
+
+
+def _same_second(first: datetime, second: datetime) -> bool:
+    # Buttons carry times as whole epoch seconds.
+    return int(first.timestamp()) == int(second.timestamp())

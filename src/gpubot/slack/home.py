@@ -1,0 +1,69 @@
+"""The App Home tab: published for a person when they open it and after each thing they do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from gpubot.core.history import UtilizationHistory
+from gpubot.core.load import LoadThresholds
+from gpubot.core.models import HostSample
+from gpubot.core.service import ClaimService
+from gpubot.slack import blocks
+from gpubot.slack.blocks import Message
+from gpubot.slack.tasks import AfterAck
+
+
+class HomeTab:
+    """Publishes Home views with `views.publish`, at most one in flight per person.
+
+    Only people who have opened the Home tab since start-up get republished after a change: no call is
+    spent on a view nobody looks at, and no telemetry tick republishes anything (views.publish is rate
+    limited per workspace).
+    """
+
+    def __init__(
+        self,
+        service: ClaimService,
+        client: AsyncWebClient,
+        latest_sample: Callable[[], HostSample | None],
+        history: UtilizationHistory,
+        timezone: ZoneInfo,
+        thresholds: LoadThresholds,
+        after_ack: AfterAck,
+    ) -> None:
+        self._service = service
+        self._client = client
+        self._latest_sample = latest_sample
+        self._history = history
+        self._timezone = timezone
+        self._thresholds = thresholds
+        self._after_ack = after_ack
+        self._viewers: set[str] = set()
+        self._pending: dict[str, Message | None] = {}
+
+    def opened(self, user_id: str) -> None:
+        """The person opened the Home tab: publish it now."""
+        self._viewers.add(user_id)
+        self.refresh(user_id)
+
+    def refresh(self, user_id: str, flash: Message | None = None) -> None:
+        """Republish the person's Home (if they have it open), showing `flash` at the top."""
+        if user_id not in self._viewers:
+            return
+        if user_id in self._pending:
+            # A publish is already queued: it will read the newest state; keep the newest flash.
+            self._pending[user_id] = flash or self._pending[user_id]
+            return
+        self._pending[user_id] = flash
+        self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id}")
+
+    async def _publish(self, user_id: str) -> None:
+        flash = self._pending.pop(user_id, None)
+        state = await asyncio.to_thread(self._service.home, user_id, self._latest_sample())
+        trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}
+        view = blocks.home_view(state, self._service.policy, self._timezone, self._thresholds, trends, flash)
+        await self._client.views_publish(user_id=user_id, view=view)

@@ -1,0 +1,118 @@
+"""Buttons and the claim form: parse the payload, one service call, render, then tell Slack.
+
+The button handlers run after the ack (Slack waits 3 s at most), so they may call the Web API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from gpubot.core.commands import GpuSelection
+from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
+from gpubot.core.service import ClaimService
+from gpubot.slack import actions, blocks
+from gpubot.slack.blocks import Message
+from gpubot.slack.dm import DirectMessages
+from gpubot.slack.home import HomeTab
+from gpubot.slack.tasks import AfterAck
+
+logger = logging.getLogger(__name__)
+
+
+class Interactions:
+    """What people do outside `/gpu`: press Release/Extend/Claim, submit the claim form."""
+
+    def __init__(
+        self,
+        service: ClaimService,
+        client: AsyncWebClient,
+        dms: DirectMessages,
+        home: HomeTab,
+        timezone: ZoneInfo,
+        after_ack: AfterAck,
+        after_change: Callable[[Iterable[str]], None],
+    ) -> None:
+        self._service = service
+        self._client = client
+        self._dms = dms
+        self._home = home
+        self._timezone = timezone
+        self._after_ack = after_ack
+        self._after_change = after_change
+
+    async def release_pressed(self, user_id: str, value: str, container: Mapping[str, Any]) -> None:
+        """Release (a DM's or the Home tab's button), then show the outcome where it was pressed."""
+        try:
+            outcome = await asyncio.to_thread(self._service.release_claim, user_id, actions.parse_int(value))
+            message = blocks.release_message(outcome)
+            self._after_change([user_id, *(claim.user_id for claim in outcome.forced)])
+        except GpubotError as error:
+            message = blocks.error_message(error)
+        await self._show(user_id, container, message)
+
+    async def extend_pressed(self, user_id: str, value: str, container: Mapping[str, Any]) -> None:
+        """Extend by the pressed or chosen duration, only if the claim still ends where the button said."""
+        try:
+            request = actions.parse_extend_value(value)
+            outcome = await asyncio.to_thread(
+                self._service.extend_claim, user_id, request.claim_id, request.duration, request.expected_ends_at
+            )
+            message = blocks.extend_message(outcome, self._service.policy, outcome.now, self._timezone)
+            self._after_change([user_id])
+        except GpubotError as error:
+            message = blocks.error_message(error)
+        await self._show(user_id, container, message)
+
+    async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
+        """Open the claim form. The trigger expires about 3 s after the click, so this runs right after the ack;
+        the form is built from the database (a local read) before opening, so it opens complete."""
+        dashboard = await asyncio.to_thread(self._service.dashboard, None)
+        view = blocks.claim_modal(dashboard, self._service.policy, preselect)
+        await self._client.views_open(trigger_id=trigger_id, view=view)
+
+    async def submit_claim(self, user_id: str, state: Mapping[str, Any]) -> dict[str, str] | None:
+        """Claim what the form asks for, all or nothing. Returns field errors for the form, or None when done.
+
+        This one runs before the ack, whose answer it is; the confirming DM goes out after it.
+        """
+        try:
+            selection, purpose, duration = _read_claim_form(state)
+            outcome = await asyncio.to_thread(self._service.claim, user_id, selection, purpose, duration)
+        except GpubotError as error:
+            return blocks.claim_modal_errors(error)
+        self._after_change([user_id])
+        message = blocks.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
+        self._home.refresh(user_id, flash=message)
+        self._after_ack.spawn(self._dms.send(user_id, message), f"confirming a claim to {user_id}")
+        return None
+
+    async def _show(self, user_id: str, container: Mapping[str, Any], message: Message) -> None:
+        if container.get("type") == "message":
+            # The DM the button was on: its buttons are spent, so they go and the outcome takes their place.
+            await self._dms.update(container["channel_id"], container["message_ts"], message)
+        self._home.refresh(user_id, flash=message)
+
+
+def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, str, timedelta]:
+    values = state.get("values", {})
+    try:
+        chosen = values[actions.GPUS_INPUT][actions.GPUS_INPUT].get("selected_options") or []
+        indices = tuple(actions.parse_int(option["value"]) for option in chosen)
+        purpose = values[actions.PURPOSE_INPUT][actions.PURPOSE_INPUT].get("value") or ""
+        duration_option = values[actions.DURATION_INPUT][actions.DURATION_INPUT].get("selected_option") or {}
+    except (KeyError, TypeError, AttributeError):
+        raise CommandError("The claim form came back incomplete; open it again.") from None
+    duration_value = str(duration_option.get("value", ""))
+    if not duration_value.isdigit():
+        raise DurationOutOfBounds("Pick how long you need the GPUs.")
+    seconds = int(duration_value)
+    if not indices:
+        raise CommandError("Pick at least one GPU.")
+    return GpuSelection(indices=indices), purpose, timedelta(seconds=seconds)

@@ -1,0 +1,31 @@
+from datetime import datetime, timedelta, timezone
+
+from gpubot.core.history import UtilizationHistory
+from gpubot.core.models import GpuSample, HostSample
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+
+
+def sample(util):
+    return HostSample("box", None, (GpuSample(0, "GPU-0", utilization_gpu_pct=util),))
+
+
+def test_trend_averages_each_bucket_and_marks_gaps():
+    history = UtilizationHistory(window=timedelta(minutes=60), buckets=12)
+    history.record(sample(10), T0)
+    history.record(sample(30), T0 + timedelta(minutes=1))
+    history.record(sample(None), T0 + timedelta(minutes=2))  # unknown: skipped
+    history.record(sample(90), T0 + timedelta(minutes=10))
+    trend = history.trend("GPU-0", T0 + timedelta(minutes=10))
+    # Five-minute buckets: 09:00-09:05 averages 10 and 30; nothing in 09:05-09:10; 90 in the current one.
+    assert trend == (None,) * 9 + (20.0, None, 90.0)
+
+
+def test_old_buckets_fall_out():
+    history = UtilizationHistory(window=timedelta(minutes=60), buckets=12)
+    for minute in range(0, 24 * 60, 1):
+        history.record(sample(minute % 100), T0 + timedelta(minutes=minute))
+    now = T0 + timedelta(minutes=24 * 60 - 1)
+    assert all(value is not None for value in history.trend("GPU-0", now))
+    assert history.trend("GPU-0", now)[-1] == sum(m % 100 for m in range(24 * 60 - 5, 24 * 60)) / 5
+    assert history.trend("GPU-9", now) == (None,) * 12

@@ -1,0 +1,90 @@
+"""`gpubot serve` under a (pretend) systemd: a real datagram socket as $NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from gpubot.standin import SlackStandin
+
+from .conftest import start_daemon
+
+
+@dataclass
+class NotifySocket:
+    """The receiving end of sd_notify: every datagram, with when it arrived (time.perf_counter)."""
+
+    name: str
+    receiver: socket.socket
+    received: list[tuple[float, str]] = field(default_factory=list)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> tuple[float, str]:
+        """The first datagram (already received or arriving within `timeout`) matching `predicate`."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for arrived_at, message in self.received[seen:]:
+                if predicate(message):
+                    return arrived_at, message
+            seen = len(self.received)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching datagram in {timeout} s; got {[m for _, m in self.received]}")
+            self.receiver.settimeout(remaining)
+            try:
+                data = self.receiver.recv(4096)
+            except TimeoutError:
+                continue
+            self.received.append((time.perf_counter(), data.decode()))
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[NotifySocket]:
+    # Abstract, as systemd's own is: no path-length limit, nothing to clean up.
+    name = f"gpubot-test-{uuid.uuid4()}"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(b"\0" + name.encode())
+    yield NotifySocket("@" + name, receiver)
+    receiver.close()
+
+
+@pytest.fixture
+def slack():
+    with SlackStandin() as standin:
+        yield standin
+
+
+def test_ready_after_connecting_status_with_claims_watchdog_and_stopping(slack, tmp_path, notify_socket):
+    daemon = start_daemon(slack, tmp_path, NOTIFY_SOCKET=notify_socket.name, WATCHDOG_USEC="1000000")
+    try:
+        ready_at, ready = notify_socket.wait_for(lambda m: "READY=1" in m)
+        assert ready == "READY=1\nSTATUS=connected, 0 of 4 GPUs claimed"
+        # Ready only once Socket Mode is connected: after the stand-in handed out the WebSocket URL.
+        opened = slack.calls("apps.connections.open")
+        assert opened and ready_at > opened[0].received_at
+
+        # WatchdogSec=1s: a ping every half second while healthy.
+        notify_socket.wait_for(lambda m: m == "WATCHDOG=1", timeout=3)
+
+        slack.command("claim 1 notify test 4h", user_id="U0ALICE")
+        notify_socket.wait_for(lambda m: m == "STATUS=connected, 1 of 4 GPUs claimed", timeout=5)
+    finally:
+        code, took_s = daemon.stop()
+    assert code == 0 and took_s < 10, daemon.log()
+    notify_socket.wait_for(lambda m: m.startswith("STOPPING=1"), timeout=1)
+    assert [m for _, m in notify_socket.received].count("READY=1\nSTATUS=connected, 0 of 4 GPUs claimed") == 1
+
+
+def test_without_a_watchdog_there_are_no_pings(slack, tmp_path, notify_socket):
+    daemon = start_daemon(slack, tmp_path, NOTIFY_SOCKET=notify_socket.name)
+    try:
+        notify_socket.wait_for(lambda m: "READY=1" in m)
+    finally:
+        assert daemon.stop()[0] == 0
+    notify_socket.wait_for(lambda m: m.startswith("STOPPING=1"), timeout=1)
+    assert "WATCHDOG=1" not in [m for _, m in notify_socket.received]
