@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -20,7 +20,7 @@ from gpubot.core.outbox import Outbox
 from gpubot.core.service import ClaimPolicy, ClaimService
 from gpubot.health import Health
 from gpubot.sampling import TelemetrySampler
-from gpubot.scheduling import DueWorkScheduler
+from gpubot.scheduling import PeriodicJobs
 from gpubot.settings import Settings
 from gpubot.slack.app import build_app
 from gpubot.slack.commands import SlashCommands
@@ -89,7 +89,7 @@ async def _serve(settings: Settings) -> int:
     )
     background: list[asyncio.Task[None]] = []
     handler: AsyncSocketModeHandler | None = None
-    scheduler: DueWorkScheduler | None = None
+    jobs: PeriodicJobs | None = None
     after_ack = AfterAck()
     try:
         # Slack first: a revoked token is a configuration error, reported before anything is written.
@@ -98,11 +98,13 @@ async def _serve(settings: Settings) -> int:
         await asyncio.to_thread(upgrade_to_head, engine)
         store = SqlClaimStore(engine)
         clock = SystemClock()
+        # The first sample names the host, which the claim rules need before anything else can start.
         first = await asyncio.to_thread(telemetry.sample)
         service = ClaimService(store, clock, policy_from(settings), host=first.hostname)
         sampler = TelemetrySampler(telemetry, service.sync_inventory)
+        await asyncio.to_thread(sampler.accept, first)
         history = UtilizationHistory()
-        await asyncio.to_thread(sampler.sample_once)
+        history.record(first, clock.now())
 
         dms = DirectMessages(api)
         sender = NoticeSender(Outbox(store, clock), dms, clock, settings.timezone)
@@ -162,8 +164,15 @@ async def _serve(settings: Settings) -> int:
                 logger.info("expired %d claims, warned %d holders", len(report.expired), len(report.warned))
                 after_change(claim.user_id for claim in report.expired)
 
-        scheduler = DueWorkScheduler(due_work, _DUE_WORK_INTERVAL)
-        scheduler.start(first_run_at=clock.now())
+        jobs = PeriodicJobs()
+        jobs.every(_DUE_WORK_INTERVAL, due_work, "due-work", first_run_at=clock.now())
+        jobs.every(
+            settings.telemetry_interval,
+            sample_telemetry,
+            "telemetry",
+            first_run_at=clock.now() + settings.telemetry_interval,
+        )
+        jobs.start()
 
         watchdog = ServiceWatchdog(
             notifier,
@@ -173,7 +182,6 @@ async def _serve(settings: Settings) -> int:
             watchdog_interval=settings.watchdog_interval,
         )
         background = [
-            asyncio.create_task(_every(settings.telemetry_interval, sample_telemetry)),
             asyncio.create_task(sender.run(_NOTICE_POLL)),
             # Sends READY=1 on its first check, the Socket Mode connection being up by now.
             asyncio.create_task(watchdog.run()),
@@ -183,8 +191,8 @@ async def _serve(settings: Settings) -> int:
         return 0
     finally:
         notifier.stopping()
-        if scheduler is not None:
-            scheduler.stop()
+        if jobs is not None:
+            jobs.stop()
         for task in background:
             task.cancel()
         for task in background:
@@ -216,15 +224,3 @@ async def _identify(api: AsyncWebClient) -> AuthorizeResult:
         bot_id=response.get("bot_id"),
         bot_token=api.token,
     )
-
-
-async def _every(interval: timedelta, work: Callable[[], Awaitable[object]]) -> None:
-    """Run `work` every `interval`, measured from the start of each run, until cancelled."""
-    loop = asyncio.get_running_loop()
-    while True:
-        started = loop.time()
-        try:
-            await work()
-        except GpubotError as error:
-            logger.error("%s", error.message)
-        await asyncio.sleep(max(interval.total_seconds() - (loop.time() - started), 0.0))

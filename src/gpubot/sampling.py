@@ -35,9 +35,13 @@ class TelemetrySampler:
         if self._last_error is not None:
             logger.info("telemetry (%s) is back", self._telemetry.backend_name)
             self._last_error = None
+        self.accept(sample)
+        return sample
+
+    def accept(self, sample: HostSample) -> None:
+        """Take a sample read elsewhere (the daemon's first, which names the host) as the latest."""
         inventory = tuple((gpu.index, gpu.uuid, gpu.name) for gpu in sample.gpus)
         if inventory != self._inventory:
             self._on_inventory_change(sample)
             self._inventory = inventory
         self.latest = sample
-        return sample
