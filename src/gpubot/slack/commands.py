@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gpubot.core.commands import (
@@ -26,6 +27,27 @@ from gpubot.slack import blocks
 from gpubot.slack.blocks import Message
 
 logger = logging.getLogger(__name__)
+
+# Slack shows an error when the ack takes over 3 s; leave room for the reply to travel.
+ACK_DEADLINE_S = 2.5
+T = TypeVar("T")
+
+
+async def before_ack(work: Callable[..., T], *args: Any) -> T:
+    """Run blocking service work off the event loop, within the time Slack waits for the ack.
+
+    Raises:
+        GpubotError: the work did not finish in time. It may still complete (a database that was slow,
+            not broken), so the message asks the person to look rather than saying it failed.
+    """
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(work, *args), ACK_DEADLINE_S)
+    except asyncio.TimeoutError:
+        logger.error("%s took longer than %.1f s", getattr(work, "__name__", work), ACK_DEADLINE_S)
+        raise GpubotError(
+            "gpubot's database is answering slowly, so I cannot tell you the outcome in time."
+            " `/gpu status` in a moment shows whether it went through."
+        ) from None
 
 
 class SlashCommands:
@@ -68,24 +90,24 @@ class SlashCommands:
         policy = service.policy
         match command:
             case StatusCommand():
-                dashboard = await asyncio.to_thread(service.dashboard, self._latest_sample())
+                dashboard = await before_ack(service.dashboard, self._latest_sample())
                 return blocks.status_message(dashboard, policy, self._timezone)
             case RealtimeCommand():
                 sample = self._latest_sample()
-                dashboard = await asyncio.to_thread(service.dashboard, sample)
+                dashboard = await before_ack(service.dashboard, sample)
                 return blocks.realtime_message(dashboard, sample, self._thresholds)
             case HelpCommand():
                 return blocks.help_message(policy)
             case ClaimCommand(selection, purpose, duration):
-                claimed = await asyncio.to_thread(service.claim, user_id, selection, purpose, duration)
+                claimed = await before_ack(service.claim, user_id, selection, purpose, duration)
                 self._after_change([user_id])
                 return blocks.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
             case ReleaseCommand(selection):
-                released = await asyncio.to_thread(service.release, user_id, selection)
+                released = await before_ack(service.release, user_id, selection)
                 self._after_change([user_id, *(claim.user_id for claim in released.forced)])
                 return blocks.release_message(released)
             case ExtendCommand(selection, duration):
-                extended = await asyncio.to_thread(service.extend, user_id, selection, duration)
+                extended = await before_ack(service.extend, user_id, selection, duration)
                 self._after_change([user_id])
                 return blocks.extend_message(extended, policy, extended.now, self._timezone)
         raise TypeError(f"unhandled command {command!r}")  # parse_command returns only the cases above

@@ -19,6 +19,7 @@ from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
 from gpubot.core.service import ClaimService
 from gpubot.slack import actions, blocks
 from gpubot.slack.blocks import Message
+from gpubot.slack.commands import before_ack
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
 from gpubot.slack.tasks import AfterAck
@@ -84,7 +85,7 @@ class Interactions:
         """
         try:
             selection, purpose, duration = _read_claim_form(state)
-            outcome = await asyncio.to_thread(self._service.claim, user_id, selection, purpose, duration)
+            outcome = await before_ack(self._service.claim, user_id, selection, purpose, duration)
         except GpubotError as error:
             return blocks.claim_modal_errors(error)
         self._after_change([user_id])

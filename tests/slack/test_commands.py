@@ -1,0 +1,78 @@
+"""`/gpu` answers at the listener level: real service and in-memory store, no Slack."""
+
+import asyncio
+import json
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gpubot.core.load import LoadThresholds
+from gpubot.core.models import GpuSample, HostSample
+from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.slack import commands as commands_module
+from gpubot.slack.commands import SlashCommands
+from tests.fakes import FakeClock, InMemoryClaimStore
+
+
+class SlowStore(InMemoryClaimStore):
+    """A store whose reads hang, as a database behind a stalled network would."""
+
+    delay_s = 0.0
+
+    def list_gpus(self, host):
+        time.sleep(self.delay_s)
+        return super().list_gpus(host)
+
+
+def make_commands(store, opened_forms=None):
+    service = ClaimService(store, FakeClock(), ClaimPolicy(), "box")
+    service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0", name="H100"),)))
+    changed: list[list[str]] = []
+    commands = SlashCommands(
+        service,
+        latest_sample=lambda: None,
+        timezone=ZoneInfo("UTC"),
+        thresholds=LoadThresholds(),
+        after_change=lambda users: changed.append(list(users)),
+        open_claim_form=(opened_forms if opened_forms is not None else []).append,
+    )
+    return commands, changed
+
+
+def test_a_claim_answers_and_reports_the_change():
+    commands, changed = make_commands(InMemoryClaimStore())
+    message = asyncio.run(commands.answer("U1", "claim 0 train 1h"))
+    assert "CUDA_VISIBLE_DEVICES=0" in json.dumps(message.blocks)
+    assert changed == [["U1"]]
+
+
+def test_claim_with_nothing_after_it_opens_the_form_instead_of_replying():
+    forms: list[str] = []
+    commands, _ = make_commands(InMemoryClaimStore(), forms)
+    assert asyncio.run(commands.answer("U1", "claim", trigger_id="T123")) is None
+    assert forms == ["T123"]
+
+
+def test_a_database_slower_than_slack_waits_gets_an_answer_in_time(monkeypatch):
+    monkeypatch.setattr(commands_module, "ACK_DEADLINE_S", 0.2)
+    store = SlowStore()
+    commands, _ = make_commands(store)
+    store.delay_s = 1.0
+
+    async def timed_answer():
+        started = time.monotonic()
+        message = await commands.answer("U1", "status")
+        return message, time.monotonic() - started
+
+    message, took_s = asyncio.run(timed_answer())
+    assert took_s < 0.9  # the reply did not wait for the stalled read
+    assert "answering slowly" in json.dumps(message.blocks)
+
+
+@pytest.mark.parametrize("text", ["frobnicate", "claim 5 x", "release 0"])
+def test_refusals_are_replies_not_exceptions(text):
+    commands, changed = make_commands(InMemoryClaimStore())
+    message = asyncio.run(commands.answer("U1", text))
+    assert "⚠️" in json.dumps(message.blocks, ensure_ascii=False)
+    assert changed == []
