@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gpubot import __version__
 from gpubot.core.errors import ConfigError, GpubotError
@@ -13,6 +14,7 @@ from gpubot.logs import configure_logging
 from gpubot.settings import Settings
 
 EX_CONFIG = 78  # sysexits.h: the systemd unit does not restart on a configuration error.
+EX_USAGE = 2  # what argparse itself exits with on a malformed command line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,17 +33,74 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the database or bring it to the latest schema",
         description="Create the database or migrate it to the latest schema (safe to run while serve runs).",
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that this host is ready to run gpubot, with a fix for each problem",
+        description=(
+            "Check Python, the settings, the database, the GPUs, both Slack tokens and the bot's scopes, a "
+            "Socket Mode connection, and the Home and Messages tabs. Prints one line per check and a fix for "
+            "each failure; exits 0 only when every check passes. The tab checks publish a one-line Home view "
+            "to a person and send them a DM."
+        ),
+    )
+    doctor.add_argument(
+        "--user",
+        metavar="U…",
+        help="Slack member ID to check the tabs with (default: the first of GPUBOT_ADMINS)",
+    )
+    commands.add_parser(
+        "status",
+        help="every GPU on this host, free or held, by whom and until when",
+        description="Show every GPU on this host, free or held, by whom, for what and until when. Needs no Slack.",
+    )
+    commands.add_parser(
+        "realtime",
+        help="live load, temperature, memory, power and processes of every GPU",
+        description="Sample the GPUs once and show load, temperature, utilization, memory, power and processes.",
+    )
+    claims = commands.add_parser(
+        "claims",
+        help="the active claims (--json for scripts)",
+        description="List the active claims on this host: GPU, holder, since, until, time left and purpose.",
+    )
+    claims.add_argument("--json", action="store_true", help="print a JSON array (times in ISO 8601, UTC)")
+    release = commands.add_parser(
+        "release",
+        help="end someone's claim from the host (admin; needs --force)",
+        description=(
+            "End the claims on the given GPUs whoever holds them, as an admin on the host would. Each holder "
+            "gets a DM naming you, delivered by the running service. Needs --force."
+        ),
+    )
+    release.add_argument("gpu", help="GPU index, list (0,2) or range (0-3)")
+    release.add_argument("--force", action="store_true", help="confirm: release even though it is someone else's")
+    commands.add_parser(
+        "demo",
+        help="watch gpubot at work with a pretend Slack and pretend GPUs (no setup needed)",
+        description=(
+            "Run the real bot against gpubot's Slack stand-in and fake GPUs, play a short scripted session "
+            "(two people, a claim, a refusal, a release, an expiry warning and an expiry) and print what "
+            "each person sees. Needs no Slack workspace, no GPU and no settings; takes about 20 seconds."
+        ),
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gpubot` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "serve": _serve,
+        "db": _db_upgrade,
+        "doctor": _doctor,
+        "status": _status,
+        "realtime": _realtime,
+        "claims": _claims,
+        "release": _release,
+        "demo": _demo,
+    }
     try:
-        if args.command == "serve":
-            return _serve()
-        if args.command == "db":
-            return _db_upgrade()
+        return commands[args.command](args)
     except ConfigError as error:
         print(f"gpubot: {error.variable}: expected {error.expected}", file=sys.stderr)
         return EX_CONFIG
@@ -50,10 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    return 2
 
 
-def _serve() -> int:
+def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level, secrets=(settings.slack_bot_token, settings.slack_app_token))
     from gpubot import daemon  # Imported late: the host-only commands need no Slack libraries.
@@ -61,7 +119,7 @@ def _serve() -> int:
     return daemon.run(settings)
 
 
-def _db_upgrade() -> int:
+def _db_upgrade(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ, require_tokens=False)
     configure_logging(settings.log_level)
     from gpubot.storage.engine import make_engine
@@ -74,3 +132,83 @@ def _db_upgrade() -> int:
         engine.dispose()
     print(f"gpubot: database at {settings.database_url.split('@')[-1]} is up to date")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    # Only warnings: the report is the output. The filter still scrubs any token from them.
+    configure_logging(logging.WARNING)
+    from gpubot import doctor
+
+    results = doctor.run_checks(os.environ, user=args.user)
+    print(doctor.render(results))
+    return 0 if doctor.all_passed(results) else 1
+
+
+def _host_settings() -> Settings:
+    settings = Settings.from_env(os.environ, require_tokens=False)
+    configure_logging(max(settings.log_level, logging.WARNING))
+    return settings
+
+
+def _status(args: argparse.Namespace) -> int:
+    from gpubot.host import open_host
+    from gpubot.terminal import render_status
+
+    settings = _host_settings()
+    with open_host(settings) as host:
+        print(render_status(host.service.dashboard(host.sample), settings.timezone))
+    return 0
+
+
+def _realtime(args: argparse.Namespace) -> int:
+    from gpubot.host import open_host
+    from gpubot.terminal import render_realtime
+
+    settings = _host_settings()
+    with open_host(settings) as host:
+        print(render_realtime(host.service.dashboard(host.sample), host.sample, settings.load_thresholds))
+    return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from gpubot.host import open_host
+    from gpubot.terminal import claims_json, render_claims
+
+    settings = _host_settings()
+    with open_host(settings) as host:
+        dashboard = host.service.dashboard(host.sample)
+        active = [row.claim for row in dashboard.rows if row.claim is not None]
+        print(
+            claims_json(active, dashboard.now) if args.json else render_claims(active, dashboard.now, settings.timezone)
+        )
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from gpubot.core.commands import parse_gpu_selection
+    from gpubot.host import host_actor, open_host
+
+    if not args.force:
+        print(
+            "gpubot: this ends the claim whoever holds it, and tells them by DM; add --force to do it",
+            file=sys.stderr,
+        )
+        return EX_USAGE
+    selection = parse_gpu_selection(args.gpu, allow_any=False, syntax="gpubot release <gpu> --force")
+    settings = _host_settings()
+    with open_host(settings) as host:
+        outcome = host.service.release(host_actor(), selection, as_admin=True)
+    for claim in outcome.forced:
+        print(
+            f"released GPU {claim.gpu_index}, held by {claim.user_id}; "
+            "they will get a DM saying so (sent by the running service)"
+        )
+    if not outcome.forced:
+        print("nothing to release: those claims had already ended")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gpubot import demo
+
+    return demo.run(sys.stdout, os.environ)

@@ -124,6 +124,17 @@ def test_a_missing_scope_is_reported() -> None:
     assert raised.value.response["needed"] == "users:read"
 
 
+def test_with_the_home_tab_off_publishing_a_home_view_is_not_enabled() -> None:
+    with SlackStandin(home_tab=False) as no_home:
+        client = WebClient(base_url=no_home.api_url, token=no_home.bot_token)
+        with pytest.raises(SlackApiError) as raised:
+            client.views_publish(user_id="U0ALICE", view=HOME_VIEW)
+        opened = client.views_open(trigger_id="1000.U0ALICE.command", view=MODAL_VIEW)  # modals still work
+
+    assert raised.value.response["error"] == "not_enabled"
+    assert opened["ok"] is True
+
+
 def test_connections_open_needs_the_app_token(slack: SlackStandin, web: WebClient) -> None:
     response = web.apps_connections_open(app_token=slack.app_token)
     assert missing_keys(recorded("apps_connections_open_response_docs.json"), response.data) == set()

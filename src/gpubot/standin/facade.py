@@ -49,6 +49,7 @@ class SlackStandin:
         app_token: str = DEFAULT_APP_TOKEN,
         scopes: Collection[str] = DEFAULT_SCOPES,
         port: int = 0,
+        home_tab: bool = True,
     ) -> None:
         """Configure the stand-in; `start()` (or `with`) runs it.
 
@@ -57,10 +58,14 @@ class SlackStandin:
             app_token: The only app-level token `apps.connections.open` accepts.
             scopes: The bot token's scopes, reported by `auth.test` in `x-oauth-scopes`.
             port: TCP port on 127.0.0.1; 0 picks a free one.
+            home_tab: False emulates an app whose Home tab is off: views.publish of a home view
+                answers `not_enabled`.
         """
         self.bot_token = bot_token
         self.app_token = app_token
-        self._server = StandinServer(bot_token=bot_token, app_token=app_token, scopes=scopes, port=port)
+        self._server = StandinServer(
+            bot_token=bot_token, app_token=app_token, scopes=scopes, port=port, home_tab=home_tab
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._response_urls = itertools.count(1)

@@ -212,7 +212,9 @@ class _PendingAck:
 class StandinServer:
     """The HTTP and WebSocket side of the stand-in. All async methods run on the server's loop."""
 
-    def __init__(self, *, bot_token: str, app_token: str, scopes: Collection[str], port: int = 0) -> None:
+    def __init__(
+        self, *, bot_token: str, app_token: str, scopes: Collection[str], port: int = 0, home_tab: bool = True
+    ) -> None:
         """Configure the server; `start()` binds it.
 
         Args:
@@ -220,12 +222,14 @@ class StandinServer:
             app_token: The accepted app-level token.
             scopes: The bot token's scopes.
             port: The TCP port on 127.0.0.1; 0 picks a free one.
+            home_tab: Whether the app's Home tab is enabled (see `WebApi`).
         """
         self.calls = CallLog()
         self.faults = Faults()
         self._bot_token = bot_token
         self._app_token = app_token
         self._scopes = frozenset(scopes)
+        self._home_tab = home_tab
         self._port = port
         self._origin = ""
         self._live: _Live | None = None
@@ -252,7 +256,13 @@ class StandinServer:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self._port).start()
         self._origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        api = WebApi(bot_token=self._bot_token, app_token=self._app_token, scopes=self._scopes, origin=self._origin)
+        api = WebApi(
+            bot_token=self._bot_token,
+            app_token=self._app_token,
+            scopes=self._scopes,
+            origin=self._origin,
+            home_tab=self._home_tab,
+        )
         self._live = _Live(api, runner, asyncio.Condition())
 
     @property

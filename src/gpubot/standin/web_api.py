@@ -52,7 +52,9 @@ class WebApi:
     Not thread-safe: the stand-in calls it from its event loop only.
     """
 
-    def __init__(self, *, bot_token: str, app_token: str, scopes: Collection[str], origin: str) -> None:
+    def __init__(
+        self, *, bot_token: str, app_token: str, scopes: Collection[str], origin: str, home_tab: bool = True
+    ) -> None:
         """Create the API.
 
         Args:
@@ -60,9 +62,12 @@ class WebApi:
             app_token: The only accepted app-level token (xapp-...).
             scopes: The bot token's scopes; methods that need another scope fail with `missing_scope`.
             origin: The stand-in's "http://host:port", used in URLs it hands out.
+            home_tab: Whether the app's Home tab is enabled; when not, publishing a home view fails
+                with `not_enabled`, as Slack documents for views.publish.
         """
         self._tokens: dict[TokenKind, str] = {"bot": bot_token, "app": app_token}
         self._scopes = frozenset(scopes)
+        self._home_tab = home_tab
         self._origin = origin
         self._serials = itertools.count(1)
         self._tickets: set[str] = set()
@@ -218,7 +223,11 @@ class WebApi:
         return {"ok": True, "view": stored}
 
     def _views_publish(self, params: Body) -> Body:
-        return _missing(params, "user_id", "view") or self._view(params, "home")
+        if error := _missing(params, "user_id", "view"):
+            return error
+        if not self._home_tab and isinstance(params["view"], dict) and params["view"].get("type") == "home":
+            return {"ok": False, "error": "not_enabled"}
+        return self._view(params, "home")
 
     def _views_open(self, params: Body) -> Body:
         return _missing(params, "trigger_id", "view") or self._view(params, "modal")

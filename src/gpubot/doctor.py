@@ -1,0 +1,257 @@
+"""`gpubot doctor`: is this host ready to run gpubot? One line per check, and a fix for every failure.
+
+The checks run in order and a check that depends on a failed one is skipped rather than failed again:
+Python, settings, database, telemetry, the bot token and its scopes, the app token (a real Socket Mode
+connection), then the Home and Messages tabs. Nothing is created or changed, apart from what the tab
+checks must do to be honest: they publish a one-line Home view to a person (the running daemon
+replaces it when they open the tab) and send them one DM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gpubot.core.errors import CheckFailed, ConfigError, StoreUnavailable, TelemetryError
+from gpubot.settings import Settings
+from gpubot.slack.manifest import BOT_SCOPES
+from gpubot.slack.probe import SlackProbe
+from gpubot.storage.probe import probe_database
+from gpubot.telemetry import open_backend
+
+MIN_PYTHON = (3, 10)
+
+
+class Outcome(str, enum.Enum):
+    """How a check ended; the value is the mark printed before it."""
+
+    PASSED = "✓"
+    FAILED = "✗"
+    SKIPPED = "·"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the report: what was checked, what was found, and how to fix it when it failed."""
+
+    name: str
+    outcome: Outcome
+    detail: str
+    fix: str | None = None
+
+
+def run_checks(
+    env: Mapping[str, str],
+    *,
+    user: str | None = None,
+    python: Sequence[int] = tuple(sys.version_info[:3]),
+    slack_timeout_s: float = 10.0,
+) -> list[CheckResult]:
+    """Run every check against the installation `env` describes.
+
+    Args:
+        env: The environment gpubot would run with (`os.environ`).
+        user: The Slack user ID the tab checks publish to and DM; default the first of GPUBOT_ADMINS.
+        python: The running interpreter's version.
+        slack_timeout_s: How long each Slack call may take.
+
+    Returns:
+        The results, in the order the checks ran.
+    """
+    results = [_check_python(python)]
+    settings, partial = _parse_settings(env, results)
+    if partial is None:
+        for name in ("database", "telemetry", "bot token", "app token", "Home tab", "Messages tab"):
+            results.append(CheckResult(name, Outcome.SKIPPED, "not checked until the settings parse"))
+        return results
+    results.append(_check_database(partial))
+    results.append(_check_telemetry(partial))
+    if settings is None:
+        for name in ("bot token", "app token", "Home tab", "Messages tab"):
+            results.append(CheckResult(name, Outcome.SKIPPED, "not checked without both Slack tokens"))
+        return results
+    results.extend(asyncio.run(_check_slack(settings, user, slack_timeout_s)))
+    return results
+
+
+def render(results: Sequence[CheckResult]) -> str:
+    """The report: a line per check, each failure followed by its fix, then a summary line."""
+    lines = []
+    for result in results:
+        lines.append(f"{result.outcome.value} {result.name}: {result.detail}")
+        if result.fix:
+            lines.append(f"    fix: {result.fix}")
+    failed = sum(1 for result in results if result.outcome is Outcome.FAILED)
+    if failed:
+        lines.append(f"{failed} of {len(results)} checks failed.")
+    else:
+        lines.append(f"All {len(results)} checks passed: gpubot is ready.")
+    return "\n".join(lines)
+
+
+def all_passed(results: Sequence[CheckResult]) -> bool:
+    """True when every check ran and passed."""
+    return all(result.outcome is Outcome.PASSED for result in results)
+
+
+def _check_python(version: Sequence[int]) -> CheckResult:
+    shown = ".".join(str(part) for part in version)
+    needed = ".".join(str(part) for part in MIN_PYTHON)
+    if tuple(version[:2]) >= MIN_PYTHON:
+        return CheckResult("Python", Outcome.PASSED, f"{shown} ({needed} or newer needed)")
+    return CheckResult(
+        "Python",
+        Outcome.FAILED,
+        f"{shown} is too old",
+        f"install gpubot into a virtual environment made with Python {needed} or newer",
+    )
+
+
+def _parse_settings(env: Mapping[str, str], results: list[CheckResult]) -> tuple[Settings | None, Settings | None]:
+    """Parse the settings twice if need be: without the tokens, the database and GPUs can still be checked."""
+    fix = "set it in /etc/gpubot/gpubot.env (or the environment); the README's Settings table lists every setting"
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as error:
+        results.append(CheckResult("settings", Outcome.FAILED, f"{error.variable}: expected {error.expected}", fix))
+        try:
+            return None, Settings.from_env(env, require_tokens=False)
+        except ConfigError:
+            return None, None
+    admins = len(settings.admins)
+    results.append(
+        CheckResult(
+            "settings",
+            Outcome.PASSED,
+            f"GPU backend {settings.gpu_backend}, {admins} admin{'' if admins == 1 else 's'}, "
+            f"time zone {settings.timezone.key}",
+        )
+    )
+    return settings, settings
+
+
+def _check_database(settings: Settings) -> CheckResult:
+    try:
+        probe = probe_database(settings.database_url)
+    except ConfigError as error:
+        return CheckResult("database", Outcome.FAILED, f"{error.variable}: expected {error.expected}")
+    except StoreUnavailable as error:
+        if error.message.startswith("there is no database"):
+            fix = "start the service (it creates the database), or run `gpubot db upgrade` as the service's user"
+        else:
+            fix = (
+                "check GPUBOT_DATABASE_URL, that the database server is up, and that the service's user may "
+                "write the database (for SQLite: the file and its directory)"
+            )
+        return CheckResult("database", Outcome.FAILED, error.message, fix)
+    if not probe.at_head:
+        return CheckResult(
+            "database",
+            Outcome.FAILED,
+            f"{probe.location} is at schema {probe.revision or 'none (empty)'}, this gpubot needs {probe.head}",
+            "run `gpubot db upgrade` as the service's user (or restart the service: it migrates on start)",
+        )
+    return CheckResult("database", Outcome.PASSED, f"{probe.location}: reachable, writable, schema {probe.head}")
+
+
+def _check_telemetry(settings: Settings) -> CheckResult:
+    fix = (
+        "check that `nvidia-smi` works as the service's user, or choose another GPUBOT_GPU_BACKEND "
+        "(nvml, nvidia-smi, fake)"
+    )
+    try:
+        telemetry = open_backend(
+            settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
+        )
+        try:
+            sample = telemetry.sample()
+        finally:
+            telemetry.close()
+    except TelemetryError as error:
+        return CheckResult("telemetry", Outcome.FAILED, error.message, fix)
+    driver = f"driver {sample.driver_version}" if sample.driver_version else "driver n/a"
+    count = len(sample.gpus)
+    found = f"{telemetry.backend_name} sees {count} GPU{'' if count == 1 else 's'} on {sample.hostname} ({driver})"
+    if not sample.gpus:
+        return CheckResult("telemetry", Outcome.FAILED, found, fix)
+    lost = sum(1 for gpu in sample.gpus if gpu.lost)
+    if lost:
+        found += f"; {lost} not responding"
+    return CheckResult("telemetry", Outcome.PASSED, found)
+
+
+async def _check_slack(settings: Settings, user: str | None, timeout_s: float) -> list[CheckResult]:
+    probe = SlackProbe(settings.slack_api_url, timeout_s=timeout_s)
+    results: list[CheckResult] = []
+    bot_ok = False
+    try:
+        identity = await probe.bot_token(settings.slack_bot_token)
+    except CheckFailed as failure:
+        results.append(CheckResult("bot token", Outcome.FAILED, failure.message, failure.fix))
+    else:
+        if identity.missing_scopes:
+            results.append(
+                CheckResult(
+                    "bot token",
+                    Outcome.FAILED,
+                    f"valid, but lacks the scope{'s' if len(identity.missing_scopes) > 1 else ''} "
+                    + ", ".join(identity.missing_scopes),
+                    "add the bot scopes under OAuth & Permissions (or re-create the app from manifest.yml), "
+                    "then reinstall the app to the workspace",
+                )
+            )
+        else:
+            extra = (
+                f" (also {', '.join(identity.extra_scopes)}, more than gpubot needs)" if identity.extra_scopes else ""
+            )
+            results.append(
+                CheckResult(
+                    "bot token",
+                    Outcome.PASSED,
+                    f"bot {identity.bot_user_id} in {identity.team}, scopes {', '.join(BOT_SCOPES)}{extra}",
+                )
+            )
+            bot_ok = True
+    try:
+        await probe.socket_mode(settings.slack_app_token)
+    except CheckFailed as failure:
+        results.append(CheckResult("app token", Outcome.FAILED, failure.message, failure.fix))
+    else:
+        results.append(CheckResult("app token", Outcome.PASSED, "opened a Socket Mode connection; Slack said hello"))
+    results.extend(await _check_tabs(probe, settings, user, bot_ok))
+    return results
+
+
+async def _check_tabs(probe: SlackProbe, settings: Settings, user: str | None, bot_ok: bool) -> list[CheckResult]:
+    if not bot_ok:
+        reason = "not checked until the bot token passes"
+        return [CheckResult("Home tab", Outcome.SKIPPED, reason), CheckResult("Messages tab", Outcome.SKIPPED, reason)]
+    person = user or (sorted(settings.admins)[0] if settings.admins else None)
+    if person is None:
+        fix = (
+            "run `gpubot doctor --user U…` with your Slack member ID (profile → ⋮ → Copy member ID), "
+            "or list yourself in GPUBOT_ADMINS"
+        )
+        return [
+            CheckResult("Home tab", Outcome.FAILED, "no one to check it with", fix),
+            CheckResult("Messages tab", Outcome.FAILED, "no one to check it with", fix),
+        ]
+    results = []
+    try:
+        await probe.home_tab(settings.slack_bot_token, person)
+    except CheckFailed as failure:
+        results.append(CheckResult("Home tab", Outcome.FAILED, failure.message, failure.fix))
+    else:
+        results.append(CheckResult("Home tab", Outcome.PASSED, f"published a view to {person}"))
+    try:
+        await probe.messages_tab(settings.slack_bot_token, person)
+    except CheckFailed as failure:
+        results.append(CheckResult("Messages tab", Outcome.FAILED, failure.message, failure.fix))
+    else:
+        results.append(
+            CheckResult("Messages tab", Outcome.PASSED, f"sent {person} a DM; it is in gpubot's Messages tab")
+        )
+    return results

@@ -1,0 +1,89 @@
+"""The host commands' wiring (`gpubot status`, `realtime`, `claims`, `release`): no Slack, one sample.
+
+Telemetry is sampled once to learn the host's name and GPUs (the same name the daemon files claims
+under), then the claim service reads and writes the same database the daemon uses. A DM a change owes
+(e.g. to the holder of a force-released claim) goes into the outbox, which the running daemon delivers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from gpubot.core.errors import StoreUnavailable
+from gpubot.core.models import HostSample
+from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.settings import Settings
+from gpubot.storage.claim_store import SqlClaimStore
+from gpubot.storage.engine import make_engine
+from gpubot.storage.probe import missing_sqlite_file, require_head
+from gpubot.system_clock import SystemClock
+from gpubot.telemetry import open_backend
+
+
+@dataclass(frozen=True)
+class HostSession:
+    """What a host command works with: the claim service for this host and the sample taken."""
+
+    service: ClaimService
+    sample: HostSample
+    clock: SystemClock
+
+
+@contextmanager
+def open_host(settings: Settings) -> Iterator[HostSession]:
+    """Sample the GPUs once and open the claims database, for the length of one command.
+
+    The database must already be at the newest schema: a host command never migrates it, since the
+    service running an older gpubot could not use the result.
+
+    Raises:
+        TelemetryError: the GPU backend cannot sample.
+        StoreUnavailable: the database cannot be opened or is not at the newest schema.
+        ConfigError: GPUBOT_DATABASE_URL is malformed.
+    """
+    telemetry = open_backend(
+        settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
+    )
+    try:
+        sample = telemetry.sample()
+    finally:
+        telemetry.close()
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # Not created here: a host command run as root would leave a file the service cannot write.
+        raise StoreUnavailable(
+            f"there is no database at {missing} yet: start the service, or run `gpubot db upgrade` as its user"
+        )
+    engine = make_engine(settings.database_url)
+    try:
+        require_head(engine)
+        clock = SystemClock()
+        policy = ClaimPolicy(
+            min_duration=settings.min_duration,
+            max_duration=settings.max_duration,
+            default_duration=settings.default_duration,
+            admins=settings.admins,
+        )
+        service = ClaimService(SqlClaimStore(engine), clock, policy, host=sample.hostname)
+        # As the daemon does on start: claims name GPUs by index, which the store must know.
+        service.sync_inventory(sample)
+        yield HostSession(service=service, sample=sample, clock=clock)
+    finally:
+        engine.dispose()
+
+
+def host_actor() -> str:
+    """Who acts from the host, as the claim's audit log and the holder's DM name them: "host:<login>".
+
+    The login of the terminal comes first, so `sudo -u gpubot gpubot release …` names the admin who
+    typed it rather than the service's user.
+    """
+    try:
+        login = os.getlogin()
+    except OSError:
+        login = getpass.getuser()
+    return f"host:{login}"

@@ -1,0 +1,123 @@
+"""Is the database there, writable and at the newest schema? Asked by `gpubot doctor`, which must change nothing.
+
+Unlike `make_engine` and `upgrade_to_head`, this never creates a database or its directory: a doctor
+run as root before the service ever started would otherwise leave a root-owned file the service's
+own user cannot write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from gpubot.core.errors import ConfigError, StoreUnavailable
+from gpubot.storage.engine import make_engine
+from gpubot.storage.migrate import current_revision, head_revision
+
+
+@dataclass(frozen=True)
+class DatabaseProbe:
+    """What `probe_database` found.
+
+    Attributes:
+        location: The URL with any password hidden.
+        revision: The schema revision the database is at; None for a database never migrated.
+        head: The newest revision this gpubot knows.
+    """
+
+    location: str
+    revision: str | None
+    head: str
+
+    @property
+    def at_head(self) -> bool:
+        return self.revision == self.head
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The location of a SQLite database file that does not exist yet; None when it exists or is no file.
+
+    Args:
+        url: GPUBOT_DATABASE_URL (or the default SQLite URL).
+
+    Raises:
+        ConfigError: the URL is malformed.
+    """
+    try:
+        sa_url = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "GPUBOT_DATABASE_URL", "a SQLAlchemy URL such as sqlite:////var/lib/gpubot/gpubot.db"
+        ) from None
+    database = sa_url.database or ""
+    is_sqlite_file = sa_url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if is_sqlite_file and not database.startswith("file:") and not Path(database).expanduser().is_file():
+        return sa_url.render_as_string(hide_password=True)
+    return None
+
+
+def probe_database(url: str) -> DatabaseProbe:
+    """Connect, read the schema revision, and try a write that is rolled back.
+
+    Args:
+        url: GPUBOT_DATABASE_URL (or the default SQLite URL).
+
+    Returns:
+        The location and revisions.
+
+    Raises:
+        ConfigError: the URL is malformed.
+        StoreUnavailable: there is no SQLite file yet, the database cannot be reached, or it refuses writes.
+    """
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise StoreUnavailable(f"there is no database at {missing} yet")
+    engine = make_engine(url)
+    location = engine.url.render_as_string(hide_password=True)
+    try:
+        revision = current_revision(engine)
+        _try_a_write(engine)
+    except DBAPIError as error:
+        reason = str(error.orig) if error.orig is not None else str(error)
+        raise StoreUnavailable(f"{location}: {reason}") from None
+    finally:
+        engine.dispose()
+    return DatabaseProbe(location=location, revision=revision, head=head_revision())
+
+
+def require_head(engine: Engine) -> None:
+    """Check that the database answers and is at the newest schema, without migrating it.
+
+    Args:
+        engine: an engine from `make_engine`.
+
+    Raises:
+        StoreUnavailable: the database cannot be read, or is at another schema (the message says what to run).
+    """
+    location = engine.url.render_as_string(hide_password=True)
+    try:
+        revision = current_revision(engine)
+    except DBAPIError as error:
+        reason = str(error.orig) if error.orig is not None else str(error)
+        raise StoreUnavailable(f"cannot read the database at {location}: {reason}") from None
+    head = head_revision()
+    if revision != head:
+        raise StoreUnavailable(
+            f"the database at {location} is at schema {revision or 'none (empty)'}, this gpubot needs {head}: "
+            "run `gpubot db upgrade` (or start the service, which migrates on start)"
+        )
+
+
+def _try_a_write(engine: Engine) -> None:
+    # DDL is transactional on SQLite and PostgreSQL, so creating a table and rolling back writes for
+    # real (taking the write lock, touching the journal) and leaves nothing behind.
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            connection.execute(text("CREATE TABLE gpubot_doctor_write_probe (id INTEGER)"))
+        finally:
+            transaction.rollback()

@@ -1,0 +1,308 @@
+"""Plain-text renderings for a terminal: the host commands' tables, and Block Kit as a person would read it.
+
+Pure functions from state to strings; no I/O. Text people typed (a claim's purpose) can hold terminal
+control sequences, so it passes through `printable()` before it reaches a line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gpubot.core.durations import format_duration
+from gpubot.core.load import LoadLevel, LoadThresholds, load_level
+from gpubot.core.models import Claim, GpuSample, HostSample
+from gpubot.core.service import Dashboard
+
+_BADGES = {
+    LoadLevel.HIGH: "🔥",
+    LoadLevel.ACTIVE: "⚡",
+    LoadLevel.IDLE: "💤",
+    LoadLevel.UNKNOWN: "❔",
+    LoadLevel.LOST: "⚠️",
+}
+_PROCESSES_SHOWN = 5
+_RULE = "─"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (ANSI escapes, carriage returns) made visible as '?'."""
+    return _CONTROL.sub("?", text.replace("\n", " ").replace("\t", " "))
+
+
+def when(moment: datetime, timezone: ZoneInfo) -> str:
+    """A moment as the host's people read it, e.g. "Tue 14 May 16:00 CEST"."""
+    return moment.astimezone(timezone).strftime("%a %d %b %H:%M %Z")
+
+
+# --- host commands -----------------------------------------------------------------------------------
+
+
+def render_status(dashboard: Dashboard, timezone: ZoneInfo) -> str:
+    """Every GPU, free or held: by whom, until when and for what (`gpubot status`)."""
+    total = len(dashboard.rows)
+    title = f"GPUs on {printable(dashboard.host)}: {dashboard.free_count} of {total} free"
+    if not dashboard.rows:
+        return f"GPUs on {printable(dashboard.host)}: none found"
+    rows = []
+    for row in dashboard.rows:
+        lost = " (not responding)" if row.sample is not None and row.sample.lost else ""
+        model = printable(row.gpu.name or "unknown model")
+        claim = row.claim
+        if claim is None:
+            rows.append([str(row.gpu.index), model, "free" + lost, "", ""])
+        else:
+            left = format_duration(claim.time_left(dashboard.now))
+            rows.append(
+                [
+                    str(row.gpu.index),
+                    model,
+                    f"{printable(claim.user_id)}{lost}",
+                    f"{when(claim.ends_at, timezone)} ({left} left)",
+                    printable(claim.purpose),
+                ]
+            )
+    return "\n".join([title, *table(["GPU", "MODEL", "HELD BY", "UNTIL", "PURPOSE"], rows)])
+
+
+def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadThresholds) -> str:
+    """Live load, temperature, utilization, memory, power and processes per GPU (`gpubot realtime`)."""
+    driver = f"driver {printable(sample.driver_version)}" if sample.driver_version else "driver n/a"
+    lines = [f"Live GPU load on {printable(dashboard.host)} ({driver})"]
+    samples = {gpu.uuid: gpu for gpu in sample.gpus}
+    rows: list[list[str]] = []
+    processes: dict[int, list[str]] = {}
+    for row in dashboard.rows:
+        gpu = samples.get(row.gpu.uuid)
+        holder = printable(row.claim.user_id) if row.claim else ""
+        if gpu is None:
+            rows.append([f"❔ {row.gpu.index}", "no telemetry", "n/a", "n/a", "n/a", "n/a", holder])
+            continue
+        level = load_level(gpu, thresholds)
+        rows.append(
+            [
+                f"{_BADGES[level]} {row.gpu.index}",
+                level.value,
+                _temperature(gpu),
+                _percent(gpu.utilization_gpu_pct),
+                _memory(gpu),
+                _power(gpu),
+                holder,
+            ]
+        )
+        processes[len(rows) - 1] = _process_lines(gpu)
+    rendered = table(["GPU", "LOAD", "TEMP", "UTIL", "MEMORY", "POWER", "HELD BY"], rows)
+    lines.append(rendered[0])
+    for position, line in enumerate(rendered[1:]):
+        lines.append(line)
+        lines.extend("      " + process for process in processes.get(position, []))
+    if not dashboard.rows:
+        lines.append("No GPUs found on this host.")
+    return "\n".join(lines)
+
+
+def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo) -> str:
+    """Active claims, one per line (`gpubot claims`)."""
+    if not claims:
+        return "No active claims."
+    rows = [
+        [
+            str(claim.gpu_index),
+            printable(claim.user_id),
+            when(claim.started_at, timezone),
+            when(claim.ends_at, timezone),
+            format_duration(claim.time_left(now)),
+            printable(claim.purpose),
+        ]
+        for claim in claims
+    ]
+    return "\n".join(table(["GPU", "HELD BY", "SINCE", "UNTIL", "LEFT", "PURPOSE"], rows))
+
+
+def claims_json(claims: Sequence[Claim], now: datetime) -> str:
+    """Active claims as a JSON array, times in ISO 8601 UTC (`gpubot claims --json`)."""
+    return json.dumps(
+        [
+            {
+                "id": claim.id,
+                "host": claim.host,
+                "gpu_index": claim.gpu_index,
+                "gpu_uuid": claim.gpu_uuid,
+                "user_id": claim.user_id,
+                "purpose": claim.purpose,
+                "started_at": claim.started_at.isoformat(),
+                "ends_at": claim.ends_at.isoformat(),
+                "seconds_left": int(claim.time_left(now).total_seconds()),
+                "warned": claim.warned_at is not None,
+            }
+            for claim in claims
+        ],
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, sized by display width (emoji and CJK count as two)."""
+    all_rows = [list(headers), *(list(row) for row in rows)]
+    widths = [max(_width(row[column]) for row in all_rows) for column in range(len(headers))]
+    return [
+        "  ".join(cell + " " * (widths[column] - _width(cell)) for column, cell in enumerate(row)).rstrip()
+        for row in all_rows
+    ]
+
+
+def _width(text: str) -> int:
+    return sum(
+        0
+        if unicodedata.combining(char) or char == "\ufe0f"
+        else 2
+        if unicodedata.east_asian_width(char) in ("W", "F")
+        else 1
+        for char in text
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} %"
+
+
+def _temperature(gpu: GpuSample) -> str:
+    return "n/a" if gpu.temperature_c is None else f"{gpu.temperature_c} °C"
+
+
+def _memory(gpu: GpuSample) -> str:
+    if gpu.memory_used_mib is None and gpu.memory_total_mib is None:
+        return "n/a"
+    used = "n/a" if gpu.memory_used_mib is None else f"{gpu.memory_used_mib:,}"
+    total = "n/a" if gpu.memory_total_mib is None else f"{gpu.memory_total_mib:,} MiB"
+    return f"{used} / {total} ({_percent(gpu.memory_used_pct)})"
+
+
+def _power(gpu: GpuSample) -> str:
+    if gpu.power_draw_w is None and gpu.power_limit_w is None:
+        return "n/a"
+    draw = "n/a" if gpu.power_draw_w is None else f"{gpu.power_draw_w:.0f}"
+    limit = "n/a" if gpu.power_limit_w is None else f"{gpu.power_limit_w:.0f}"
+    return f"{draw} / {limit} W"
+
+
+def _process_lines(gpu: GpuSample) -> list[str]:
+    ordered = sorted(gpu.processes, key=lambda process: process.used_memory_mib or 0, reverse=True)
+    lines = [
+        f"pid {process.pid} {printable(process.name or 'n/a')} ({printable(process.user or 'n/a')}), "
+        f"{'n/a' if process.used_memory_mib is None else f'{process.used_memory_mib:,} MiB'}"
+        for process in ordered[:_PROCESSES_SHOWN]
+    ]
+    if len(ordered) > _PROCESSES_SHOWN:
+        lines.append(f"…and {len(ordered) - _PROCESSES_SHOWN} more processes")
+    return lines
+
+
+# --- Block Kit, as a person reads it -----------------------------------------------------------------
+
+_DATE_TOKEN = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+_CODE_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)
+_CODE = re.compile(r"`([^`\n]+)`")
+_EMPHASIS = [re.compile(rf"(?<![\w{mark}])\{mark}(?=\S)(.+?)(?<=\S)\{mark}(?![\w{mark}])") for mark in "*_~"]
+
+
+def mrkdwn_to_text(text: str, names: Mapping[str, str] | None = None) -> str:
+    """Slack mrkdwn as plain text: markup removed, date tokens as their fallback, mentions as @name.
+
+    Args:
+        text: mrkdwn, as in a section's text.
+        names: Display names by user ID; a user without one shows as @U….
+
+    Returns:
+        The text a reader sees, without formatting.
+    """
+    names = names or {}
+    protected: list[str] = []
+
+    def protect(value: str) -> str:
+        protected.append(value)
+        return f"\0{len(protected) - 1}\0"
+
+    # Code is shown as typed, so nothing inside it is markup.
+    text = _CODE_BLOCK.sub(lambda m: protect("\n    " + m[1].strip("\n").replace("\n", "\n    ") + "\n"), text)
+    text = _CODE.sub(lambda m: protect(m[1]), text)
+    text = _DATE_TOKEN.sub(lambda m: protect(m[1]), text)
+    text = _USER.sub(lambda m: protect("@" + (names.get(m[1]) or m[2] or m[1])), text)
+    text = _CHANNEL.sub(lambda m: protect("#" + (m[2] or m[1])), text)
+    text = _SPECIAL.sub(lambda m: protect("@" + m[1]), text)
+    text = _LINK.sub(lambda m: protect(m[2] or m[1]), text)
+    for emphasis in _EMPHASIS:
+        text = emphasis.sub(lambda m: m[1], text)
+    text = re.sub("\0(\\d+)\0", lambda m: protected[int(m[1])], text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def render_blocks(blocks: Sequence[Mapping[str, Any]], names: Mapping[str, str] | None = None) -> str:
+    """A message's or view's blocks as the lines a person reads; buttons show as [Button]."""
+    lines: list[str] = []
+    for block in blocks:
+        lines.extend(_block_lines(block, names or {}))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _text(obj: Any, names: Mapping[str, str]) -> str:
+    if not isinstance(obj, Mapping):
+        return ""
+    text = str(obj.get("text", ""))
+    return mrkdwn_to_text(text, names) if obj.get("type") == "mrkdwn" else text
+
+
+def _element(element: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    kind = element.get("type")
+    if kind == "button":
+        return f"[{_text(element.get('text'), names)}]"
+    if kind in ("static_select", "multi_static_select", "users_select", "conversations_select"):
+        initial = element.get("initial_option")
+        label = _text(initial.get("text"), names) if isinstance(initial, Mapping) else ""
+        return f"[{label or _text(element.get('placeholder'), names) or 'choose'} ▾]"
+    if kind == "overflow":
+        return "[⋯]"
+    if kind in ("mrkdwn", "plain_text"):
+        return _text(element, names)
+    if kind == "image":
+        return f"[image: {element.get('alt_text', '')}]"
+    return f"[{kind}]"
+
+
+def _block_lines(block: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
+    kind = block.get("type")
+    if kind == "header":
+        title = _text(block.get("text"), names)
+        return [title, _RULE * max(_width(title), 3)]
+    if kind == "section":
+        lines = _text(block.get("text"), names).splitlines() if block.get("text") else []
+        lines += [_text(field, names) for field in block.get("fields") or []]
+        accessory = block.get("accessory")
+        if isinstance(accessory, Mapping):
+            if lines:
+                lines[-1] = f"{lines[-1]}  {_element(accessory, names)}"
+            else:
+                lines = [_element(accessory, names)]
+        return lines
+    if kind == "context":
+        return ["  " + " · ".join(_element(element, names) for element in block.get("elements") or [])]
+    if kind == "actions":
+        return [" ".join(_element(element, names) for element in block.get("elements") or [])]
+    if kind == "divider":
+        return [_RULE * 40]
+    if kind == "input":
+        return [f"{_text(block.get('label'), names)}: {_element(block.get('element') or {}, names)}"]
+    if kind == "image":
+        return [f"[image: {block.get('alt_text', '')}]"]
+    return [f"[{kind} block]"]

@@ -1,0 +1,216 @@
+"""`gpubot doctor` against the Slack stand-in, fake GPUs and real SQLite: every check, passing and failing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpubot.cli import main
+from gpubot.doctor import Outcome, all_passed, render, run_checks
+from gpubot.standin import SlackStandin
+from gpubot.storage.migrate import upgrade_to_head
+
+ADMIN = "U0ADMIN"
+FAKE_GPUS = {
+    "hostname": "gpu-box-1",
+    "driver_version": "550.54.15",
+    "gpus": [
+        {"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0000"},
+        {"index": 1, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-0001", "lost": True},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def slack():
+    with SlackStandin() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('doctor') / 'gpubot.db'}"
+    upgrade_to_head(url)
+    return url
+
+
+def environment(slack: SlackStandin, tmp_path, database: str, **overrides: str) -> dict[str, str]:
+    fake = tmp_path / "gpus.json"
+    fake.write_text(json.dumps(FAKE_GPUS))
+    return {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_APP_TOKEN": slack.app_token,
+        "GPUBOT_SLACK_API_URL": slack.api_url,
+        "GPUBOT_DATABASE_URL": database,
+        "GPUBOT_GPU_BACKEND": "fake",
+        "GPUBOT_FAKE_GPUS": str(fake),
+        "GPUBOT_ADMINS": ADMIN,
+        "GPUBOT_TIMEZONE": "Europe/Berlin",
+        **overrides,
+    }
+
+
+def by_name(results):
+    return {result.name: result for result in results}
+
+
+def test_all_good_is_one_passing_line_per_check(slack, tmp_path, database):
+    slack.clear_calls()
+    results = run_checks(environment(slack, tmp_path, database), slack_timeout_s=5)
+
+    assert all_passed(results), render(results)
+    names = [result.name for result in results]
+    assert names == [
+        "Python",
+        "settings",
+        "database",
+        "telemetry",
+        "bot token",
+        "app token",
+        "Home tab",
+        "Messages tab",
+    ]
+    found = by_name(results)
+    assert "fake sees 2 GPUs on gpu-box-1 (driver 550.54.15); 1 not responding" in found["telemetry"].detail
+    assert "writable" in found["database"].detail and "schema 0001" in found["database"].detail
+    assert "commands, chat:write, im:write, users:read" in found["bot token"].detail
+    # The tab checks did what they say, to the admin.
+    published = slack.wait_for_call("views.publish")
+    assert published.params["user_id"] == ADMIN and published.params["view"]["type"] == "home"
+    assert slack.wait_for_call("chat.postMessage").response["channel"] == "D" + ADMIN
+    assert render(results).endswith("All 8 checks passed: gpubot is ready.")
+
+
+def test_the_cli_prints_the_report_and_exits_0_only_when_all_pass(slack, tmp_path, database, monkeypatch, capsys):
+    for key, value in environment(slack, tmp_path, database).items():
+        monkeypatch.setenv(key, value)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("✓ ") == 8 and "✗" not in out
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked")
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ bot token: Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in out
+    assert "xoxb-revoked" not in out
+
+
+def test_a_bad_bot_token_fails_with_a_fix_and_skips_the_tabs(slack, tmp_path, database):
+    results = by_name(run_checks(environment(slack, tmp_path, database, SLACK_BOT_TOKEN="xoxb-wrong")))
+
+    assert results["bot token"].outcome is Outcome.FAILED
+    assert "OAuth & Permissions" in (results["bot token"].fix or "")
+    assert results["app token"].outcome is Outcome.PASSED
+    assert results["Home tab"].outcome is Outcome.SKIPPED and results["Messages tab"].outcome is Outcome.SKIPPED
+
+
+def test_a_bad_app_token_fails_with_a_fix(slack, tmp_path, database):
+    results = by_name(run_checks(environment(slack, tmp_path, database, SLACK_APP_TOKEN="xapp-wrong")))
+
+    assert results["app token"].outcome is Outcome.FAILED
+    assert results["app token"].detail == "Slack rejected SLACK_APP_TOKEN (invalid_auth)"
+    assert "connections:write" in (results["app token"].fix or "")
+    assert results["bot token"].outcome is Outcome.PASSED
+
+
+def test_a_missing_scope_is_named(tmp_path, database):
+    with SlackStandin(scopes={"commands", "chat:write"}) as narrow:
+        results = by_name(run_checks(environment(narrow, tmp_path, database)))
+
+    assert results["bot token"].outcome is Outcome.FAILED
+    assert results["bot token"].detail == "valid, but lacks the scopes im:write, users:read"
+    assert "reinstall" in (results["bot token"].fix or "")
+
+
+def test_a_home_tab_that_is_off_is_found(tmp_path, database):
+    with SlackStandin(home_tab=False) as no_home:
+        results = by_name(run_checks(environment(no_home, tmp_path, database)))
+
+    assert results["Home tab"].outcome is Outcome.FAILED
+    assert "not_enabled" in results["Home tab"].detail
+    assert "home_tab_enabled" in (results["Home tab"].fix or "")
+    assert results["Messages tab"].outcome is Outcome.PASSED
+
+
+def test_without_a_person_to_check_with_the_tabs_fail_saying_how_to_name_one(slack, tmp_path, database):
+    results = by_name(run_checks(environment(slack, tmp_path, database, GPUBOT_ADMINS="")))
+    assert results["Home tab"].outcome is Outcome.FAILED and "--user" in (results["Home tab"].fix or "")
+
+    named = by_name(run_checks(environment(slack, tmp_path, database, GPUBOT_ADMINS=""), user="U0BOB"))
+    assert named["Home tab"].outcome is Outcome.PASSED and "U0BOB" in named["Home tab"].detail
+
+
+def test_a_database_not_at_head_says_to_upgrade(slack, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    results = by_name(run_checks(environment(slack, tmp_path, f"sqlite:///{empty}")))
+
+    assert results["database"].outcome is Outcome.FAILED
+    assert "is at schema none (empty), this gpubot needs 0001" in results["database"].detail
+    assert "gpubot db upgrade" in (results["database"].fix or "")
+
+
+def test_a_missing_database_is_reported_and_not_created(slack, tmp_path):
+    missing = tmp_path / "state" / "gpubot.db"
+    results = by_name(run_checks(environment(slack, tmp_path, f"sqlite:///{missing}")))
+
+    assert results["database"].outcome is Outcome.FAILED
+    assert "there is no database" in results["database"].detail
+    assert not missing.parent.exists()
+
+
+def test_a_read_only_database_is_not_writable(slack, tmp_path, database, monkeypatch):
+    readonly = f"sqlite:///file:{database.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    results = by_name(run_checks(environment(slack, tmp_path, readonly)))
+
+    assert results["database"].outcome is Outcome.FAILED
+    assert "readonly" in results["database"].detail
+
+
+def test_telemetry_that_cannot_load_fails_with_a_fix(slack, tmp_path, database):
+    env = environment(
+        slack, tmp_path, database, GPUBOT_GPU_BACKEND="nvidia-smi", GPUBOT_NVIDIA_SMI=str(tmp_path / "missing")
+    )
+    results = by_name(run_checks(env))
+
+    assert results["telemetry"].outcome is Outcome.FAILED
+    assert "GPUBOT_NVIDIA_SMI" in results["telemetry"].detail
+    assert "GPUBOT_GPU_BACKEND" in (results["telemetry"].fix or "")
+
+
+def test_no_gpus_found_is_a_failure(slack, tmp_path, database):
+    env = environment(slack, tmp_path, database)
+    (tmp_path / "gpus.json").write_text(json.dumps({"hostname": "empty-box", "gpus": []}))
+    results = by_name(run_checks(env))
+    assert results["telemetry"].outcome is Outcome.FAILED and "sees 0 GPUs" in results["telemetry"].detail
+
+
+def test_unparseable_settings_skip_the_rest(slack, tmp_path, database):
+    results = run_checks(environment(slack, tmp_path, database, GPUBOT_MIN_DURATION="soon"))
+
+    assert [result.outcome for result in results] == [Outcome.PASSED, Outcome.FAILED] + [Outcome.SKIPPED] * 6
+    assert "GPUBOT_MIN_DURATION" in results[1].detail
+
+
+def test_without_tokens_the_host_side_is_still_checked(slack, tmp_path, database):
+    results = by_name(run_checks(environment(slack, tmp_path, database, SLACK_BOT_TOKEN="", SLACK_APP_TOKEN="")))
+
+    assert results["settings"].outcome is Outcome.FAILED and "SLACK_BOT_TOKEN" in results["settings"].detail
+    assert results["database"].outcome is Outcome.PASSED and results["telemetry"].outcome is Outcome.PASSED
+    assert results["bot token"].outcome is Outcome.SKIPPED
+
+
+def test_slack_unreachable_is_a_network_fix(tmp_path, database):
+    with SlackStandin() as gone:
+        env = environment(gone, tmp_path, database)
+    results = by_name(run_checks(env, slack_timeout_s=2))
+
+    assert results["bot token"].outcome is Outcome.FAILED and "cannot reach Slack" in results["bot token"].detail
+    assert "HTTPS_PROXY" in (results["bot token"].fix or "")
+    assert results["app token"].outcome is Outcome.FAILED
+
+
+def test_an_old_python_is_reported(slack, tmp_path, database):
+    results = run_checks(environment(slack, tmp_path, database), python=(3, 9, 18))
+    assert results[0].outcome is Outcome.FAILED and results[0].detail == "3.9.18 is too old"
