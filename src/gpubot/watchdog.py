@@ -111,9 +111,12 @@ class ServiceWatchdog:
 
     async def _read_claims(self) -> None:
         try:
-            self._claims = await asyncio.wait_for(self._count_claims(), self.check_interval_s)
+            # No asyncio.wait_for here: before Python 3.12 it can swallow the task's cancellation when the
+            # read finishes at that moment, and this loop would then outlive shutdown. A read that hangs
+            # needs no time-out either: the beat goes stale, the daemon turns unhealthy, pings stop.
+            self._claims = await self._count_claims()
         except Exception as error:
-            # Any failure to read (busy, gone, a driver error, a hang) is the database not answering.
+            # Any failure to read (busy, gone, a driver error) is the database not answering.
             # Not swallowed: the missing beat makes the daemon unhealthy, which the status line shows
             # and which, lasting, stops the watchdog pings so systemd restarts the service.
             logger.debug("database check failed: %r", error)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -38,8 +37,13 @@ class NoticeSender:
         """Deliver due notices until cancelled."""
         while True:
             await self.deliver_due()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll_interval.total_seconds())
+            # asyncio.wait, not wait_for: before Python 3.12 wait_for can swallow this task's cancellation
+            # when the event fires at that moment, and the loop would outlive shutdown.
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({woken}, timeout=poll_interval.total_seconds())
+            finally:
+                woken.cancel()
             self._wake.clear()
 
     async def deliver_due(self) -> int:
