@@ -55,3 +55,12 @@ def test_bad_database_urls_are_explained(monkeypatch, capsys, url, fragment):
     assert main(["db", "upgrade"]) != 0
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
+
+
+def test_a_file_that_is_not_a_database_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    garbage = tmp_path / "gpubot.db"
+    garbage.write_bytes(b"this is not an SQLite database, just some text that is long enough" * 20)
+    monkeypatch.setenv("GPUBOT_DATABASE_URL", f"sqlite:///{garbage}")
+    assert main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cannot open or migrate the database" in err

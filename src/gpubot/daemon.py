@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from gpubot.core.errors import ConfigError, GpubotError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.outbox import Outbox
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.service import ClaimService
 from gpubot.health import Health
 from gpubot.sampling import TelemetrySampler
 from gpubot.scheduling import PeriodicJobs
@@ -53,18 +53,6 @@ _CLOSE_TIMEOUT_S = 5.0
 _TELEMETRY_MIN_MAX_AGE_S = 60.0
 # slack_sdk's own per-call time-out, which it applies only to sessions it creates itself.
 _WEB_API_TIMEOUT_S = 30.0
-
-
-def policy_from(settings: Settings) -> ClaimPolicy:
-    """The claim rules the settings describe."""
-    return ClaimPolicy(
-        min_duration=settings.min_duration,
-        max_duration=settings.max_duration,
-        default_duration=settings.default_duration,
-        warn_before=settings.warn_before,
-        admins=settings.admins,
-        duration_choices=settings.duration_choices,
-    )
 
 
 def run(settings: Settings) -> int:
@@ -108,7 +96,7 @@ async def _serve(settings: Settings) -> int:
         clock = SystemClock()
         # The first sample names the host, which the claim rules need before anything else can start.
         first = await asyncio.to_thread(telemetry.sample)
-        service = ClaimService(store, clock, policy_from(settings), host=first.hostname)
+        service = ClaimService(store, clock, settings.claim_policy(), host=first.hostname)
         sampler = TelemetrySampler(telemetry, service.sync_inventory)
         await asyncio.to_thread(sampler.accept, first)
         history = UtilizationHistory()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gpubot.core.errors import StoreUnavailable
 from gpubot.core.models import HostSample
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.service import ClaimService
 from gpubot.settings import Settings
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
@@ -62,13 +62,7 @@ def open_host(settings: Settings) -> Iterator[HostSession]:
     try:
         require_head(engine)
         clock = SystemClock()
-        policy = ClaimPolicy(
-            min_duration=settings.min_duration,
-            max_duration=settings.max_duration,
-            default_duration=settings.default_duration,
-            admins=settings.admins,
-        )
-        service = ClaimService(SqlClaimStore(engine), clock, policy, host=sample.hostname)
+        service = ClaimService(SqlClaimStore(engine), clock, settings.claim_policy(), host=sample.hostname)
         # As the daemon does on start: claims name GPUs by index, which the store must know.
         service.sync_inventory(sample)
         yield HostSession(service=service, sample=sample, clock=clock)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gpubot.core.durations import parse_duration
 from gpubot.core.errors import CommandError, ConfigError
 from gpubot.core.load import LoadThresholds
+from gpubot.core.service import ClaimPolicy
 
 GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake")
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -46,6 +47,17 @@ class Settings:
     notify_socket: str | None
     # WatchdogSec= as passed in $WATCHDOG_USEC (for this process only); None without a watchdog.
     watchdog_interval: timedelta | None
+
+    def claim_policy(self) -> ClaimPolicy:
+        """The claim rules these settings describe (the daemon and the host CLI share them)."""
+        return ClaimPolicy(
+            min_duration=self.min_duration,
+            max_duration=self.max_duration,
+            default_duration=self.default_duration,
+            warn_before=self.warn_before,
+            admins=self.admins,
+            duration_choices=self.duration_choices,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_tokens: bool = True) -> Settings:

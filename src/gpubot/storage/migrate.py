@@ -16,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError
 
 from gpubot.core.errors import StoreUnavailable
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, make_engine, read_only
@@ -92,7 +92,7 @@ def _upgrade(engine: Engine) -> None:
     try:
         with engine.connect() as connection, migration_lock(connection):
             command.upgrade(alembic_config(connection), "head")
-    except (OperationalError, InterfaceError) as error:
+    except (DatabaseError, InterfaceError) as error:
         # Bad path, permissions, server down: say so in one line rather than with a traceback.
         reason = str(error.orig) if error.orig is not None else str(error)
         raise StoreUnavailable(f"cannot open or migrate the database at {_safe_url(engine)}: {reason}") from None
