@@ -21,7 +21,7 @@ from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.probe import missing_sqlite_file, require_head
 from gpubot.system_clock import SystemClock
-from gpubot.telemetry import open_backend
+from gpubot.telemetry import sample_once
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,9 @@ def open_host(settings: Settings) -> Iterator[HostSession]:
         StoreUnavailable: the database cannot be opened or is not at the newest schema.
         ConfigError: GPUBOT_DATABASE_URL is malformed.
     """
-    telemetry = open_backend(
+    sample = sample_once(
         settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
     )
-    try:
-        sample = telemetry.sample()
-    finally:
-        telemetry.close()
     missing = missing_sqlite_file(settings.database_url)
     if missing is not None:
         # Not created here: a host command run as root would leave a file the service cannot write.

@@ -127,3 +127,12 @@ def test_the_fake_backend_never_loads_the_nvml_binding() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_sample_once_reads_every_gpu_of_the_chosen_backend(tmp_path):
+    from gpubot.telemetry import sample_once
+
+    path = tmp_path / "gpus.json"
+    path.write_text('{"hostname": "box", "gpus": [{"index": 0, "uuid": "GPU-0", "name": "A"}]}')
+    sample = sample_once("fake", fake_gpus_path=path)
+    assert sample.hostname == "box" and [gpu.uuid for gpu in sample.gpus] == ["GPU-0"]

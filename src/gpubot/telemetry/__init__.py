@@ -10,13 +10,14 @@ import shutil
 from pathlib import Path
 
 from gpubot.core.errors import TelemetryError
+from gpubot.core.models import HostSample
 from gpubot.core.ports import Telemetry
 from gpubot.telemetry.fake import FakeTelemetry
 from gpubot.telemetry.nvidia_smi import NvidiaSmiTelemetry
 
 BACKEND_KINDS = ("auto", "nvml", "nvidia-smi", "fake")
 
-__all__ = ["BACKEND_KINDS", "FakeTelemetry", "NvidiaSmiTelemetry", "open_backend"]
+__all__ = ["BACKEND_KINDS", "FakeTelemetry", "NvidiaSmiTelemetry", "open_backend", "sample_once"]
 
 
 def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi") -> Telemetry:
@@ -76,3 +77,16 @@ def _open_nvidia_smi(executable: str) -> Telemetry:
             "or set GPUBOT_NVIDIA_SMI to its path."
         )
     return NvidiaSmiTelemetry(executable)
+
+
+def sample_once(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi") -> HostSample:
+    """Open the backend, read every GPU once and close it again: for one-shot commands on the host.
+
+    Raises:
+        TelemetryError: the backend cannot be opened or cannot sample.
+    """
+    telemetry = open_backend(kind, fake_gpus_path=fake_gpus_path, nvidia_smi=nvidia_smi)
+    try:
+        return telemetry.sample()
+    finally:
+        telemetry.close()
