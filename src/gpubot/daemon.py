@@ -47,6 +47,9 @@ _NOTICE_POLL = timedelta(seconds=1)
 _DUE_WORK_INTERVAL = timedelta(seconds=2)
 _DUE_WORK_MAX_AGE_S = 60.0
 _DRAIN_TIMEOUT_S = 2.0
+# Waiting for an unreachable Slack at start-up: 1 s, doubling to a try a minute.
+_SLACK_RETRY_FIRST_S = 1.0
+_SLACK_RETRY_LONGEST_S = 60.0
 # Closing the Socket Mode connection is normally instant; never let it hold up the 10 s exit.
 _CLOSE_TIMEOUT_S = 5.0
 # A telemetry run may take a while (nvidia-smi's time-out, many GPUs); only one stuck this long is a hang.
@@ -84,13 +87,15 @@ async def _serve(settings: Settings) -> int:
     jobs: PeriodicJobs | None = None
     after_ack = AfterAck()
     # One HTTP session, so Web API calls (Home publishes, DMs) reuse keep-alive connections. Without it
-    # slack_sdk opens a new session and TCP connection for every call (issue 5: that was most of the
-    # cost of publishing a Home tab).
+    # slack_sdk opens a new session and TCP connection for every call (issue 5: a fifth of the CPU of
+    # publishing a Home tab).
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_WEB_API_TIMEOUT_S))
     try:
         # Slack first: a revoked token is a configuration error, reported before anything is written.
         api = AsyncWebClient(base_url=settings.slack_api_url, token=settings.slack_bot_token, session=http)
-        identity = await _identify(api)
+        identity = await _identify(api, stop)
+        if identity is None:
+            return 0
         await asyncio.to_thread(upgrade_to_head, engine)
         store = SqlClaimStore(engine)
         clock = SystemClock()
@@ -209,13 +214,32 @@ async def _serve(settings: Settings) -> int:
         notifier.close()
 
 
-async def _identify(api: AsyncWebClient) -> AuthorizeResult:
-    """Ask Slack who the bot is, once; a rejected token is a configuration error."""
-    try:
-        response = await api.auth_test()
-    except SlackApiError as error:
-        reason = error.response.get("error", "rejected")
-        raise ConfigError("SLACK_BOT_TOKEN", f"a bot token Slack accepts (auth.test said: {reason})") from None
+async def _identify(api: AsyncWebClient, stop: asyncio.Event) -> AuthorizeResult | None:
+    """Ask Slack who the bot is, waiting out an unreachable Slack (a host whose network comes up late).
+
+    Returns:
+        Who the bot is; None when asked to stop while waiting.
+
+    Raises:
+        ConfigError: Slack rejected the token: retrying cannot help.
+    """
+    delay_s = _SLACK_RETRY_FIRST_S
+    while True:
+        try:
+            response = await api.auth_test()
+            break
+        except SlackApiError as error:
+            status = error.response.status_code
+            if status < 500 and status != 429:
+                reason = error.response.get("error", "rejected")
+                raise ConfigError("SLACK_BOT_TOKEN", f"a bot token Slack accepts (auth.test said: {reason})") from None
+            problem = f"HTTP {status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            problem = str(error) or type(error).__name__
+        logger.warning("Slack is unreachable (%s); trying again in %.0f s", problem, delay_s)
+        if await _stopped_within(stop, delay_s):
+            return None
+        delay_s = min(delay_s * 2, _SLACK_RETRY_LONGEST_S)
     return AuthorizeResult(
         enterprise_id=response.get("enterprise_id"),
         team_id=response.get("team_id"),
@@ -225,3 +249,13 @@ async def _identify(api: AsyncWebClient) -> AuthorizeResult:
         bot_id=response.get("bot_id"),
         bot_token=api.token,
     )
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `stop`; True when it was set."""
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    return stop.is_set()

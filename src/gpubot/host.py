@@ -45,9 +45,7 @@ def open_host(settings: Settings) -> Iterator[HostSession]:
         StoreUnavailable: the database cannot be opened or is not at the newest schema.
         ConfigError: GPUBOT_DATABASE_URL is malformed.
     """
-    sample = sample_once(
-        settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
-    )
+    sample = sample_once(settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi)
     missing = missing_sqlite_file(settings.database_url)
     if missing is not None:
         # Not created here: a host command run as root would leave a file the service cannot write.

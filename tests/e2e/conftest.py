@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,11 +64,20 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 10.0) -> tuple[int, float]:
-        """SIGTERM, then the exit code and how long the exit took."""
+        """SIGTERM, then the exit code and how long the exit took; a daemon that hangs is killed."""
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
-        return code, time.monotonic() - started
+        return stop_or_kill(self.process, timeout, self.log), time.monotonic() - started
+
+
+def stop_or_kill(process: subprocess.Popen[bytes], timeout: float, log: Callable[[], str] = str) -> int:
+    """Wait for a signalled daemon to exit; if it does not in time, kill it and fail, never leave it running."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"gpubot serve did not exit within {timeout} s of SIGTERM:\n{log()}") from None
 
 
 def daemon_env(slack: SlackStandin, state: Path, **overrides: str) -> dict[str, str]:

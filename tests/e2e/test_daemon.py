@@ -5,12 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from gpubot.standin import SlackStandin
 
-from .conftest import daemon_env, reply_text, start_daemon
+from .conftest import daemon_env, reply_text, start_daemon, stop_or_kill
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def test_a_signal_stops_it_cleanly_within_ten_seconds(slack, tmp_path, signum):
     daemon = start_daemon(slack, tmp_path)
     assert "4 of 4 GPUs free" in reply_text(slack.command("status"))
     daemon.process.send_signal(signum)
-    assert daemon.process.wait(timeout=10) == 0, daemon.log()
+    assert stop_or_kill(daemon.process, 10, daemon.log) == 0, daemon.log()
 
 
 def test_claims_survive_a_restart(slack, tmp_path):
@@ -43,17 +44,22 @@ def test_claims_survive_a_restart(slack, tmp_path):
 def test_two_daemons_starting_at_once_on_an_empty_database_both_come_up(slack, tmp_path):
     env = daemon_env(slack, tmp_path)
     processes = [
-        subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stderr=subprocess.PIPE) for _ in range(2)
+        subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stderr=subprocess.DEVNULL)
+        for _ in range(2)
     ]
     try:
-        slack.wait_connected(timeout=30)
+        # Both must be up (each connected once) before the signal, or one may still be importing,
+        # before its handler is installed.
+        deadline = time.monotonic() + 30
+        while slack.wait_connected(timeout=30) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slack.wait_connected() >= 2
         assert "4 of 4 GPUs free" in reply_text(slack.command("status"))
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
-            _, stderr = process.communicate(timeout=15)
-            assert process.returncode == 0, stderr.decode()
+            assert stop_or_kill(process, 15) == 0
 
 
 @pytest.mark.parametrize(
@@ -95,3 +101,35 @@ def test_telemetry_backend_that_cannot_load_is_a_clear_error(slack, tmp_path):
     )
     assert result.returncode != 0
     assert "GPUBOT_NVIDIA_SMI" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_it_waits_for_an_unreachable_slack_and_connects_once_slack_is_back(slack, tmp_path):
+    slack.start_outage()
+    env = daemon_env(slack, tmp_path)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 20
+        while "Slack is unreachable" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert "Slack is unreachable (HTTP 503)" in log.read_text()
+        slack.clear_faults()
+        slack.wait_connected(timeout=20)
+        assert "4 of 4 GPUs free" in reply_text(slack.command("status"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert stop_or_kill(process, 10, log.read_text) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_signal_while_waiting_for_slack_stops_it_at_once(slack, tmp_path):
+    slack.start_outage()
+    env = daemon_env(slack, tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not any(call.method == "auth.test" for call in slack.calls()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert stop_or_kill(process, 10) == 0

@@ -348,13 +348,17 @@ def pack_lines(lines: Sequence[str], max_blocks: int, noun: str) -> list[Block]:
         return [section(line) for line in lines]
     blocks: list[Block] = []
     chunk: list[str] = []
+    # The length of "\n".join(chunk), kept as lines are added: joining the chunk anew for every line made
+    # this quadratic in the lines per section (issue 5).
+    chunk_chars = 0
     shown = 0
     for line in lines:
-        if chunk and len("\n".join([*chunk, line])) > MAX_SECTION_CHARS:
+        if chunk and chunk_chars + 1 + len(line) > MAX_SECTION_CHARS:
             if len(blocks) == max_blocks - 1:
                 break
             blocks.append(section("\n".join(chunk)))
-            chunk = []
+            chunk, chunk_chars = [], 0
+        chunk_chars += len(line) + (1 if chunk else 0)
         chunk.append(line)
         shown += 1
     if chunk and len(blocks) < max_blocks - 1:

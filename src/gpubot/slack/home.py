@@ -16,6 +16,8 @@ from gpubot.slack import blocks
 from gpubot.slack.blocks import Message
 from gpubot.slack.tasks import AfterAck
 
+_PUBLISHES_IN_FLIGHT = 4
+
 
 class HomeTab:
     """Publishes Home views with `views.publish`, at most one in flight per person.
@@ -44,6 +46,10 @@ class HomeTab:
         self._after_ack = after_ack
         self._viewers: set[str] = set()
         self._pending: dict[str, Message | None] = {}
+        # Views are built (and held until Slack answers) a few at a time. Building them is CPU work, so a
+        # queue costs no throughput, while 50 built at once held ~8 MB of view dicts that the allocator
+        # then kept (issue 5); a queued publish also reads the newest state when its turn comes.
+        self._publishing = asyncio.Semaphore(_PUBLISHES_IN_FLIGHT)
 
     def opened(self, user_id: str) -> None:
         """The person opened the Home tab: publish it now."""
@@ -62,6 +68,10 @@ class HomeTab:
         self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id}")
 
     async def _publish(self, user_id: str) -> None:
+        async with self._publishing:
+            await self._publish_now(user_id)
+
+    async def _publish_now(self, user_id: str) -> None:
         flash = self._pending.pop(user_id, None)
         state = await asyncio.to_thread(self._service.home, user_id, self._latest_sample())
         trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}

@@ -1,0 +1,121 @@
+"""`SqlClaimStore` serves GPUs and active claims from memory on SQLite, and never serves them stale.
+
+The snapshot is reloaded whenever SQLite's data version says anyone committed anything: another store
+in this process, another process, or any other SQLite client (issue 5).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim
+from gpubot.storage.claim_store import SqlClaimStore
+from gpubot.storage.engine import commit_counter, make_engine
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+HOST = "node1"
+GPUS = [Gpu(HOST, f"GPU-{index}", index, "NVIDIA H100") for index in range(4)]
+
+
+def _claim(store: SqlClaimStore, gpu: Gpu, user: str = "U_ALICE", hours: float = 1) -> int:
+    [claim] = store.create_claims([NewClaim(gpu, user, "training", NOW, NOW + timedelta(hours=hours))])
+    return claim.id
+
+
+def test_a_claim_made_through_another_store_is_seen_at_once(sqlite_engine: Engine, sqlite_url: str) -> None:
+    reader = SqlClaimStore(sqlite_engine)
+    other_engine = make_engine(sqlite_url)  # a pool of its own, as another process would have
+    try:
+        writer = SqlClaimStore(other_engine)
+        writer.sync_gpus(HOST, GPUS, NOW)
+        assert [gpu.index for gpu in reader.list_gpus(HOST)] == [0, 1, 2, 3]
+        assert reader.active_claims(HOST) == []
+
+        claim_id = _claim(writer, GPUS[2])
+        assert [claim.id for claim in reader.active_claims(HOST)] == [claim_id]
+        assert [claim.id for claim in reader.claims_past_end(NOW + timedelta(hours=2))] == [claim_id]
+
+        writer.end_claim(claim_id, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW)
+        assert reader.active_claims(HOST) == []
+        writer.sync_gpus(HOST, GPUS[:2], NOW)
+        assert [gpu.index for gpu in reader.list_gpus(HOST)] == [0, 1]
+    finally:
+        other_engine.dispose()
+
+
+def test_a_change_by_any_sqlite_client_is_seen(sqlite_engine: Engine, sqlite_url: str) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    claim_id = _claim(store, GPUS[0])
+    assert store.claims_to_warn(NOW, timedelta(hours=2))[0].id == claim_id
+
+    # An operator's sqlite3 shell, say: no SQLAlchemy, no gpubot.
+    outsider = sqlite3.connect(Path(sqlite_url.removeprefix("sqlite:///")), isolation_level=None)
+    try:
+        outsider.execute("UPDATE claims SET warned_at = ends_at WHERE id = ?", (claim_id,))
+    finally:
+        outsider.close()
+    assert store.claims_to_warn(NOW, timedelta(hours=2)) == []
+    [claim] = store.active_claims(HOST)
+    assert claim.warned_at == claim.ends_at
+
+
+def test_the_derived_queries_keep_their_order(sqlite_engine: Engine) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    late, early = _claim(store, GPUS[0], hours=3), _claim(store, GPUS[3], hours=1)
+    assert [claim.gpu_index for claim in store.active_claims()] == [0, 3]
+    assert [claim.id for claim in store.claims_past_end(NOW + timedelta(hours=4))] == [early, late]
+    assert [claim.id for claim in store.claims_to_warn(NOW, timedelta(hours=4))] == [early, late]
+
+
+def test_threads_reading_beside_a_writer_never_see_a_released_claim_as_held(sqlite_engine: Engine) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    stale: list[int] = []
+    released: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            released_before = set(released)
+            held = {claim.id for claim in store.active_claims(HOST)}
+            stale.extend(held & released_before)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    try:
+        for _ in range(30):
+            claim_id = _claim(store, GPUS[1])
+            store.end_claim(claim_id, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW)
+            released.append(claim_id)
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+    assert stale == []
+
+
+def test_only_a_sqlite_file_gets_a_commit_counter(tmp_path: Path) -> None:
+    memory = make_engine("sqlite://")
+    try:
+        assert commit_counter(memory) is None
+    finally:
+        memory.dispose()
+    file = make_engine(f"sqlite:///{tmp_path / 'gpubot.db'}")
+    try:
+        counter = commit_counter(file)
+        assert counter is not None
+        first = counter.value()
+        assert counter.value() == first  # nothing committed in between
+        with file.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE touched (id INTEGER)")
+        assert counter.value() != first
+    finally:
+        file.dispose()
