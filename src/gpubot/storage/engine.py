@@ -45,12 +45,7 @@ def make_engine(url: str) -> Engine:
         ConfigError: the URL is malformed (it came from GPUBOT_DATABASE_URL).
         StoreUnavailable: its driver is not installed, or the SQLite directory cannot be created.
     """
-    try:
-        sa_url = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            "GPUBOT_DATABASE_URL", "a SQLAlchemy URL such as sqlite:////var/lib/gpubot/gpubot.db"
-        ) from None
+    sa_url = parse_database_url(url)
     try:
         if sa_url.get_backend_name() == "sqlite":
             return _make_sqlite_engine(sa_url)
@@ -59,6 +54,20 @@ def make_engine(url: str) -> Engine:
     except (NoSuchModuleError, ModuleNotFoundError) as error:
         raise StoreUnavailable(
             f"no database driver for {sa_url.drivername} ({error}); for PostgreSQL install gpubot[postgres]"
+        ) from None
+
+
+def parse_database_url(url: str) -> URL:
+    """Parse GPUBOT_DATABASE_URL.
+
+    Raises:
+        ConfigError: the URL is malformed.
+    """
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "GPUBOT_DATABASE_URL", "a SQLAlchemy URL such as sqlite:////var/lib/gpubot/gpubot.db"
         ) from None
 
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 
-from gpubot.core.errors import ConfigError, StoreUnavailable
-from gpubot.storage.engine import make_engine
+from gpubot.core.errors import StoreUnavailable
+from gpubot.storage.engine import make_engine, parse_database_url
 from gpubot.storage.migrate import current_revision, head_revision
 
 
@@ -47,12 +46,7 @@ def missing_sqlite_file(url: str) -> str | None:
     Raises:
         ConfigError: the URL is malformed.
     """
-    try:
-        sa_url = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            "GPUBOT_DATABASE_URL", "a SQLAlchemy URL such as sqlite:////var/lib/gpubot/gpubot.db"
-        ) from None
+    sa_url = parse_database_url(url)
     database = sa_url.database or ""
     is_sqlite_file = sa_url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
     if is_sqlite_file and not database.startswith("file:") and not Path(database).expanduser().is_file():
