@@ -28,17 +28,17 @@ class GpuSelection:
 
 @dataclass(frozen=True)
 class StatusCommand:
-    pass
+    """`/gpu` or `/gpu status`: the allocation dashboard."""
 
 
 @dataclass(frozen=True)
 class HelpCommand:
-    pass
+    """`/gpu help`: every command with an example."""
 
 
 @dataclass(frozen=True)
 class RealtimeCommand:
-    pass
+    """`/gpu realtime`: live telemetry per GPU."""
 
 
 @dataclass(frozen=True)
