@@ -320,6 +320,22 @@ def claim_modal_errors(error: GpubotError) -> dict[str, str]:
     return {field: truncate(error.message.replace("<@", "@").replace(">", ""), 150)}
 
 
+def doctor_home_view() -> Block:
+    """The Home view `gpubot doctor` publishes to prove the tab works; the daemon replaces it on the next open."""
+    return {
+        "type": "home",
+        "blocks": [
+            section("🩺 `gpubot doctor` checked that gpubot can show this tab. Open the tab again to see the GPUs.")
+        ],
+    }
+
+
+def doctor_dm_message() -> Message:
+    """The DM `gpubot doctor` sends along the path expiry warnings take."""
+    text = "🩺 `gpubot doctor`: DMs from gpubot (expiry warnings, releases) arrive here. Nothing to do."
+    return Message(text=text, blocks=[section(text)])
+
+
 def sparkline(values: Sequence[float | None]) -> str:
     """Percentages as unicode bars; a gap where nothing was measured."""
     return "".join(

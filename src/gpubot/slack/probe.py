@@ -117,14 +117,7 @@ class SlackProbe:
             CheckFailed: the Home tab is off, the user is unknown, or Slack refuses.
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
-        view = {
-            "type": "home",
-            "blocks": [
-                blocks.section(
-                    "🩺 `gpubot doctor` checked that gpubot can show this tab. Open the tab again to see the GPUs."
-                )
-            ],
-        }
+        view = blocks.doctor_home_view()
         try:
             await self._user_call(client.views_publish(user_id=user_id, view=view), "views.publish", user_id)
         except CheckFailed as failure:
@@ -148,10 +141,10 @@ class SlackProbe:
             CheckFailed: the DM cannot be opened or posted.
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
-        text = "🩺 `gpubot doctor`: DMs from gpubot (expiry warnings, releases) arrive here. Nothing to do."
+        message = blocks.doctor_dm_message()
         opened = await self._user_call(client.conversations_open(users=user_id), "conversations.open", user_id)
         channel = str(opened["channel"]["id"])
-        post = client.chat_postMessage(channel=channel, text=text, blocks=[blocks.section(text)])
+        post = client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
         await self._user_call(post, "chat.postMessage", user_id)
         return channel
 
