@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gpubot import figures
 from gpubot.core.durations import format_duration
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
 from gpubot.core.models import Claim, GpuSample, HostSample
@@ -89,10 +90,10 @@ def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadTh
             [
                 f"{_BADGES[level]} {row.gpu.index}",
                 level.value,
-                _temperature(gpu),
-                _percent(gpu.utilization_gpu_pct),
-                _memory(gpu),
-                _power(gpu),
+                figures.temperature(gpu),
+                figures.percent(gpu.utilization_gpu_pct),
+                figures.memory(gpu),
+                figures.power(gpu),
                 holder,
             ]
         )
@@ -169,35 +170,11 @@ def _width(text: str) -> int:
     )
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} %"
-
-
-def _temperature(gpu: GpuSample) -> str:
-    return "n/a" if gpu.temperature_c is None else f"{gpu.temperature_c} °C"
-
-
-def _memory(gpu: GpuSample) -> str:
-    if gpu.memory_used_mib is None and gpu.memory_total_mib is None:
-        return "n/a"
-    used = "n/a" if gpu.memory_used_mib is None else f"{gpu.memory_used_mib:,}"
-    total = "n/a" if gpu.memory_total_mib is None else f"{gpu.memory_total_mib:,} MiB"
-    return f"{used} / {total} ({_percent(gpu.memory_used_pct)})"
-
-
-def _power(gpu: GpuSample) -> str:
-    if gpu.power_draw_w is None and gpu.power_limit_w is None:
-        return "n/a"
-    draw = "n/a" if gpu.power_draw_w is None else f"{gpu.power_draw_w:.0f}"
-    limit = "n/a" if gpu.power_limit_w is None else f"{gpu.power_limit_w:.0f}"
-    return f"{draw} / {limit} W"
-
-
 def _process_lines(gpu: GpuSample) -> list[str]:
     ordered = sorted(gpu.processes, key=lambda process: process.used_memory_mib or 0, reverse=True)
     lines = [
         f"pid {process.pid} {printable(process.name or 'n/a')} ({printable(process.user or 'n/a')}), "
-        f"{'n/a' if process.used_memory_mib is None else f'{process.used_memory_mib:,} MiB'}"
+        f"{figures.mib(process.used_memory_mib)}"
         for process in ordered[:_PROCESSES_SHOWN]
     ]
     if len(ordered) > _PROCESSES_SHOWN:

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gpubot import figures
 from gpubot.core.commands import PURPOSE_MAX_CHARS, USAGES
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
-from gpubot.core.models import Claim, GpuSample, HostSample, NoticeKind, OutboxItem, ProcessSample
+from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.service import (
     ClaimOutcome,
     ClaimPolicy,
@@ -435,13 +436,14 @@ def _realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool) -> st
     badge = LOAD_BADGES[level]
     if compact:
         return (
-            f"{badge} *{gpu.index}* {_pct(sample.utilization_gpu_pct)} · {_temp(sample)} · "
-            f"{_memory(sample)} · {len(sample.processes)} procs{holder}"
+            f"{badge} *{gpu.index}* {figures.percent(sample.utilization_gpu_pct)} · {figures.temperature(sample)} · "
+            f"{figures.memory(sample)} · {len(sample.processes)} procs{holder}"
         )
     model = escape(sample.name or gpu.name or "unknown model")
     lines = [
         f"{badge} *GPU {gpu.index}* · {model} · *{level.value}*{holder}",
-        f"🌡 {_temp(sample)} · util {_pct(sample.utilization_gpu_pct)} · mem {_memory(sample)} · power {_power(sample)}",
+        f"🌡 {figures.temperature(sample)} · util {figures.percent(sample.utilization_gpu_pct)}"
+        f" · mem {figures.memory(sample)} · power {figures.power(sample)}",
     ]
     lines.extend(_process_lines(sample.processes))
     return "\n".join(lines)
@@ -452,7 +454,7 @@ def _process_lines(processes: Sequence[ProcessSample]) -> list[str]:
         return ["no processes"]
     ordered = sorted(processes, key=lambda p: p.used_memory_mib or 0, reverse=True)
     lines = [
-        f"`{p.pid}` {escape(p.name or 'n/a')} · {escape(p.user or 'n/a')} · {_mib(p.used_memory_mib)}"
+        f"`{p.pid}` {escape(p.name or 'n/a')} · {escape(p.user or 'n/a')} · {figures.mib(p.used_memory_mib)}"
         for p in ordered[:_PROCESSES_SHOWN]
     ]
     if len(ordered) > _PROCESSES_SHOWN:
@@ -463,36 +465,6 @@ def _process_lines(processes: Sequence[ProcessSample]) -> list[str]:
 def _gpu_list(claims: Sequence[Claim]) -> str:
     noun = "GPU" if len(claims) == 1 else "GPUs"
     return f"{noun} " + ", ".join(str(claim.gpu_index) for claim in claims)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} %"
-
-
-def _temp(sample: GpuSample) -> str:
-    return "n/a" if sample.temperature_c is None else f"{sample.temperature_c} °C"
-
-
-def _mib(value: int | None) -> str:
-    return "n/a" if value is None else f"{value:,} MiB"
-
-
-def _memory(sample: GpuSample) -> str:
-    used, total = sample.memory_used_mib, sample.memory_total_mib
-    if used is None and total is None:
-        return "n/a"
-    used_text = "n/a" if used is None else f"{used:,}"
-    total_text = "n/a" if total is None else f"{total:,} MiB"
-    return f"{used_text} / {total_text} ({_pct(sample.memory_used_pct)})"
-
-
-def _power(sample: GpuSample) -> str:
-    draw, limit = sample.power_draw_w, sample.power_limit_w
-    if draw is None and limit is None:
-        return "n/a"
-    draw_text = "n/a" if draw is None else f"{draw:.0f}"
-    limit_text = "n/a" if limit is None else f"{limit:.0f}"
-    return f"{draw_text} / {limit_text} W"
 
 
 def _own_claim_blocks(claim: Claim, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> list[Block]:
@@ -536,8 +508,11 @@ def _home_gpu_block(
         badge = LOAD_BADGES[load_level(sample, thresholds)]
         trend = sparkline(trends.get(row.gpu.uuid, ()))
         block["fields"] = [
-            {"type": "mrkdwn", "text": f"{badge} util {_pct(sample.utilization_gpu_pct)} {trend}".strip()},
-            {"type": "mrkdwn", "text": f"mem {_pct(sample.memory_used_pct)} · {_temp(sample)}"},
+            {"type": "mrkdwn", "text": f"{badge} util {figures.percent(sample.utilization_gpu_pct)} {trend}".strip()},
+            {
+                "type": "mrkdwn",
+                "text": f"mem {figures.percent(sample.memory_used_pct)} · {figures.temperature(sample)}",
+            },
         ]
     if row.claim is None:
         block["accessory"] = button("Claim", actions.claim_gpu_action_id(row.gpu.index), str(row.gpu.index))
