@@ -34,6 +34,14 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class _DropBoltClientWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and, since gpubot hands it a client of its
+    own (for the API URL and `authorize`), warns on every start that the token is unused: by design here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("As you gave `client` as well")
+
+
 def configure_logging(level: int, secrets: Iterable[str] = ()) -> None:
     """Send every logger's records to stderr through the token filter."""
     handler = logging.StreamHandler(sys.stderr)
@@ -46,6 +54,7 @@ def configure_logging(level: int, secrets: Iterable[str] = ()) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
     # APScheduler logs every run of the due-work job at INFO: two lines every two seconds.
     logging.getLogger("apscheduler.executors.default").setLevel(max(level, logging.WARNING))
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropBoltClientWarning())
     # slack_sdk's Web API clients test `logger.level <= DEBUG` rather than `isEnabledFor(DEBUG)`, so on a
     # logger without a level of its own (0) they render every request and response, whole Home views
     # included, into a debug string that is then dropped (issue 5: ~13% of the CPU of a Home publish).

@@ -133,3 +133,13 @@ def test_a_signal_while_waiting_for_slack_stops_it_at_once(slack, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     assert stop_or_kill(process, 10) == 0
+
+
+def test_a_normal_start_serve_and_stop_logs_no_warning_or_error(slack, tmp_path):
+    daemon = start_daemon(slack, tmp_path)
+    slack.command("claim 0 quiet 1h", user_id="U0ALICE")
+    slack.command("status", user_id="U0BOB")
+    slack.command("release 0", user_id="U0ALICE")
+    assert daemon.stop()[0] == 0
+    noisy = [line for line in daemon.log().splitlines() if " WARNING " in line or " ERROR " in line]
+    assert noisy == []
