@@ -97,7 +97,16 @@ async def _serve(settings: Settings) -> int:
         if identity is None:
             return 0
         await asyncio.to_thread(upgrade_to_head, engine)
-        store = SqlClaimStore(engine)
+        # The DM sender delivers a queued notice at once, woken from whichever thread committed it. Only then:
+        # most changes queue none, and an outbox look after every claim and release cost a thread hop and
+        # a query each (issue 5).
+        notices_queued = asyncio.Event()
+
+        def wake_sender() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the notice waits in the outbox
+                loop.call_soon_threadsafe(notices_queued.set)
+
+        store = SqlClaimStore(engine, on_notice_queued=wake_sender)
         clock = SystemClock()
         # The first sample names the host, which the claim rules need before anything else can start.
         first = await asyncio.to_thread(telemetry.sample)
@@ -108,14 +117,13 @@ async def _serve(settings: Settings) -> int:
         history.record(first, clock.now())
 
         dms = DirectMessages(api)
-        sender = NoticeSender(Outbox(store, clock), dms, clock, settings.timezone)
+        sender = NoticeSender(Outbox(store, clock), dms, clock, settings.timezone, notices_queued)
         home = HomeTab(
             service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack
         )
 
         def after_change(user_ids: Iterable[str]) -> None:
-            """A claim changed: DMs may be owed, and the people concerned see their Home tab anew."""
-            sender.wake()
+            """A claim changed: the people concerned see their Home tab anew."""
             for user_id in set(user_ids):
                 home.refresh(user_id)
 

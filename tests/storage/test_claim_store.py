@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import Engine
 
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive
 from gpubot.core.models import (
@@ -18,6 +19,8 @@ from gpubot.core.models import (
     NoticeKind,
 )
 from gpubot.core.ports import ClaimStore
+from gpubot.storage.claim_store import SqlClaimStore
+from tests.storage.conftest import needs_postgres
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
@@ -470,3 +473,35 @@ def test_leased_notices_are_skipped_by_a_second_sender_until_the_lease_ends(stor
     assert [item.id for item in again] == [first[0].id]
     store.mark_notice_sent(first[0].id, NOW + timedelta(minutes=1))
     assert store.lease_notices(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []
+
+
+# -- SqlClaimStore's notice hook --------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
+def sql_engine(request: pytest.FixtureRequest) -> Engine:
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+def test_on_notice_queued_runs_after_the_commit_of_a_queued_notice_and_only_then(sql_engine: Engine) -> None:
+    reader = SqlClaimStore(sql_engine)
+    # What another connection can see when the hook runs: the notice must already be committed.
+    seen: list[list[NoticeKind]] = []
+    store = SqlClaimStore(
+        sql_engine, on_notice_queued=lambda: seen.append([item.notice.kind for item in reader.pending_notices(NOW)])
+    )
+    claim = claim_one(store)
+    other = claim_one(store, GPU1, "U_BOB")
+    store.extend_claim(claim.id, NOW + 2 * HOUR, "U_ALICE", NOW)
+    store.end_claim(other.id, ClaimStatus.RELEASED, EventKind.RELEASED, "U_BOB", NOW)
+    assert seen == []  # claims, extensions and releases of one's own owe nobody a DM
+
+    assert store.mark_warned(claim.id, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_ALICE", claim.id))
+    assert seen == [[NoticeKind.EXPIRY_WARNING]]
+    assert not store.mark_warned(claim.id, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_ALICE", claim.id))
+    assert len(seen) == 1  # nothing queued, no call
+
+    store.end_claim(
+        claim.id, ClaimStatus.EXPIRED, EventKind.EXPIRED, None, NOW, Notice(NoticeKind.EXPIRED, "U_ALICE", claim.id)
+    )
+    assert seen[-1] == [NoticeKind.EXPIRY_WARNING, NoticeKind.EXPIRED]

@@ -22,19 +22,17 @@ logger = logging.getLogger(__name__)
 class NoticeSender:
     """Posts due notices as DMs; the outbox row is marked sent only after Slack accepted the message."""
 
-    def __init__(self, outbox: Outbox, dms: DirectMessages, clock: Clock, timezone: ZoneInfo) -> None:
+    def __init__(
+        self, outbox: Outbox, dms: DirectMessages, clock: Clock, timezone: ZoneInfo, wake: asyncio.Event
+    ) -> None:
         self._outbox = outbox
         self._dms = dms
         self._clock = clock
         self._timezone = timezone
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """Deliver now rather than at the next poll (called after a change that may have queued a DM)."""
-        self._wake.set()
+        self._wake = wake
 
     async def run(self, poll_interval: timedelta) -> None:
-        """Deliver due notices until cancelled."""
+        """Deliver due notices until cancelled: at once when `wake` is set, else every `poll_interval`."""
         while True:
             await self.deliver_due()
             # asyncio.wait, not wait_for: before Python 3.12 wait_for can swallow this task's cancellation

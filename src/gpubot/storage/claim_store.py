@@ -1,7 +1,8 @@
 """`SqlClaimStore`: the core's `ClaimStore` port on SQLAlchemy (SQLite or PostgreSQL).
 
-Every public method is one transaction. Rows are converted to the core's frozen dataclasses before the
-transaction ends, so no ORM object leaves this module. Races are decided by the database: the partial
+Every public method is one transaction, run through SQLAlchemy Core: rows are only ever copied into the
+core's frozen dataclasses, so the ORM's unit of work would add cost and nothing else (issue 5: a claim
+and a release cost ~0.8 ms of CPU each through an ORM session). Races are decided by the database: the partial
 unique index on active claims picks one winner among concurrent claims, and every state change is a
 conditional ``UPDATE ... WHERE status = 'active'`` so a retried or racing change applies at most once.
 """
@@ -10,16 +11,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Insert, Row, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, Row, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
 from gpubot.core.models import (
@@ -34,7 +34,7 @@ from gpubot.core.models import (
     OutboxItem,
 )
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, read_only
-from gpubot.storage.tables import ClaimEventRow, ClaimRow, GpuRow, OutboxRow
+from gpubot.storage.tables import ClaimEventRow, ClaimRow, GpuRow, OutboxRow, UtcDateTime
 
 _ACTIVE = ClaimStatus.ACTIVE.value
 
@@ -50,19 +50,70 @@ _LOCKED_MESSAGES = ("database is locked", "database table is locked", "database 
 
 _SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
+T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-# The snapshot's two queries, built once: building a statement costs more than running it on a small table.
+    # A row of any width (SQLAlchemy types rows by their columns).
+    AnyRow = Row[Unpack[tuple[Any, ...]]]
+
+# The columns a new claim's row takes from the `Claim` it becomes.
+_NEW_CLAIM_COLUMNS = ("host", "gpu_uuid", "gpu_index", "user_id", "purpose", "started_at", "ends_at")
+
+
+_gpus = cast(Table, GpuRow.__table__)
+_claims = cast(Table, ClaimRow.__table__)
+_events = cast(Table, ClaimEventRow.__table__)
+_outbox = cast(Table, OutboxRow.__table__)
+
+# The statements of the hot paths, built once: building a statement costs more than running it on a small
+# table (issue 5). Bound parameters are named apart from the columns they set, as SQLAlchemy requires.
 _PRESENT_GPUS = (
-    select(GpuRow.host, GpuRow.uuid, GpuRow.index, GpuRow.name)
-    .where(GpuRow.present.is_(True))
-    .order_by(GpuRow.host, GpuRow.index, GpuRow.uuid)
+    select(_gpus.c.host, _gpus.c.uuid, _gpus.c.index, _gpus.c.name)
+    .where(_gpus.c.present.is_(True))
+    .order_by(_gpus.c.host, _gpus.c.index, _gpus.c.uuid)
 )
-# Columns rather than ORM entities: no identity map or instance state for rows that are only copied.
 _ACTIVE_CLAIMS = (
-    select(*ClaimRow.__table__.columns)
-    .where(ClaimRow.status == _ACTIVE)
-    .order_by(ClaimRow.host, ClaimRow.gpu_index, ClaimRow.id)
+    select(*_claims.c).where(_claims.c.status == _ACTIVE).order_by(_claims.c.host, _claims.c.gpu_index, _claims.c.id)
 )
+_CLAIM_BY_ID = select(*_claims.c).where(_claims.c.id == bindparam("claim_id"))
+_INSERT_CLAIM = insert(_claims).returning(_claims.c.id)
+_INSERT_EVENT = insert(_events)
+_INSERT_NOTICE = insert(_outbox)
+# The conditional updates: each changes the claim only while it is active, and returns it as it is now.
+_ACTIVE_CLAIM = and_(_claims.c.id == bindparam("claim_id"), _claims.c.status == _ACTIVE)
+_END_CLAIM = (
+    update(_claims)
+    .where(_ACTIVE_CLAIM)
+    .values(status=bindparam("new_status"), ended_at=bindparam("at", type_=UtcDateTime()), ended_by=bindparam("actor"))
+    .returning(*_claims.c)
+)
+_EXTEND_CLAIM = (
+    update(_claims)
+    .where(_ACTIVE_CLAIM)
+    .values(ends_at=bindparam("new_ends_at", type_=UtcDateTime()), warned_at=None)
+    .returning(*_claims.c)
+)
+_WARN_CLAIM = (
+    update(_claims)
+    .where(_ACTIVE_CLAIM, _claims.c.warned_at.is_(None))
+    .values(warned_at=bindparam("at", type_=UtcDateTime()))
+    .returning(_claims.c.id)
+)
+# FOR UPDATE (a no-op on SQLite, where BEGIN IMMEDIATE already holds the write lock) keeps the "from" of
+# an extension's audit event true under PostgreSQL's READ COMMITTED.
+_ACTIVE_END_FOR_UPDATE = select(_claims.c.ends_at).where(_ACTIVE_CLAIM).with_for_update()
+_DUE_NOTICE = and_(_outbox.c.sent_at.is_(None), _outbox.c.next_attempt_at <= bindparam("now", type_=UtcDateTime()))
+_ANY_DUE_NOTICE = select(_outbox.c.id).where(_DUE_NOTICE).limit(1)
+# A notice with its claim: the outbox's own columns are labelled apart from the claim's.
+_NOTICE_WITH_CLAIM = select(
+    _outbox.c.id.label("notice_id"),
+    _outbox.c.kind.label("notice_kind"),
+    _outbox.c.user_id.label("notice_user_id"),
+    _outbox.c.actor_id.label("notice_actor_id"),
+    _outbox.c.attempts.label("notice_attempts"),
+    *_claims.c,
+).join_from(_outbox, _claims, _outbox.c.claim_id == _claims.c.id)
 
 
 @dataclass(frozen=True)
@@ -81,21 +132,28 @@ class SqlClaimStore:
 
     Args:
         engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
+        on_notice_queued: called, in the writing thread, after a transaction that queued a DM committed,
+            so the sender can deliver it at once instead of at its next poll.
 
     Raises:
         ValueError: the engine's database is neither SQLite nor PostgreSQL.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_notice_queued: Callable[[], None] = lambda: None) -> None:
         if engine.dialect.name not in _SUPPORTED_DIALECTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
         self._engine = engine
+        self._on_notice_queued = on_notice_queued
         self._read_engine = read_only(engine)
         # SQLite files only: the hot reads (GPUs, active claims) are served from a snapshot that is
         # reloaded, in one read transaction, whenever anyone committed anything (issue 5).
         self._commits = commit_counter(engine)
         self._cached: _Snapshot | None = None
         self._loading = threading.Lock()
+        # The objects of the last snapshot by the row they were made from: most rows are unchanged from
+        # one snapshot to the next, and making a Claim cost more than fetching its row (issue 5).
+        self._gpu_copies: dict[tuple[Any, ...], Gpu] = {}
+        self._claim_copies: dict[tuple[Any, ...], Claim] = {}
         # SQLite has one writer at a time. This process's writers queue here, and the next one starts the
         # moment the previous one commits; on SQLite's busy handler alone they would poll with sleeps of up
         # to 100 ms (issue 5: claim/release p99 118 ms and a 0.9 s worst case at 8 in flight). Not a source
@@ -122,14 +180,13 @@ class SqlClaimStore:
         uuids = [gpu.uuid for gpu in gpus]
         if len(set(uuids)) != len(uuids):
             raise ValueError("a GPU UUID appears twice in one sync")
-        with self._writing() as session:
+        with self._writing() as connection:
             if gpus:
-                session.execute(self._upsert_gpus(host, gpus, now))
-            session.execute(
-                update(GpuRow)
-                .where(GpuRow.host == host, GpuRow.present.is_(True), GpuRow.uuid.not_in(uuids))
+                connection.execute(self._upsert_gpus(host, gpus, now))
+            connection.execute(
+                update(_gpus)
+                .where(_gpus.c.host == host, _gpus.c.present.is_(True), _gpus.c.uuid.not_in(uuids))
                 .values(present=False)
-                .execution_options(synchronize_session=False)
             )
 
     def _upsert_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> Insert:
@@ -147,13 +204,13 @@ class SqlClaimStore:
             for gpu in gpus
         ]
         if self._engine.dialect.name == "postgresql":
-            pg_stmt = postgresql.insert(GpuRow).values(rows)
+            pg_stmt = postgresql.insert(_gpus).values(rows)
             excluded = pg_stmt.excluded
             return pg_stmt.on_conflict_do_update(
                 index_elements=["host", "uuid"],
                 set_={key: excluded[key] for key in ("index", "name", "present", "last_seen_at")},
             )
-        lite_stmt = sqlite.insert(GpuRow).values(rows)
+        lite_stmt = sqlite.insert(_gpus).values(rows)
         excluded = lite_stmt.excluded
         return lite_stmt.on_conflict_do_update(
             index_elements=["host", "uuid"],
@@ -172,11 +229,9 @@ class SqlClaimStore:
         snapshot = self._snapshot()
         if snapshot is not None:
             return list(snapshot.gpus.get(host, ()))
-        with self._reading() as session:
-            rows = session.scalars(
-                select(GpuRow).where(GpuRow.host == host, GpuRow.present.is_(True)).order_by(GpuRow.index, GpuRow.uuid)
-            )
-            return [Gpu(host=row.host, uuid=row.uuid, index=row.index, name=row.name) for row in rows]
+        with self._reading() as connection:
+            rows = connection.execute(_PRESENT_GPUS.where(_gpus.c.host == host))
+            return [_to_gpu(row) for row in rows]
 
     # -- Claims -------------------------------------------------------------------------------------
 
@@ -192,12 +247,9 @@ class SqlClaimStore:
         snapshot = self._snapshot()
         if snapshot is not None:
             return [claim for claim in snapshot.active if host is None or claim.host == host]
-        query = select(ClaimRow).where(ClaimRow.status == _ACTIVE)
-        if host is not None:
-            query = query.where(ClaimRow.host == host)
-        with self._reading() as session:
-            rows = session.scalars(query.order_by(ClaimRow.host, ClaimRow.gpu_index, ClaimRow.id))
-            return [_to_claim(row) for row in rows]
+        query = _ACTIVE_CLAIMS if host is None else _ACTIVE_CLAIMS.where(_claims.c.host == host)
+        with self._reading() as connection:
+            return [_to_claim(row) for row in connection.execute(query)]
 
     def get_claim(self, claim_id: int) -> Claim | None:
         """One claim by id, whatever its status.
@@ -208,8 +260,8 @@ class SqlClaimStore:
         Returns:
             The claim, or None when there is no such claim.
         """
-        with self._reading() as session:
-            row = session.get(ClaimRow, claim_id)
+        with self._reading() as connection:
+            row = connection.execute(_CLAIM_BY_ID, {"claim_id": claim_id}).first()
             return _to_claim(row) if row is not None else None
 
     def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
@@ -247,35 +299,31 @@ class SqlClaimStore:
         raise StoreBusy()
 
     def _insert_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
-        with self._writing() as session:
-            rows = [
-                ClaimRow(
+        with self._writing() as connection:
+            created = []
+            for new in new_claims:
+                claim = Claim(
+                    id=0,
                     host=new.gpu.host,
                     gpu_uuid=new.gpu.uuid,
                     gpu_index=new.gpu.index,
                     user_id=new.user_id,
                     purpose=new.purpose,
-                    started_at=new.started_at,
-                    ends_at=new.ends_at,
-                    status=_ACTIVE,
+                    started_at=new.started_at.astimezone(timezone.utc),
+                    ends_at=new.ends_at.astimezone(timezone.utc),
                 )
-                for new in new_claims
-            ]
-            session.add_all(rows)
-            session.flush()
-            session.add_all(
-                _event_row(row.id, EventKind.CLAIMED, new.user_id, new.started_at)
-                for row, new in zip(rows, new_claims, strict=False)
-            )
-            session.flush()
-            return [_to_claim(row) for row in rows]
+                values = {name: getattr(claim, name) for name in _NEW_CLAIM_COLUMNS}
+                claim_id = connection.execute(_INSERT_CLAIM, {**values, "status": _ACTIVE}).scalar_one()
+                event = _event_values(claim_id, EventKind.CLAIMED, new.user_id, claim.started_at)
+                connection.execute(_INSERT_EVENT, event)
+                created.append(replace(claim, id=claim_id))
+            return created
 
     def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
-        wanted = or_(*(and_(ClaimRow.host == new.gpu.host, ClaimRow.gpu_uuid == new.gpu.uuid) for new in new_claims))
-        with self._reading() as session:
+        wanted = or_(*(and_(_claims.c.host == new.gpu.host, _claims.c.gpu_uuid == new.gpu.uuid) for new in new_claims))
+        with self._reading() as connection:
             holders = {
-                (row.host, row.gpu_uuid): _to_claim(row)
-                for row in session.scalars(select(ClaimRow).where(ClaimRow.status == _ACTIVE, wanted))
+                (row.host, row.gpu_uuid): _to_claim(row) for row in connection.execute(_ACTIVE_CLAIMS.where(wanted))
             }
         for new in new_claims:
             holder = holders.get((new.gpu.host, new.gpu.uuid))
@@ -313,13 +361,18 @@ class SqlClaimStore:
         if status is ClaimStatus.ACTIVE:
             raise ValueError("a claim cannot be ended into the active status")
         _require_aware(now=now)
-        with self._writing() as session:
-            if not _update_active(session, claim_id, status=status.value, ended_at=now, ended_by=actor_id):
+        with self._writing() as connection:
+            ended = connection.execute(
+                _END_CLAIM, {"claim_id": claim_id, "new_status": status.value, "at": now, "actor": actor_id}
+            ).first()
+            if ended is None:
                 raise ClaimNotActive(claim_id)
-            session.add(_event_row(claim_id, event, actor_id, now))
+            connection.execute(_INSERT_EVENT, _event_values(claim_id, event, actor_id, now))
             if notice is not None:
-                session.add(_outbox_row(notice, now))
-            return _to_claim(_load_claim(session, claim_id))
+                connection.execute(_INSERT_NOTICE, _notice_values(notice, now))
+        if notice is not None:
+            self._on_notice_queued()
+        return _to_claim(ended)
 
     def extend_claim(
         self,
@@ -346,21 +399,18 @@ class SqlClaimStore:
             ValueError: a time is naive.
         """
         _require_aware(ends_at=ends_at, now=now)
-        with self._writing() as session:
-            # FOR UPDATE (a no-op on SQLite, where BEGIN IMMEDIATE already holds the write lock) keeps the
-            # "from" of the audit event true under PostgreSQL's READ COMMITTED.
-            previous = session.scalar(
-                select(ClaimRow.ends_at).where(ClaimRow.id == claim_id, ClaimRow.status == _ACTIVE).with_for_update()
-            )
+        with self._writing() as connection:
+            previous = connection.execute(_ACTIVE_END_FOR_UPDATE, {"claim_id": claim_id}).scalar()
             if previous is None:
                 raise ClaimNotActive(claim_id)
             if expected_ends_at is not None and not _same_second(previous, expected_ends_at):
                 raise ClaimChanged(claim_id, previous)
-            if not _update_active(session, claim_id, ends_at=ends_at, warned_at=None):
+            extended = connection.execute(_EXTEND_CLAIM, {"claim_id": claim_id, "new_ends_at": ends_at}).first()
+            if extended is None:
                 raise ClaimNotActive(claim_id)
             detail = {"from": previous.isoformat(), "to": ends_at.astimezone(timezone.utc).isoformat()}
-            session.add(_event_row(claim_id, EventKind.EXTENDED, actor_id, now, detail))
-            return _to_claim(_load_claim(session, claim_id))
+            connection.execute(_INSERT_EVENT, _event_values(claim_id, EventKind.EXTENDED, actor_id, now, detail))
+            return _to_claim(extended)
 
     def claims_to_warn(self, now: datetime, warn_before: timedelta) -> list[Claim]:
         """Active, not yet warned claims that end within `warn_before` of `now` but have not ended.
@@ -378,17 +428,17 @@ class SqlClaimStore:
             due = now + warn_before
             return sorted((c for c in snapshot.active if c.warned_at is None and now < c.ends_at <= due), key=_by_end)
         query = (
-            select(ClaimRow)
+            select(*_claims.c)
             .where(
-                ClaimRow.status == _ACTIVE,
-                ClaimRow.warned_at.is_(None),
-                ClaimRow.ends_at > now,
-                ClaimRow.ends_at <= now + warn_before,
+                _claims.c.status == _ACTIVE,
+                _claims.c.warned_at.is_(None),
+                _claims.c.ends_at > now,
+                _claims.c.ends_at <= now + warn_before,
             )
-            .order_by(ClaimRow.ends_at, ClaimRow.id)
+            .order_by(_claims.c.ends_at, _claims.c.id)
         )
-        with self._reading() as session:
-            return [_to_claim(row) for row in session.scalars(query)]
+        with self._reading() as connection:
+            return [_to_claim(row) for row in connection.execute(query)]
 
     def mark_warned(self, claim_id: int, now: datetime, notice: Notice) -> bool:
         """Set `warned_at` (only if still active and unwarned) and queue the DM.
@@ -406,12 +456,13 @@ class SqlClaimStore:
             ValueError: `now` is naive.
         """
         _require_aware(now=now)
-        with self._writing() as session:
-            if not _update_active(session, claim_id, ClaimRow.warned_at.is_(None), warned_at=now):
+        with self._writing() as connection:
+            if connection.execute(_WARN_CLAIM, {"claim_id": claim_id, "at": now}).first() is None:
                 return False
-            session.add(_event_row(claim_id, EventKind.WARNED, None, now))
-            session.add(_outbox_row(notice, now))
-            return True
+            connection.execute(_INSERT_EVENT, _event_values(claim_id, EventKind.WARNED, None, now))
+            connection.execute(_INSERT_NOTICE, _notice_values(notice, now))
+        self._on_notice_queued()
+        return True
 
     def claims_past_end(self, now: datetime) -> list[Claim]:
         """Active claims whose end is at or before `now`.
@@ -427,12 +478,12 @@ class SqlClaimStore:
         if snapshot is not None:
             return sorted((c for c in snapshot.active if c.ends_at <= now), key=_by_end)
         query = (
-            select(ClaimRow)
-            .where(ClaimRow.status == _ACTIVE, ClaimRow.ends_at <= now)
-            .order_by(ClaimRow.ends_at, ClaimRow.id)
+            select(*_claims.c)
+            .where(_claims.c.status == _ACTIVE, _claims.c.ends_at <= now)
+            .order_by(_claims.c.ends_at, _claims.c.id)
         )
-        with self._reading() as session:
-            return [_to_claim(row) for row in session.scalars(query)]
+        with self._reading() as connection:
+            return [_to_claim(row) for row in connection.execute(query)]
 
     # -- Outbox -------------------------------------------------------------------------------------
 
@@ -447,15 +498,9 @@ class SqlClaimStore:
             The notices, each with its claim as it is now.
         """
         _require_aware(now=now)
-        query = (
-            select(OutboxRow, ClaimRow)
-            .join(ClaimRow, OutboxRow.claim_id == ClaimRow.id)
-            .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at <= now)
-            .order_by(OutboxRow.created_at, OutboxRow.id)
-            .limit(limit)
-        )
-        with self._reading() as session:
-            return [_to_outbox_item(item, claim) for item, claim in session.execute(query)]
+        query = _NOTICE_WITH_CLAIM.where(_DUE_NOTICE).order_by(_outbox.c.created_at, _outbox.c.id).limit(limit)
+        with self._reading() as connection:
+            return [_to_outbox_item(row) for row in connection.execute(query, {"now": now})]
 
     def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
         """Take due notices for delivery, pushing their next attempt to `lease_until` in the same transaction.
@@ -474,27 +519,24 @@ class SqlClaimStore:
         _require_aware(now=now, lease_until=lease_until)
         # Most calls find nothing due (the sender is woken after every claim change, and polls): a read that
         # says so costs a fraction of a write transaction, which would also queue behind every writer.
-        with self._reading() as session:
-            if session.scalar(select(OutboxRow.id).where(*_due_notice(now)).limit(1)) is None:
+        with self._reading() as connection:
+            if connection.execute(_ANY_DUE_NOTICE, {"now": now}).first() is None:
                 return []
         query = (
-            select(OutboxRow, ClaimRow)
-            .join(ClaimRow, OutboxRow.claim_id == ClaimRow.id)
-            .where(*_due_notice(now))
-            .order_by(OutboxRow.created_at, OutboxRow.id)
+            _NOTICE_WITH_CLAIM.where(_DUE_NOTICE)
+            .order_by(_outbox.c.created_at, _outbox.c.id)
             .limit(limit)
             # PostgreSQL: a concurrent sender skips rows this one holds; SQLite's BEGIN IMMEDIATE already
             # serialises the two transactions.
-            .with_for_update(of=OutboxRow, skip_locked=True)
+            .with_for_update(of=_outbox, skip_locked=True)
         )
-        with self._writing() as session:
-            leased = [_to_outbox_item(item, claim) for item, claim in session.execute(query)]
+        with self._writing() as connection:
+            leased = [_to_outbox_item(row) for row in connection.execute(query, {"now": now})]
             if leased:
-                session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_([item.id for item in leased]))
+                connection.execute(
+                    update(_outbox)
+                    .where(_outbox.c.id.in_([item.id for item in leased]))
                     .values(next_attempt_at=lease_until)
-                    .execution_options(synchronize_session=False)
                 )
             return leased
 
@@ -510,12 +552,9 @@ class SqlClaimStore:
             ValueError: `now` is naive.
         """
         _require_aware(now=now)
-        with self._writing() as session:
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == notice_id, OutboxRow.sent_at.is_(None))
-                .values(sent_at=now)
-                .execution_options(synchronize_session=False)
+        with self._writing() as connection:
+            connection.execute(
+                update(_outbox).where(_outbox.c.id == notice_id, _outbox.c.sent_at.is_(None)).values(sent_at=now)
             )
 
     def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
@@ -531,16 +570,15 @@ class SqlClaimStore:
             ValueError: `retry_at` is naive.
         """
         _require_aware(retry_at=retry_at)
-        with self._writing() as session:
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == notice_id, OutboxRow.sent_at.is_(None))
+        with self._writing() as connection:
+            connection.execute(
+                update(_outbox)
+                .where(_outbox.c.id == notice_id, _outbox.c.sent_at.is_(None))
                 .values(
-                    attempts=OutboxRow.attempts + 1,
+                    attempts=_outbox.c.attempts + 1,
                     next_attempt_at=retry_at,
                     last_error=error[:_MAX_ERROR_CHARS],
                 )
-                .execution_options(synchronize_session=False)
             )
 
     # -- Audit log ----------------------------------------------------------------------------------
@@ -554,10 +592,10 @@ class SqlClaimStore:
         Returns:
             The events in the order they were written.
         """
-        query = select(ClaimEventRow).order_by(ClaimEventRow.id)
+        query = select(*_events.c).order_by(_events.c.id)
         if claim_id is not None:
-            query = query.where(ClaimEventRow.claim_id == claim_id)
-        with self._reading() as session:
+            query = query.where(_events.c.claim_id == claim_id)
+        with self._reading() as connection:
             return [
                 ClaimEvent(
                     claim_id=row.claim_id,
@@ -566,7 +604,7 @@ class SqlClaimStore:
                     at=row.at,
                     detail=json.loads(row.detail),
                 )
-                for row in session.scalars(query)
+                for row in connection.execute(query)
             ]
 
     # -- Snapshot of the hot reads ------------------------------------------------------------------
@@ -593,21 +631,25 @@ class SqlClaimStore:
             return self._cached
 
     def _load_snapshot(self, version: int) -> _Snapshot:
+        # Called with `_loading` held, so the copies have one user at a time.
+        with self._reading() as connection:
+            gpu_rows = connection.execute(_PRESENT_GPUS).all()
+            claim_rows = connection.execute(_ACTIVE_CLAIMS).all()
+        self._gpu_copies = _copies(gpu_rows, self._gpu_copies, _to_gpu)
+        self._claim_copies = _copies(claim_rows, self._claim_copies, _to_claim)
         gpus: dict[str, list[Gpu]] = {}
-        # A Core connection, not an ORM session: these rows are only copied, and a session costs ~70 µs a query.
-        with _locked_as_busy(), self._read_engine.connect() as connection, connection.begin():
-            for host, uuid, index, name in connection.execute(_PRESENT_GPUS):
-                gpus.setdefault(host, []).append(Gpu(host=host, uuid=uuid, index=index, name=name))
-            active = tuple(_to_claim(row) for row in connection.execute(_ACTIVE_CLAIMS))
+        for gpu in self._gpu_copies.values():
+            gpus.setdefault(gpu.host, []).append(gpu)
+        active = tuple(self._claim_copies.values())
         return _Snapshot(version, {host: tuple(listed) for host, listed in gpus.items()}, active)
 
     # -- Transactions -------------------------------------------------------------------------------
 
     @contextmanager
-    def _writing(self) -> Iterator[Session]:
+    def _writing(self) -> Iterator[Connection]:
         # One transaction that may write: BEGIN IMMEDIATE on SQLite (see engine.py), committed on exit.
-        with self._turn_to_write(), _locked_as_busy(), Session(self._engine) as session, session.begin():
-            yield session
+        with self._turn_to_write(), _locked_as_busy(), self._engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def _turn_to_write(self) -> Iterator[None]:
@@ -623,9 +665,9 @@ class SqlClaimStore:
             self._writer_turn.release()
 
     @contextmanager
-    def _reading(self) -> Iterator[Session]:
-        with _locked_as_busy(), Session(self._read_engine) as session, session.begin():
-            yield session
+    def _reading(self) -> Iterator[Connection]:
+        with _locked_as_busy(), self._read_engine.begin() as connection:
+            yield connection
 
 
 @contextmanager
@@ -639,58 +681,52 @@ def _locked_as_busy() -> Iterator[None]:
         raise
 
 
-def _update_active(session: Session, claim_id: int, *conditions: Any, **values: Any) -> bool:
-    """Apply `values` to the claim only while it is active (and `conditions` hold); True if it was."""
-    result = session.execute(
-        update(ClaimRow)
-        .where(ClaimRow.id == claim_id, ClaimRow.status == _ACTIVE, *conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], result).rowcount == 1
-
-
-def _load_claim(session: Session, claim_id: int) -> ClaimRow:
-    # populate_existing: the conditional UPDATE above bypassed the identity map.
-    return session.scalars(
-        select(ClaimRow).where(ClaimRow.id == claim_id).execution_options(populate_existing=True)
-    ).one()
-
-
-def _event_row(
+def _event_values(
     claim_id: int, kind: EventKind, actor_id: str | None, at: datetime, detail: dict[str, str] | None = None
-) -> ClaimEventRow:
-    return ClaimEventRow(
-        claim_id=claim_id,
-        kind=kind.value,
-        actor_id=actor_id,
-        at=at,
-        detail=json.dumps(detail or {}, sort_keys=True),
-    )
+) -> dict[str, Any]:
+    return {
+        "claim_id": claim_id,
+        "kind": kind.value,
+        "actor_id": actor_id,
+        "at": at,
+        "detail": json.dumps(detail or {}, sort_keys=True),
+    }
 
 
-def _outbox_row(notice: Notice, now: datetime) -> OutboxRow:
-    return OutboxRow(
-        kind=notice.kind.value,
-        user_id=notice.user_id,
-        claim_id=notice.claim_id,
-        actor_id=notice.actor_id,
-        created_at=now,
-        next_attempt_at=now,
-        attempts=0,
-    )
-
-
-def _due_notice(now: datetime) -> tuple[Any, ...]:
-    """The conditions of an outbox row whose next delivery attempt is due."""
-    return OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at <= now
+def _notice_values(notice: Notice, now: datetime) -> dict[str, Any]:
+    return {
+        "kind": notice.kind.value,
+        "user_id": notice.user_id,
+        "claim_id": notice.claim_id,
+        "actor_id": notice.actor_id,
+        "created_at": now,
+        "next_attempt_at": now,
+        "attempts": 0,
+    }
 
 
 def _by_end(claim: Claim) -> tuple[datetime, int]:
     return claim.ends_at, claim.id
 
 
-def _to_claim(row: ClaimRow | Row[Any]) -> Claim:
+def _copies(
+    rows: Sequence[AnyRow], previous: dict[tuple[Any, ...], T], convert: Callable[[AnyRow], T]
+) -> dict[tuple[Any, ...], T]:
+    """Each row's object, in the rows' order: the one made from an identical row last time, else a new one."""
+    copies = {}
+    for row in rows:
+        key = tuple(row)
+        known = previous.get(key)
+        copies[key] = known if known is not None else convert(row)
+    return copies
+
+
+def _to_gpu(row: AnyRow) -> Gpu:
+    host, uuid, index, name = row  # by position: a Row's `index` is tuple.index
+    return Gpu(host=host, uuid=uuid, index=index, name=name)
+
+
+def _to_claim(row: AnyRow) -> Claim:
     return Claim(
         id=row.id,
         host=row.host,
@@ -715,9 +751,12 @@ def _require_aware(**times: datetime) -> None:
             raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")
 
 
-def _to_outbox_item(item: OutboxRow, claim: ClaimRow) -> OutboxItem:
-    notice = Notice(kind=NoticeKind(item.kind), user_id=item.user_id, claim_id=item.claim_id, actor_id=item.actor_id)
-    return OutboxItem(id=item.id, notice=notice, claim=_to_claim(claim), attempts=item.attempts)
+def _to_outbox_item(row: AnyRow) -> OutboxItem:
+    # A row of _NOTICE_WITH_CLAIM: the notice's columns labelled, then the claim's.
+    notice = Notice(
+        kind=NoticeKind(row.notice_kind), user_id=row.notice_user_id, claim_id=row.id, actor_id=row.notice_actor_id
+    )
+    return OutboxItem(id=row.notice_id, notice=notice, claim=_to_claim(row), attempts=row.notice_attempts)
 
 
 def _same_second(first: datetime, second: datetime) -> bool:
