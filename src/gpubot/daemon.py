@@ -30,6 +30,7 @@ from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
 from gpubot.slack.notifier import NoticeSender
+from gpubot.slack.reads import StateReads
 from gpubot.slack.tasks import AfterAck
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
@@ -118,8 +119,9 @@ async def _serve(settings: Settings) -> int:
 
         dms = DirectMessages(api)
         sender = NoticeSender(Outbox(store, clock), dms, clock, settings.timezone, notices_queued)
+        reads = StateReads(store.answering_from_memory)
         home = HomeTab(
-            service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack
+            service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack, reads
         )
 
         def after_change(user_ids: Iterable[str]) -> None:
@@ -127,13 +129,14 @@ async def _serve(settings: Settings) -> int:
             for user_id in set(user_ids):
                 home.refresh(user_id)
 
-        interactions = Interactions(service, api, dms, home, settings.timezone, after_ack, after_change)
+        interactions = Interactions(service, api, dms, home, settings.timezone, after_ack, after_change, reads)
         commands = SlashCommands(
             service,
             latest_sample=lambda: sampler.latest,
             timezone=settings.timezone,
             thresholds=settings.load_thresholds,
             after_change=after_change,
+            reads=reads,
             open_claim_form=lambda trigger_id: after_ack.spawn(
                 interactions.open_claim_form(trigger_id, None), "opening the claim form"
             ),

@@ -10,7 +10,7 @@ import pytest
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.service import ClaimPolicy, ClaimService
-from gpubot.slack import commands as commands_module
+from gpubot.slack import reads as reads_module
 from gpubot.slack.commands import SlashCommands
 from tests.fakes import FakeClock, InMemoryClaimStore
 
@@ -55,7 +55,7 @@ def test_claim_with_nothing_after_it_opens_the_form_instead_of_replying():
 
 
 def test_a_database_slower_than_slack_waits_gets_an_answer_in_time(monkeypatch):
-    monkeypatch.setattr(commands_module, "ACK_DEADLINE_S", 0.2)
+    monkeypatch.setattr(reads_module, "ACK_DEADLINE_S", 0.2)
     store = SlowStore()
     commands, _ = make_commands(store)
     store.delay_s = 1.0

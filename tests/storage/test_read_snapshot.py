@@ -11,6 +11,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim
@@ -119,3 +120,74 @@ def test_only_a_sqlite_file_gets_a_commit_counter(tmp_path: Path) -> None:
         assert counter.value() != first
     finally:
         file.dispose()
+
+
+# -- answering_from_memory: the reads an event loop may make -----------------------------------------
+
+
+def test_reads_come_from_memory_only_while_the_snapshot_is_current(sqlite_engine: Engine, sqlite_url: str) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    with store.answering_from_memory() as in_memory:
+        assert not in_memory  # nothing loaded yet: loading is database work
+    held = _claim(store, GPUS[0])
+    assert [claim.id for claim in store.active_claims(HOST)] == [held]  # loads the snapshot
+    with store.answering_from_memory() as in_memory:
+        assert in_memory
+        assert [claim.id for claim in store.active_claims(HOST)] == [held]
+        assert [gpu.index for gpu in store.list_gpus(HOST)] == [0, 1, 2, 3]
+
+    # A commit from anywhere (here another pool, as another process would) makes the next read a database read.
+    other_engine = make_engine(sqlite_url)
+    try:
+        SqlClaimStore(other_engine).end_claim(held, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW)
+    finally:
+        other_engine.dispose()
+    with store.answering_from_memory() as in_memory:
+        assert not in_memory
+    assert store.active_claims(HOST) == []
+    with store.answering_from_memory() as in_memory:
+        assert in_memory
+        assert store.active_claims(HOST) == []
+
+
+def test_inside_answering_from_memory_the_pinned_snapshot_is_served_and_nothing_else(sqlite_engine: Engine) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)
+    with store.answering_from_memory() as in_memory:
+        assert in_memory
+        # A commit by a thread meanwhile does not turn this read into a reload on the caller's thread.
+        writer = threading.Thread(target=_claim, args=(SqlClaimStore(sqlite_engine), GPUS[1]))
+        writer.start()
+        writer.join()
+        assert store.active_claims(HOST) == []
+        with pytest.raises(RuntimeError, match="answering_from_memory"):
+            store.get_claim(1)
+        with pytest.raises(RuntimeError, match="answering_from_memory"):
+            _claim(store, GPUS[2])
+    assert [claim.gpu_index for claim in store.active_claims(HOST)] == [1]  # and outside, the truth again
+    assert store.get_claim(1) is not None
+
+
+def test_no_memory_answers_while_the_commit_counter_is_busy(sqlite_engine: Engine) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)
+    counter = store._commits
+    assert counter is not None
+    with counter._lock:  # another thread is reading the counter: the caller must not wait for it
+        assert counter.value_now() is None
+        with store.answering_from_memory() as in_memory:
+            assert not in_memory
+    assert counter.value_now() == counter.value()
+
+
+def test_a_database_without_a_commit_counter_never_answers_from_memory() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        store = SqlClaimStore(engine)
+        with store.answering_from_memory() as in_memory:
+            assert not in_memory
+    finally:
+        engine.dispose()

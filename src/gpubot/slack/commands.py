@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gpubot.core.commands import (
@@ -25,29 +23,9 @@ from gpubot.core.models import HostSample
 from gpubot.core.service import ClaimService
 from gpubot.slack import blocks
 from gpubot.slack.blocks import Message
+from gpubot.slack.reads import StateReads, before_ack
 
 logger = logging.getLogger(__name__)
-
-# Slack shows an error when the ack takes over 3 s; leave room for the reply to travel.
-ACK_DEADLINE_S = 2.5
-T = TypeVar("T")
-
-
-async def before_ack(work: Callable[..., T], *args: Any) -> T:
-    """Run blocking service work off the event loop, within the time Slack waits for the ack.
-
-    Raises:
-        GpubotError: the work did not finish in time. It may still complete (a database that was slow,
-            not broken), so the message asks the person to look rather than saying it failed.
-    """
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(work, *args), ACK_DEADLINE_S)
-    except asyncio.TimeoutError:
-        logger.error("%s took longer than %.1f s", getattr(work, "__name__", work), ACK_DEADLINE_S)
-        raise GpubotError(
-            "gpubot's database is answering slowly, so I cannot tell you the outcome in time."
-            " `/gpu status` in a moment shows whether it went through."
-        ) from None
 
 
 class SlashCommands:
@@ -61,8 +39,10 @@ class SlashCommands:
         thresholds: LoadThresholds,
         after_change: Callable[[Iterable[str]], None],
         open_claim_form: Callable[[str], None],
+        reads: StateReads | None = None,
     ) -> None:
         self._service = service
+        self._reads = reads or StateReads()
         self._latest_sample = latest_sample
         self._timezone = timezone
         self._thresholds = thresholds
@@ -90,11 +70,11 @@ class SlashCommands:
         policy = service.policy
         match command:
             case StatusCommand():
-                dashboard = await before_ack(service.dashboard, self._latest_sample())
+                dashboard = await self._reads.read(service.dashboard, self._latest_sample(), in_ack=True)
                 return blocks.status_message(dashboard, policy, self._timezone)
             case RealtimeCommand():
                 sample = self._latest_sample()
-                dashboard = await before_ack(service.dashboard, sample)
+                dashboard = await self._reads.read(service.dashboard, sample, in_ack=True)
                 return blocks.realtime_message(dashboard, sample, self._thresholds)
             case HelpCommand():
                 return blocks.help_message(policy)

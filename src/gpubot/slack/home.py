@@ -14,6 +14,7 @@ from gpubot.core.models import HostSample
 from gpubot.core.service import ClaimService
 from gpubot.slack import blocks
 from gpubot.slack.blocks import Message
+from gpubot.slack.reads import StateReads
 from gpubot.slack.tasks import AfterAck
 
 _PUBLISHES_IN_FLIGHT = 4
@@ -36,8 +37,10 @@ class HomeTab:
         timezone: ZoneInfo,
         thresholds: LoadThresholds,
         after_ack: AfterAck,
+        reads: StateReads | None = None,
     ) -> None:
         self._service = service
+        self._reads = reads or StateReads()
         self._client = client
         self._latest_sample = latest_sample
         self._history = history
@@ -73,7 +76,7 @@ class HomeTab:
 
     async def _publish_now(self, user_id: str) -> None:
         flash = self._pending.pop(user_id, None)
-        state = await asyncio.to_thread(self._service.home, user_id, self._latest_sample())
+        state = await self._reads.read(self._service.home, user_id, self._latest_sample(), in_ack=False)
         trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}
         view = blocks.home_view(state, self._service.policy, self._timezone, self._thresholds, trends, flash)
         await self._client.views_publish(user_id=user_id, view=view)

@@ -19,9 +19,9 @@ from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
 from gpubot.core.service import ClaimService
 from gpubot.slack import actions, blocks
 from gpubot.slack.blocks import Message
-from gpubot.slack.commands import before_ack
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
+from gpubot.slack.reads import StateReads, before_ack
 from gpubot.slack.tasks import AfterAck
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,10 @@ class Interactions:
         timezone: ZoneInfo,
         after_ack: AfterAck,
         after_change: Callable[[Iterable[str]], None],
+        reads: StateReads | None = None,
     ) -> None:
         self._service = service
+        self._reads = reads or StateReads()
         self._client = client
         self._dms = dms
         self._home = home
@@ -74,7 +76,7 @@ class Interactions:
     async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
         """Open the claim form. The trigger expires about 3 s after the click, so this runs right after the ack;
         the form is built from the database (a local read) before opening, so it opens complete."""
-        dashboard = await asyncio.to_thread(self._service.dashboard, None)
+        dashboard = await self._reads.read(self._service.dashboard, None, in_ack=False)
         view = blocks.claim_modal(dashboard, self._service.policy, preselect)
         await self._client.views_open(trigger_id=trigger_id, view=view)
 

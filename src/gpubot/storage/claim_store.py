@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -51,6 +52,9 @@ _LOCKED_MESSAGES = ("database is locked", "database table is locked", "database 
 _SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 T = TypeVar("T")
+# The snapshot `answering_from_memory` pinned, with the store it belongs to.
+_PINNED: ContextVar[tuple[SqlClaimStore, _Snapshot] | None] = ContextVar("gpubot_pinned_snapshot", default=None)
+
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
@@ -609,12 +613,38 @@ class SqlClaimStore:
 
     # -- Snapshot of the hot reads ------------------------------------------------------------------
 
+    @contextmanager
+    def answering_from_memory(self) -> Iterator[bool]:
+        """Whether the hot reads (`list_gpus`, `active_claims`, `claims_to_warn`, `claims_past_end`) can be
+        answered now, from memory, with no database call that could wait.
+
+        While it yields True, those reads in this context are served from the snapshot it found current,
+        and any other database call raises, so the caller may make them on an event loop (issue 5: the
+        thread hop cost a `/gpu status` half of its CPU under load). False on PostgreSQL, before the first
+        load, after a commit (the reload is database work), or when the commit counter cannot be read at once.
+
+        Raises:
+            RuntimeError: (inside the block) a call that needs the database.
+        """
+        cached = self._cached
+        if self._commits is None or cached is None or self._commits.value_now() != cached.version:
+            yield False
+            return
+        token = _PINNED.set((self, cached))
+        try:
+            yield True
+        finally:
+            _PINNED.reset(token)
+
     def _snapshot(self) -> _Snapshot | None:
         """The GPUs and active claims as the database holds them now; None when not on a SQLite file.
 
         The counter is read before loading, so a commit that lands during the load makes the next call
         load again: a snapshot is never served after a commit it may have missed.
         """
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] is self:
+            return pinned[1]
         if self._commits is None:
             return None
         cached = self._cached
@@ -648,6 +678,7 @@ class SqlClaimStore:
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
         # One transaction that may write: BEGIN IMMEDIATE on SQLite (see engine.py), committed on exit.
+        self._refuse_if_pinned()
         with self._turn_to_write(), _locked_as_busy(), self._engine.begin() as connection:
             yield connection
 
@@ -666,8 +697,14 @@ class SqlClaimStore:
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
+        self._refuse_if_pinned()
         with _locked_as_busy(), self._read_engine.begin() as connection:
             yield connection
+
+    def _refuse_if_pinned(self) -> None:
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] is self:
+            raise RuntimeError("a database call inside answering_from_memory(), which promised none")
 
 
 @contextmanager

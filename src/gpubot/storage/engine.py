@@ -115,6 +115,26 @@ class CommitCounter:
             row = self._connection.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
+    def value_now(self) -> int | None:
+        """`value()` if it can be read without waiting, else None: for the event loop, which must never block.
+
+        It waits for nothing: not for another thread reading it, nor for SQLite's busy handler (the read
+        lock a data version needs can be held up by another connection's WAL recovery).
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._connection.execute("PRAGMA busy_timeout = 0")
+            try:
+                row = self._connection.execute("PRAGMA data_version").fetchone()
+            except sqlite3.OperationalError:
+                return None
+            finally:
+                self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        finally:
+            self._lock.release()
+        return int(row[0])
+
 
 def commit_counter(engine: Engine) -> CommitCounter | None:
     """A `CommitCounter` for a file-based SQLite engine; None for any other database.
