@@ -1,8 +1,8 @@
 """Where a listener's service call runs: on the event loop only when it cannot wait, else in a thread.
 
-Every other listener module calls the service through here, so that no database wait ever holds up the
-event loop (the Socket Mode connection, every other person's command) and no answer in an ack waits
-longer than Slack does.
+No database wait may hold up the event loop (the Socket Mode connection, every other person's command),
+and no answer that goes into an ack may wait longer than Slack does: `before_ack` bounds the latter, and
+`StateReads` runs a read on the loop only when the store promises it will not wait.
 """
 
 from __future__ import annotations
