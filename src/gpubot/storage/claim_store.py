@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -61,9 +61,6 @@ if TYPE_CHECKING:
     # A row of any width (SQLAlchemy types rows by their columns).
     AnyRow = Row[Unpack[tuple[Any, ...]]]
 
-# The columns a new claim's row takes from the `Claim` it becomes.
-_NEW_CLAIM_COLUMNS = ("host", "gpu_uuid", "gpu_index", "user_id", "purpose", "started_at", "ends_at")
-
 
 _gpus = cast(Table, GpuRow.__table__)
 _claims = cast(Table, ClaimRow.__table__)
@@ -81,7 +78,7 @@ _ACTIVE_CLAIMS = (
     select(*_claims.c).where(_claims.c.status == _ACTIVE).order_by(_claims.c.host, _claims.c.gpu_index, _claims.c.id)
 )
 _CLAIM_BY_ID = select(*_claims.c).where(_claims.c.id == bindparam("claim_id"))
-_INSERT_CLAIM = insert(_claims).returning(_claims.c.id)
+_INSERT_CLAIM = insert(_claims).returning(*_claims.c)
 _INSERT_EVENT = insert(_events)
 _INSERT_NOTICE = insert(_outbox)
 # The conditional updates: each changes the claim only while it is active, and returns it as it is now.
@@ -306,21 +303,21 @@ class SqlClaimStore:
         with self._writing() as connection:
             created = []
             for new in new_claims:
-                claim = Claim(
-                    id=0,
-                    host=new.gpu.host,
-                    gpu_uuid=new.gpu.uuid,
-                    gpu_index=new.gpu.index,
-                    user_id=new.user_id,
-                    purpose=new.purpose,
-                    started_at=new.started_at.astimezone(timezone.utc),
-                    ends_at=new.ends_at.astimezone(timezone.utc),
-                )
-                values = {name: getattr(claim, name) for name in _NEW_CLAIM_COLUMNS}
-                claim_id = connection.execute(_INSERT_CLAIM, {**values, "status": _ACTIVE}).scalar_one()
-                event = _event_values(claim_id, EventKind.CLAIMED, new.user_id, claim.started_at)
-                connection.execute(_INSERT_EVENT, event)
-                created.append(replace(claim, id=claim_id))
+                row = connection.execute(
+                    _INSERT_CLAIM,
+                    {
+                        "host": new.gpu.host,
+                        "gpu_uuid": new.gpu.uuid,
+                        "gpu_index": new.gpu.index,
+                        "user_id": new.user_id,
+                        "purpose": new.purpose,
+                        "started_at": new.started_at,
+                        "ends_at": new.ends_at,
+                        "status": _ACTIVE,
+                    },
+                ).one()
+                connection.execute(_INSERT_EVENT, _event_values(row.id, EventKind.CLAIMED, new.user_id, new.started_at))
+                created.append(_to_claim(row))
             return created
 
     def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
