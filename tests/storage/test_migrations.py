@@ -24,7 +24,7 @@ from gpubot.storage.migrate import (
     script_location,
     upgrade_to_head,
 )
-from gpubot.storage.tables import metadata
+from gpubot.storage.tables import SCHEMA_REVISION, metadata
 from tests.storage.conftest import needs_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +89,39 @@ def test_downgrade_to_base_and_up_again(sqlite_engine: Engine) -> None:
     upgrade_to_head(sqlite_engine)
 
     assert schema_differences(sqlite_engine) == []
+
+
+def test_the_tables_describe_the_newest_script() -> None:
+    # The daemon skips Alembic when a database is at SCHEMA_REVISION: a new script must move it too.
+    assert head_revision() == SCHEMA_REVISION
+
+
+def test_a_database_at_head_is_opened_and_served_without_importing_alembic_or_the_orm(sqlite_engine: Engine) -> None:
+    # Issue 5: the two cost ~17 MiB of a long-running daemon's memory. A fresh interpreter, since this
+    # one imported both long ago.
+    script = f"""
+import sys
+import gpubot.daemon
+from gpubot.storage import SqlClaimStore, make_engine
+from gpubot.storage.migrate import upgrade_to_head
+engine = make_engine({str(sqlite_engine.url)!r})
+upgrade_to_head(engine)
+SqlClaimStore(engine).active_claims()
+print(sorted(name for name in sys.modules if name.split(".")[0] == "alembic" or name.startswith("sqlalchemy.orm")))
+"""
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_database_at_several_revisions_is_refused(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES ('0000')")
+
+    with pytest.raises(RuntimeError, match="several revisions"):
+        current_revision(sqlite_engine)
 
 
 def test_the_comparison_notices_a_missing_index(sqlite_engine: Engine) -> None:

@@ -1,14 +1,10 @@
-"""Storage adapter: the core's `ClaimStore` on SQLAlchemy 2 (SQLite or PostgreSQL), and its migrations."""
+"""Storage adapter: the core's `ClaimStore` on SQLAlchemy 2 (SQLite or PostgreSQL), and its migrations.
+
+Migrations are in `gpubot.storage.migrate`, not re-exported here: importing this package must not import
+Alembic (see that module).
+"""
 
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
-from gpubot.storage.migrate import current_revision, head_revision, is_at_head, upgrade_to_head
 
-__all__ = [
-    "SqlClaimStore",
-    "current_revision",
-    "head_revision",
-    "is_at_head",
-    "make_engine",
-    "upgrade_to_head",
-]
+__all__ = ["SqlClaimStore", "make_engine"]

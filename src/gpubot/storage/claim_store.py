@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Row, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -34,8 +34,9 @@ from gpubot.core.models import (
     NoticeKind,
     OutboxItem,
 )
+from gpubot.storage import tables
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, read_only
-from gpubot.storage.tables import ClaimEventRow, ClaimRow, GpuRow, OutboxRow, UtcDateTime
+from gpubot.storage.tables import UtcDateTime
 
 _ACTIVE = ClaimStatus.ACTIVE.value
 
@@ -62,59 +63,58 @@ if TYPE_CHECKING:
     AnyRow = Row[Unpack[tuple[Any, ...]]]
 
 
-_gpus = cast(Table, GpuRow.__table__)
-_claims = cast(Table, ClaimRow.__table__)
-_events = cast(Table, ClaimEventRow.__table__)
-_outbox = cast(Table, OutboxRow.__table__)
-
 # The statements of the hot paths, built once: building a statement costs more than running it on a small
 # table (issue 5). Bound parameters are named apart from the columns they set, as SQLAlchemy requires.
 _PRESENT_GPUS = (
-    select(_gpus.c.host, _gpus.c.uuid, _gpus.c.index, _gpus.c.name)
-    .where(_gpus.c.present.is_(True))
-    .order_by(_gpus.c.host, _gpus.c.index, _gpus.c.uuid)
+    select(tables.gpus.c.host, tables.gpus.c.uuid, tables.gpus.c.index, tables.gpus.c.name)
+    .where(tables.gpus.c.present.is_(True))
+    .order_by(tables.gpus.c.host, tables.gpus.c.index, tables.gpus.c.uuid)
 )
 _ACTIVE_CLAIMS = (
-    select(*_claims.c).where(_claims.c.status == _ACTIVE).order_by(_claims.c.host, _claims.c.gpu_index, _claims.c.id)
+    select(*tables.claims.c)
+    .where(tables.claims.c.status == _ACTIVE)
+    .order_by(tables.claims.c.host, tables.claims.c.gpu_index, tables.claims.c.id)
 )
-_CLAIM_BY_ID = select(*_claims.c).where(_claims.c.id == bindparam("claim_id"))
-_INSERT_CLAIM = insert(_claims).returning(*_claims.c)
-_INSERT_EVENT = insert(_events)
-_INSERT_NOTICE = insert(_outbox)
+_CLAIM_BY_ID = select(*tables.claims.c).where(tables.claims.c.id == bindparam("claim_id"))
+_INSERT_CLAIM = insert(tables.claims).returning(*tables.claims.c)
+_INSERT_EVENT = insert(tables.claim_events)
+_INSERT_NOTICE = insert(tables.outbox)
 # The conditional updates: each changes the claim only while it is active, and returns it as it is now.
-_ACTIVE_CLAIM = and_(_claims.c.id == bindparam("claim_id"), _claims.c.status == _ACTIVE)
+_ACTIVE_CLAIM = and_(tables.claims.c.id == bindparam("claim_id"), tables.claims.c.status == _ACTIVE)
 _END_CLAIM = (
-    update(_claims)
+    update(tables.claims)
     .where(_ACTIVE_CLAIM)
     .values(status=bindparam("new_status"), ended_at=bindparam("at", type_=UtcDateTime()), ended_by=bindparam("actor"))
-    .returning(*_claims.c)
+    .returning(*tables.claims.c)
 )
 _EXTEND_CLAIM = (
-    update(_claims)
+    update(tables.claims)
     .where(_ACTIVE_CLAIM)
     .values(ends_at=bindparam("new_ends_at", type_=UtcDateTime()), warned_at=None)
-    .returning(*_claims.c)
+    .returning(*tables.claims.c)
 )
 _WARN_CLAIM = (
-    update(_claims)
-    .where(_ACTIVE_CLAIM, _claims.c.warned_at.is_(None))
+    update(tables.claims)
+    .where(_ACTIVE_CLAIM, tables.claims.c.warned_at.is_(None))
     .values(warned_at=bindparam("at", type_=UtcDateTime()))
-    .returning(_claims.c.id)
+    .returning(tables.claims.c.id)
 )
 # FOR UPDATE (a no-op on SQLite, where BEGIN IMMEDIATE already holds the write lock) keeps the "from" of
 # an extension's audit event true under PostgreSQL's READ COMMITTED.
-_ACTIVE_END_FOR_UPDATE = select(_claims.c.ends_at).where(_ACTIVE_CLAIM).with_for_update()
-_DUE_NOTICE = and_(_outbox.c.sent_at.is_(None), _outbox.c.next_attempt_at <= bindparam("now", type_=UtcDateTime()))
-_ANY_DUE_NOTICE = select(_outbox.c.id).where(_DUE_NOTICE).limit(1)
+_ACTIVE_END_FOR_UPDATE = select(tables.claims.c.ends_at).where(_ACTIVE_CLAIM).with_for_update()
+_DUE_NOTICE = and_(
+    tables.outbox.c.sent_at.is_(None), tables.outbox.c.next_attempt_at <= bindparam("now", type_=UtcDateTime())
+)
+_ANY_DUE_NOTICE = select(tables.outbox.c.id).where(_DUE_NOTICE).limit(1)
 # A notice with its claim: the outbox's own columns are labelled apart from the claim's.
 _NOTICE_WITH_CLAIM = select(
-    _outbox.c.id.label("notice_id"),
-    _outbox.c.kind.label("notice_kind"),
-    _outbox.c.user_id.label("notice_user_id"),
-    _outbox.c.actor_id.label("notice_actor_id"),
-    _outbox.c.attempts.label("notice_attempts"),
-    *_claims.c,
-).join_from(_outbox, _claims, _outbox.c.claim_id == _claims.c.id)
+    tables.outbox.c.id.label("notice_id"),
+    tables.outbox.c.kind.label("notice_kind"),
+    tables.outbox.c.user_id.label("notice_user_id"),
+    tables.outbox.c.actor_id.label("notice_actor_id"),
+    tables.outbox.c.attempts.label("notice_attempts"),
+    *tables.claims.c,
+).join_from(tables.outbox, tables.claims, tables.outbox.c.claim_id == tables.claims.c.id)
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,8 @@ class SqlClaimStore:
             if gpus:
                 connection.execute(self._upsert_gpus(host, gpus, now))
             connection.execute(
-                update(_gpus)
-                .where(_gpus.c.host == host, _gpus.c.present.is_(True), _gpus.c.uuid.not_in(uuids))
+                update(tables.gpus)
+                .where(tables.gpus.c.host == host, tables.gpus.c.present.is_(True), tables.gpus.c.uuid.not_in(uuids))
                 .values(present=False)
             )
 
@@ -205,13 +205,13 @@ class SqlClaimStore:
             for gpu in gpus
         ]
         if self._engine.dialect.name == "postgresql":
-            pg_stmt = postgresql.insert(_gpus).values(rows)
+            pg_stmt = postgresql.insert(tables.gpus).values(rows)
             excluded = pg_stmt.excluded
             return pg_stmt.on_conflict_do_update(
                 index_elements=["host", "uuid"],
                 set_={key: excluded[key] for key in ("index", "name", "present", "last_seen_at")},
             )
-        lite_stmt = sqlite.insert(_gpus).values(rows)
+        lite_stmt = sqlite.insert(tables.gpus).values(rows)
         excluded = lite_stmt.excluded
         return lite_stmt.on_conflict_do_update(
             index_elements=["host", "uuid"],
@@ -231,7 +231,7 @@ class SqlClaimStore:
         if snapshot is not None:
             return list(snapshot.gpus.get(host, ()))
         with self._reading() as connection:
-            rows = connection.execute(_PRESENT_GPUS.where(_gpus.c.host == host))
+            rows = connection.execute(_PRESENT_GPUS.where(tables.gpus.c.host == host))
             return [_to_gpu(row) for row in rows]
 
     # -- Claims -------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class SqlClaimStore:
         snapshot = self._snapshot()
         if snapshot is not None:
             return [claim for claim in snapshot.active if host is None or claim.host == host]
-        query = _ACTIVE_CLAIMS if host is None else _ACTIVE_CLAIMS.where(_claims.c.host == host)
+        query = _ACTIVE_CLAIMS if host is None else _ACTIVE_CLAIMS.where(tables.claims.c.host == host)
         with self._reading() as connection:
             return [_to_claim(row) for row in connection.execute(query)]
 
@@ -321,7 +321,12 @@ class SqlClaimStore:
             return created
 
     def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
-        wanted = or_(*(and_(_claims.c.host == new.gpu.host, _claims.c.gpu_uuid == new.gpu.uuid) for new in new_claims))
+        wanted = or_(
+            *(
+                and_(tables.claims.c.host == new.gpu.host, tables.claims.c.gpu_uuid == new.gpu.uuid)
+                for new in new_claims
+            )
+        )
         with self._reading() as connection:
             holders = {
                 (row.host, row.gpu_uuid): _to_claim(row) for row in connection.execute(_ACTIVE_CLAIMS.where(wanted))
@@ -429,14 +434,14 @@ class SqlClaimStore:
             due = now + warn_before
             return sorted((c for c in snapshot.active if c.warned_at is None and now < c.ends_at <= due), key=_by_end)
         query = (
-            select(*_claims.c)
+            select(*tables.claims.c)
             .where(
-                _claims.c.status == _ACTIVE,
-                _claims.c.warned_at.is_(None),
-                _claims.c.ends_at > now,
-                _claims.c.ends_at <= now + warn_before,
+                tables.claims.c.status == _ACTIVE,
+                tables.claims.c.warned_at.is_(None),
+                tables.claims.c.ends_at > now,
+                tables.claims.c.ends_at <= now + warn_before,
             )
-            .order_by(_claims.c.ends_at, _claims.c.id)
+            .order_by(tables.claims.c.ends_at, tables.claims.c.id)
         )
         with self._reading() as connection:
             return [_to_claim(row) for row in connection.execute(query)]
@@ -479,9 +484,9 @@ class SqlClaimStore:
         if snapshot is not None:
             return sorted((c for c in snapshot.active if c.ends_at <= now), key=_by_end)
         query = (
-            select(*_claims.c)
-            .where(_claims.c.status == _ACTIVE, _claims.c.ends_at <= now)
-            .order_by(_claims.c.ends_at, _claims.c.id)
+            select(*tables.claims.c)
+            .where(tables.claims.c.status == _ACTIVE, tables.claims.c.ends_at <= now)
+            .order_by(tables.claims.c.ends_at, tables.claims.c.id)
         )
         with self._reading() as connection:
             return [_to_claim(row) for row in connection.execute(query)]
@@ -499,7 +504,9 @@ class SqlClaimStore:
             The notices, each with its claim as it is now.
         """
         _require_aware(now=now)
-        query = _NOTICE_WITH_CLAIM.where(_DUE_NOTICE).order_by(_outbox.c.created_at, _outbox.c.id).limit(limit)
+        query = (
+            _NOTICE_WITH_CLAIM.where(_DUE_NOTICE).order_by(tables.outbox.c.created_at, tables.outbox.c.id).limit(limit)
+        )
         with self._reading() as connection:
             return [_to_outbox_item(row) for row in connection.execute(query, {"now": now})]
 
@@ -525,18 +532,18 @@ class SqlClaimStore:
                 return []
         query = (
             _NOTICE_WITH_CLAIM.where(_DUE_NOTICE)
-            .order_by(_outbox.c.created_at, _outbox.c.id)
+            .order_by(tables.outbox.c.created_at, tables.outbox.c.id)
             .limit(limit)
             # PostgreSQL: a concurrent sender skips rows this one holds; SQLite's BEGIN IMMEDIATE already
             # serialises the two transactions.
-            .with_for_update(of=_outbox, skip_locked=True)
+            .with_for_update(of=tables.outbox, skip_locked=True)
         )
         with self._writing() as connection:
             leased = [_to_outbox_item(row) for row in connection.execute(query, {"now": now})]
             if leased:
                 connection.execute(
-                    update(_outbox)
-                    .where(_outbox.c.id.in_([item.id for item in leased]))
+                    update(tables.outbox)
+                    .where(tables.outbox.c.id.in_([item.id for item in leased]))
                     .values(next_attempt_at=lease_until)
                 )
             return leased
@@ -555,7 +562,9 @@ class SqlClaimStore:
         _require_aware(now=now)
         with self._writing() as connection:
             connection.execute(
-                update(_outbox).where(_outbox.c.id == notice_id, _outbox.c.sent_at.is_(None)).values(sent_at=now)
+                update(tables.outbox)
+                .where(tables.outbox.c.id == notice_id, tables.outbox.c.sent_at.is_(None))
+                .values(sent_at=now)
             )
 
     def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
@@ -573,10 +582,10 @@ class SqlClaimStore:
         _require_aware(retry_at=retry_at)
         with self._writing() as connection:
             connection.execute(
-                update(_outbox)
-                .where(_outbox.c.id == notice_id, _outbox.c.sent_at.is_(None))
+                update(tables.outbox)
+                .where(tables.outbox.c.id == notice_id, tables.outbox.c.sent_at.is_(None))
                 .values(
-                    attempts=_outbox.c.attempts + 1,
+                    attempts=tables.outbox.c.attempts + 1,
                     next_attempt_at=retry_at,
                     last_error=error[:_MAX_ERROR_CHARS],
                 )
@@ -593,9 +602,9 @@ class SqlClaimStore:
         Returns:
             The events in the order they were written.
         """
-        query = select(*_events.c).order_by(_events.c.id)
+        query = select(*tables.claim_events.c).order_by(tables.claim_events.c.id)
         if claim_id is not None:
-            query = query.where(_events.c.claim_id == claim_id)
+            query = query.where(tables.claim_events.c.claim_id == claim_id)
         with self._reading() as connection:
             return [
                 ClaimEvent(

@@ -2,6 +2,10 @@
 
 The migration scripts live in the repository's top-level ``alembic/`` and ship inside the wheel as
 ``gpubot/_alembic`` (see ``[tool.hatch.build.targets.wheel.force-include]`` in pyproject.toml).
+
+Alembic is imported only where a migration runs or the scripts are read: importing it costs ~11 MiB of
+memory that `gpubot serve` would otherwise carry for its whole life (issue 5), although a database at
+`tables.SCHEMA_REVISION` (every start but the first after an upgrade) needs none of it.
 """
 
 from __future__ import annotations
@@ -10,16 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError, InterfaceError
 
 from gpubot.core.errors import StoreUnavailable
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, make_engine, read_only
+from gpubot.storage.tables import SCHEMA_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # Key of the PostgreSQL advisory lock that serialises migrations ("gpub" in ASCII). Any constant
 # works as long as every gpubot process uses the same one.
@@ -28,6 +33,9 @@ MIGRATION_LOCK_KEY = 0x67707562
 # How long a starting process waits on SQLite for another one to finish migrating. Migrations take well
 # under a second on an empty database; this covers a slow disk or a large future data migration.
 _SQLITE_MIGRATION_WAIT_MS = 60_000
+
+# Where Alembic records the revision (its default name, which env.py keeps).
+_VERSION_TABLE = "alembic_version"
 
 
 def script_location() -> Path:
@@ -60,6 +68,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     Returns:
         The configuration.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     if connection is not None:
@@ -68,7 +78,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade_to_head(engine_or_url: Engine | str) -> None:
-    """Migrate the database to the newest revision; a no-op when it is there already.
+    """Migrate the database to the newest revision; a no-op, without Alembic, when it is there already.
 
     Safe when several processes call it at once: on SQLite the upgrade runs in one transaction opened
     with ``BEGIN IMMEDIATE``, so the others wait for the write lock and then find the schema at head;
@@ -90,6 +100,11 @@ def upgrade_to_head(engine_or_url: Engine | str) -> None:
 
 def _upgrade(engine: Engine) -> None:
     try:
+        # A revision only moves forward, so a committed one at head stays there: no lock needed to see it.
+        if current_revision(engine) == SCHEMA_REVISION:
+            return
+        from alembic import command
+
         with engine.connect() as connection, migration_lock(connection):
             command.upgrade(alembic_config(connection), "head")
     except (DatabaseError, InterfaceError) as error:
@@ -151,9 +166,18 @@ def current_revision(engine: Engine) -> str | None:
 
     Returns:
         The revision id, or None for a database never migrated (no ``alembic_version`` table or row).
+
+    Raises:
+        RuntimeError: the version table holds several revisions (branches gpubot never makes).
     """
+    # Alembic's own table, read without Alembic (see the module's docstring).
     with read_only(engine).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(_VERSION_TABLE):
+            return None
+        revisions = list(connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalars())
+    if len(revisions) > 1:
+        raise RuntimeError(f"the database is at several revisions at once ({', '.join(revisions)}); expected one")
+    return revisions[0] if revisions else None
 
 
 def head_revision() -> str:
@@ -165,6 +189,8 @@ def head_revision() -> str:
     Raises:
         RuntimeError: the scripts have no revision at all (a broken install).
     """
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError(f"no migration scripts found in {script_location()}")

@@ -1,8 +1,9 @@
-"""The database schema as typed SQLAlchemy models.
+"""The database schema as SQLAlchemy Core tables.
 
-These models never leave the storage package: `claim_store` converts every row into the core's frozen
-dataclasses. `alembic/versions/0001_initial.py` creates the same schema by hand, and a test checks that
-the two agree (`alembic.autogenerate.compare_metadata` finds no difference).
+The rows never leave the storage package: `claim_store` copies every row into the core's frozen
+dataclasses, so the ORM (and the ~6 MiB of memory it costs to import) has no part here.
+`alembic/versions/0001_initial.py` creates the same schema by hand, and a test checks that the two agree
+(`alembic.autogenerate.compare_metadata` finds no difference).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Dialect,
     ForeignKey,
@@ -19,14 +21,18 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from gpubot.core.models import ClaimStatus
+
+# The Alembic revision these tables describe: the newest script's. A test holds the two together; the
+# daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
+SCHEMA_REVISION = "0001"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -78,96 +84,82 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-class Base(DeclarativeBase):
-    """Declarative base carrying the naming convention."""
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+# A GPU seen on a host, identified by UUID; `index` is only where it sits today.
+gpus = Table(
+    "gpus",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("uuid", String(64), nullable=False),
+    Column("index", Integer, nullable=False),
+    Column("name", String(255)),
+    Column("present", Boolean, nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("host", "uuid"),
+)
 
+# One claim of one GPU, from start to release or expiry.
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("gpu_uuid", String(64), nullable=False),
+    Column("gpu_index", Integer, nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("warned_at", UtcDateTime()),
+    Column("ended_at", UtcDateTime()),
+    Column("ended_by", String(64)),
+    CheckConstraint("status IN ('active', 'released', 'expired')", name="status"),
+    # The rule that matters most: one active claim per GPU, enforced by the database so that any
+    # number of concurrent writers in any number of processes get exactly one winner.
+    Index(
+        "ix_claims_one_active_per_gpu",
+        "host",
+        "gpu_uuid",
+        unique=True,
+        sqlite_where=_ACTIVE_ONLY,
+        postgresql_where=_ACTIVE_ONLY,
+    ),
+    # The scheduler's due-work queries (claims to warn, claims past their end).
+    Index("ix_claims_status_ends_at", "status", "ends_at"),
+)
 
-class GpuRow(Base):
-    """A GPU seen on a host, identified by UUID; `index` is only where it sits today."""
-
-    __tablename__ = "gpus"
-    __table_args__ = (UniqueConstraint("host", "uuid"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    uuid: Mapped[str] = mapped_column(String(64))
-    index: Mapped[int] = mapped_column("index", Integer)
-    name: Mapped[str | None] = mapped_column(String(255))
-    present: Mapped[bool] = mapped_column(Boolean)
-    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-class ClaimRow(Base):
-    """One claim of one GPU, from start to release or expiry."""
-
-    __tablename__ = "claims"
-    __table_args__ = (
-        CheckConstraint("status IN ('active', 'released', 'expired')", name="status"),
-        # The rule that matters most: one active claim per GPU, enforced by the database so that any
-        # number of concurrent writers in any number of processes get exactly one winner.
-        Index(
-            "ix_claims_one_active_per_gpu",
-            "host",
-            "gpu_uuid",
-            unique=True,
-            sqlite_where=_ACTIVE_ONLY,
-            postgresql_where=_ACTIVE_ONLY,
-        ),
-        # The scheduler's due-work queries (claims to warn, claims past their end).
-        Index("ix_claims_status_ends_at", "status", "ends_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    gpu_uuid: Mapped[str] = mapped_column(String(64))
-    gpu_index: Mapped[int] = mapped_column(Integer)
-    user_id: Mapped[str] = mapped_column(String(64))
-    purpose: Mapped[str] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    ends_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    status: Mapped[str] = mapped_column(String(16))
-    warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    ended_by: Mapped[str | None] = mapped_column(String(64))
-
-
-class ClaimEventRow(Base):
-    """One row of the audit log: what happened to a claim, who did it and when."""
-
-    __tablename__ = "claim_events"
-    __table_args__ = (Index("ix_claim_events_claim_id", "claim_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    claim_id: Mapped[int] = mapped_column(Integer, ForeignKey("claims.id"))
-    kind: Mapped[str] = mapped_column(String(32))
-    actor_id: Mapped[str | None] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UtcDateTime())
+# One row of the audit log: what happened to a claim, who did it and when.
+claim_events = Table(
+    "claim_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_id", Integer, ForeignKey("claims.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor_id", String(64)),
+    Column("at", UtcDateTime(), nullable=False),
     # A JSON object as text: small, written once, read only for display and audits.
-    detail: Mapped[str] = mapped_column(Text)
+    Column("detail", Text, nullable=False),
+    Index("ix_claim_events_claim_id", "claim_id"),
+)
 
-
-class OutboxRow(Base):
-    """A DM owed to a person, written in the same transaction as the change it reports."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (
-        # The delivery loop's query: unsent notices whose next attempt is due.
-        Index("ix_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
-        Index("ix_outbox_claim_id", "claim_id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    user_id: Mapped[str] = mapped_column(String(64))
-    claim_id: Mapped[int] = mapped_column(Integer, ForeignKey("claims.id"))
-    actor_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    attempts: Mapped[int] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-
-metadata = Base.metadata
+# A DM owed to a person, written in the same transaction as the change it reports.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("claim_id", Integer, ForeignKey("claims.id"), nullable=False),
+    Column("actor_id", String(64)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", UtcDateTime()),
+    # The delivery loop's query: unsent notices whose next attempt is due.
+    Index("ix_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
+    Index("ix_outbox_claim_id", "claim_id"),
+)
