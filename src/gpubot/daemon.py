@@ -34,7 +34,7 @@ from gpubot.slack.reads import StateReads
 from gpubot.slack.tasks import AfterAck
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
-from gpubot.storage.migrate import upgrade_to_head
+from gpubot.storage.migrate import migrate_apart
 from gpubot.system_clock import SystemClock
 from gpubot.systemd_notify import SystemdNotifier
 from gpubot.telemetry import open_backend
@@ -97,7 +97,7 @@ async def _serve(settings: Settings) -> int:
         identity = await _identify(api, stop)
         if identity is None:
             return 0
-        await asyncio.to_thread(upgrade_to_head, engine)
+        await asyncio.to_thread(migrate_apart, engine)
         # The DM sender delivers a queued notice at once, woken from whichever thread committed it. Only then:
         # most changes queue none, and an outbox look after every claim and release cost a thread hop and
         # a query each (issue 5).

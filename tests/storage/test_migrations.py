@@ -15,12 +15,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from gpubot.core.errors import StoreUnavailable
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import (
     alembic_config,
     current_revision,
     head_revision,
     is_at_head,
+    migrate_apart,
     script_location,
     upgrade_to_head,
 )
@@ -96,16 +98,17 @@ def test_the_tables_describe_the_newest_script() -> None:
     assert head_revision() == SCHEMA_REVISION
 
 
-def test_a_database_at_head_is_opened_and_served_without_importing_alembic_or_the_orm(sqlite_engine: Engine) -> None:
+def test_serve_migrates_apart_and_keeps_neither_alembic_nor_the_orm(sqlite_url: str) -> None:
     # Issue 5: the two cost ~17 MiB of a long-running daemon's memory. A fresh interpreter, since this
-    # one imported both long ago.
+    # one imported both long ago; a fresh database, so that there is a migration to run.
     script = f"""
 import sys
 import gpubot.daemon
 from gpubot.storage import SqlClaimStore, make_engine
-from gpubot.storage.migrate import upgrade_to_head
-engine = make_engine({str(sqlite_engine.url)!r})
-upgrade_to_head(engine)
+from gpubot.storage.migrate import current_revision, migrate_apart
+engine = make_engine({sqlite_url!r})
+migrate_apart(engine)
+assert current_revision(engine) == "{SCHEMA_REVISION}", current_revision(engine)
 SqlClaimStore(engine).active_claims()
 print(sorted(name for name in sys.modules if name.split(".")[0] == "alembic" or name.startswith("sqlalchemy.orm")))
 """
@@ -114,6 +117,33 @@ print(sorted(name for name in sys.modules if name.split(".")[0] == "alembic" or 
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+    engine = make_engine(sqlite_url)
+    try:
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_migration_that_fails_apart_says_why_and_changes_nothing(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+
+    with pytest.raises(StoreUnavailable, match=r"migrating the database at .* failed: .*9999"):
+        migrate_apart(sqlite_engine)
+
+    assert current_revision(sqlite_engine) == "9999"
+    assert schema_differences(sqlite_engine) == []
+
+
+def test_an_unreadable_database_is_reported_before_any_child_starts(tmp_path: Path) -> None:
+    garbage = tmp_path / "gpubot.db"
+    garbage.write_bytes(b"not an SQLite database, just text long enough to be read as one" * 20)
+    engine = make_engine(f"sqlite:///{garbage}")
+    try:
+        with pytest.raises(StoreUnavailable, match="cannot open or migrate the database"):
+            migrate_apart(engine)
+    finally:
+        engine.dispose()
 
 
 def test_a_database_at_several_revisions_is_refused(sqlite_engine: Engine) -> None:

@@ -4,12 +4,15 @@ The migration scripts live in the repository's top-level ``alembic/`` and ship i
 ``gpubot/_alembic`` (see ``[tool.hatch.build.targets.wheel.force-include]`` in pyproject.toml).
 
 Alembic is imported only where a migration runs or the scripts are read: importing it costs ~11 MiB of
-memory that `gpubot serve` would otherwise carry for its whole life (issue 5), although a database at
-`tables.SCHEMA_REVISION` (every start but the first after an upgrade) needs none of it.
+memory that stays for the life of the process, and a database at `tables.SCHEMA_REVISION` (every start
+but the first after an upgrade) needs none of it. `gpubot serve` goes further with `migrate_apart`: when
+there is a migration to run, a short-lived child process runs it (issue 5).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -98,8 +101,37 @@ def upgrade_to_head(engine_or_url: Engine | str) -> None:
         _upgrade(engine_or_url)
 
 
+def migrate_apart(engine: Engine) -> None:
+    """`upgrade_to_head` for a long-running process: any migration runs in a child process.
+
+    The child imports Alembic and exits; this process only reads the revision. The database's URL goes
+    to the child on its stdin, since a command line is visible to every user of the host.
+
+    Args:
+        engine: the database's engine, from `make_engine`.
+
+    Raises:
+        StoreUnavailable: the database cannot be opened, or the child failed to migrate it (its last
+            line of error output says why).
+    """
+    with _as_store_errors(engine):
+        if current_revision(engine) == SCHEMA_REVISION:
+            return
+    child = subprocess.run(
+        [sys.executable, "-m", __name__],
+        input=engine.url.render_as_string(hide_password=False),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines()
+        reason = lines[-1] if lines else f"exit status {child.returncode}"
+        raise StoreUnavailable(f"migrating the database at {_safe_url(engine)} failed: {reason}")
+
+
 def _upgrade(engine: Engine) -> None:
-    try:
+    with _as_store_errors(engine):
         # A revision only moves forward, so a committed one at head stays there: no lock needed to see it.
         if current_revision(engine) == SCHEMA_REVISION:
             return
@@ -107,6 +139,12 @@ def _upgrade(engine: Engine) -> None:
 
         with engine.connect() as connection, migration_lock(connection):
             command.upgrade(alembic_config(connection), "head")
+
+
+@contextmanager
+def _as_store_errors(engine: Engine) -> Iterator[None]:
+    try:
+        yield
     except (DatabaseError, InterfaceError) as error:
         # Bad path, permissions, server down: say so in one line rather than with a traceback.
         reason = str(error.orig) if error.orig is not None else str(error)
@@ -207,3 +245,11 @@ def is_at_head(engine: Engine) -> bool:
         True when `current_revision` is `head_revision`.
     """
     return current_revision(engine) == head_revision()
+
+
+if __name__ == "__main__":
+    # `migrate_apart`'s child: the URL on stdin, the reason for a failure as the last line of stderr.
+    try:
+        upgrade_to_head(sys.stdin.read().strip())
+    except StoreUnavailable as failure:
+        sys.exit(str(failure))
