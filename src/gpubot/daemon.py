@@ -32,6 +32,7 @@ from gpubot.slack.interactions import Interactions
 from gpubot.slack.notifier import NoticeSender
 from gpubot.slack.reads import StateReads
 from gpubot.slack.tasks import AfterAck
+from gpubot.slack.web_session import web_api_session
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
@@ -90,7 +91,7 @@ async def _serve(settings: Settings) -> int:
     # One HTTP session, so Web API calls (Home publishes, DMs) reuse keep-alive connections. Without it
     # slack_sdk opens a new session and TCP connection for every call (issue 5: a fifth of the CPU of
     # publishing a Home tab).
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_WEB_API_TIMEOUT_S))
+    http = web_api_session(_WEB_API_TIMEOUT_S)
     try:
         # Slack first: a revoked token is a configuration error, reported before anything is written.
         api = AsyncWebClient(base_url=settings.slack_api_url, token=settings.slack_bot_token, session=http)

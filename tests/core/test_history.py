@@ -29,3 +29,18 @@ def test_old_buckets_fall_out():
     assert all(value is not None for value in history.trend("GPU-0", now))
     assert history.trend("GPU-0", now)[-1] == sum(m % 100 for m in range(24 * 60 - 5, 24 * 60)) / 5
     assert history.trend("GPU-9", now) == (None,) * 12
+
+
+def test_a_trend_asked_again_follows_new_samples_and_the_passing_of_time():
+    # Trends are remembered between two samples; neither a sample nor a new bucket may be missed.
+    history = UtilizationHistory(window=timedelta(minutes=60), buckets=12)
+    history.record(sample(10), T0)
+    assert history.trend("GPU-0", T0)[-1] == 10.0
+
+    history.record(sample(30), T0 + timedelta(minutes=1))
+    assert history.trend("GPU-0", T0 + timedelta(minutes=1))[-1] == 20.0
+
+    later = history.trend("GPU-0", T0 + timedelta(minutes=5))
+    assert later[-2:] == (20.0, None)
+    # Asking for an earlier bucket again is answered for that time, not from the later one.
+    assert history.trend("GPU-0", T0)[-1] == 20.0

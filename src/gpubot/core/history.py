@@ -26,10 +26,15 @@ class UtilizationHistory:
         self._bucket_s = window.total_seconds() / buckets
         self._buckets = buckets
         self._series: dict[str, deque[_Bucket]] = {}
+        # Trends already computed, valid until the next record or the next bucket: every Home publish
+        # asks for every GPU's, and between two samples the answers cannot change (issue 5).
+        self._trends: dict[str, tuple[float | None, ...]] = {}
+        self._trends_index: int | None = None
 
     def record(self, sample: HostSample, at: datetime) -> None:
         """Add one sample's utilization figures (unknown ones are skipped)."""
         index = self._index(at)
+        self._trends.clear()
         for gpu in sample.gpus:
             if gpu.utilization_gpu_pct is None:
                 continue
@@ -42,12 +47,18 @@ class UtilizationHistory:
     def trend(self, uuid: str, now: datetime) -> tuple[float | None, ...]:
         """Mean utilization per bucket, oldest first, ending with the current one; None where none was seen."""
         latest = self._index(now)
-        by_index = {bucket.index: bucket for bucket in self._series.get(uuid, ())}
-        means: list[float | None] = []
-        for index in range(latest - self._buckets + 1, latest + 1):
-            bucket = by_index.get(index)
-            means.append(bucket.total_pct / bucket.count if bucket and bucket.count else None)
-        return tuple(means)
+        if latest != self._trends_index:
+            self._trends.clear()
+            self._trends_index = latest
+        trend = self._trends.get(uuid)
+        if trend is None:
+            by_index = {bucket.index: bucket for bucket in self._series.get(uuid, ())}
+            trend = tuple(
+                bucket.total_pct / bucket.count if bucket and bucket.count else None
+                for bucket in (by_index.get(index) for index in range(latest - self._buckets + 1, latest + 1))
+            )
+            self._trends[uuid] = trend
+        return trend
 
     def _index(self, at: datetime) -> int:
         return int(at.timestamp() // self._bucket_s)
