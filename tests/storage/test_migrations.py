@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -122,6 +123,23 @@ print(sorted(name for name in sys.modules if name.split(".")[0] == "alembic" or 
         assert schema_differences(engine) == []
     finally:
         engine.dispose()
+
+
+def test_a_migration_apart_is_logged_and_a_second_start_runs_none(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        with caplog.at_level(logging.INFO, logger="gpubot.storage.migrate"):
+            migrate_apart(engine)
+            migrate_apart(engine)
+        assert current_revision(engine) == SCHEMA_REVISION
+    finally:
+        engine.dispose()
+
+    assert [record.getMessage() for record in caplog.records] == [
+        f"migrated the database at {sqlite_url} to revision {SCHEMA_REVISION}"
+    ]
 
 
 def test_a_migration_that_fails_apart_says_why_and_changes_nothing(sqlite_engine: Engine) -> None:

@@ -11,6 +11,7 @@ there is a migration to run, a short-lived child process runs it (issue 5).
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from gpubot.storage.tables import SCHEMA_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+logger = logging.getLogger(__name__)
 
 # Key of the PostgreSQL advisory lock that serialises migrations ("gpub" in ASCII). Any constant
 # works as long as every gpubot process uses the same one.
@@ -128,6 +131,7 @@ def migrate_apart(engine: Engine) -> None:
         lines = child.stderr.strip().splitlines()
         reason = lines[-1] if lines else f"exit status {child.returncode}"
         raise StoreUnavailable(f"migrating the database at {_safe_url(engine)} failed: {reason}")
+    logger.info("migrated the database at %s to revision %s", _safe_url(engine), SCHEMA_REVISION)
 
 
 def _upgrade(engine: Engine) -> None:
