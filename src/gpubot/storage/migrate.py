@@ -117,9 +117,8 @@ def migrate_apart(engine: Engine) -> None:
         StoreUnavailable: the database cannot be opened, or the child failed to migrate it (its last
             line of error output says why).
     """
-    with _as_store_errors(engine):
-        if current_revision(engine) == SCHEMA_REVISION:
-            return
+    if _at_schema_revision(engine):
+        return
     child = subprocess.run(
         [sys.executable, "-m", __name__],
         input=engine.url.render_as_string(hide_password=False),
@@ -135,14 +134,18 @@ def migrate_apart(engine: Engine) -> None:
 
 
 def _upgrade(engine: Engine) -> None:
-    with _as_store_errors(engine):
-        # A revision only moves forward, so a committed one at head stays there: no lock needed to see it.
-        if current_revision(engine) == SCHEMA_REVISION:
-            return
-        from alembic import command
+    if _at_schema_revision(engine):
+        return
+    from alembic import command
 
-        with engine.connect() as connection, migration_lock(connection):
-            command.upgrade(alembic_config(connection), "head")
+    with _as_store_errors(engine), engine.connect() as connection, migration_lock(connection):
+        command.upgrade(alembic_config(connection), "head")
+
+
+def _at_schema_revision(engine: Engine) -> bool:
+    # A revision only moves forward, so a committed one at head stays there: no lock needed to see it.
+    with _as_store_errors(engine):
+        return current_revision(engine) == SCHEMA_REVISION
 
 
 @contextmanager
