@@ -1,20 +1,25 @@
 """`SqlClaimStore` serves GPUs and active claims from memory on SQLite, and never serves them stale.
 
 The snapshot is reloaded whenever SQLite's data version says anyone committed anything: another store
-in this process, another process, or any other SQLite client (issue 5).
+in this process, another process, or any other SQLite client (issue 5). After a store's own write it is
+patched with what the write changed instead, but only when no other commit can have slipped in.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
-from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim
+from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import commit_counter, make_engine
 
@@ -191,3 +196,122 @@ def test_a_database_without_a_commit_counter_never_answers_from_memory() -> None
             assert not in_memory
     finally:
         engine.dispose()
+
+
+# -- after the store's own writes --------------------------------------------------------------------
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements `engine` sends while the block runs."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_after_its_own_writes_a_store_answers_from_memory(sqlite_engine: Engine, sqlite_url: str) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)  # the snapshot is loaded
+    other_engine = make_engine(sqlite_url)
+    try:
+        writes = [
+            lambda: _claim(store, GPUS[3]),
+            lambda: _claim(store, GPUS[1], user="U_BOB"),
+            lambda: store.extend_claim(1, NOW + timedelta(hours=5), "U_ALICE", NOW),
+            lambda: store.mark_warned(2, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_BOB", 2)),
+            lambda: store.end_claim(1, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW),
+        ]
+        for write in writes:
+            write()
+            with _statements(sqlite_engine) as sent:
+                held = store.active_claims()
+                gpus = store.list_gpus(HOST)
+            assert sent == []  # no reload: the write's own changes were applied to the snapshot
+            with store.answering_from_memory() as in_memory:
+                assert in_memory
+            fresh = SqlClaimStore(other_engine)  # what the database holds, read anew
+            assert held == fresh.active_claims()
+            assert gpus == fresh.list_gpus(HOST)
+        [bob] = store.active_claims()
+        assert (bob.user_id, bob.warned_at) == ("U_BOB", NOW)
+    finally:
+        other_engine.dispose()
+
+
+def test_a_commit_landing_right_after_the_stores_own_is_not_missed(
+    sqlite_engine: Engine, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)
+    other_engine = make_engine(sqlite_url)  # another process, say
+    try:
+        interloper = SqlClaimStore(other_engine)
+        dialect = sqlite_engine.dialect
+        commit = dialect.do_commit
+        armed = [True]
+
+        def commit_then_interlope(dbapi_connection: Any) -> None:
+            commit(dbapi_connection)
+            if armed.pop() if armed else False:
+                _claim(interloper, GPUS[2], user="U_CAROL")  # before the store looks at anything again
+
+        monkeypatch.setattr(dialect, "do_commit", commit_then_interlope)
+        mine = _claim(store, GPUS[0])
+        assert armed == []  # the interloper did commit between the store's commit and its next step
+        assert [(claim.id, claim.user_id) for claim in store.active_claims()] == [(mine, "U_ALICE"), (2, "U_CAROL")]
+    finally:
+        other_engine.dispose()
+
+
+def test_a_commit_between_the_snapshot_and_the_stores_write_is_not_missed(
+    sqlite_engine: Engine, sqlite_url: str
+) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)
+    other_engine = make_engine(sqlite_url)
+    try:
+        theirs = _claim(SqlClaimStore(other_engine), GPUS[3], user="U_CAROL")
+        mine = _claim(store, GPUS[0])  # starts from a state the snapshot does not hold
+        assert [claim.id for claim in store.active_claims()] == [mine, theirs]
+    finally:
+        other_engine.dispose()
+
+
+def test_reads_after_any_mix_of_writes_match_the_database(sqlite_engine: Engine, sqlite_url: str) -> None:
+    gpus = [Gpu(host, f"GPU-{host}-{index}", index, "NVIDIA H100") for host in ("b-node", "a-node") for index in (3, 1)]
+    store = SqlClaimStore(sqlite_engine)
+    for host in ("a-node", "b-node"):
+        store.sync_gpus(host, [gpu for gpu in gpus if gpu.host == host], NOW)
+    other_engine = make_engine(sqlite_url)
+    rng = random.Random(5)
+    try:
+        outsider = SqlClaimStore(other_engine)  # commits now and then, as a second daemon would
+        for step in range(150):
+            writer = outsider if rng.random() < 0.2 else store
+            held = {claim.gpu_uuid: claim for claim in store.active_claims()}
+            gpu = rng.choice(gpus)
+            claim = held.get(gpu.uuid)
+            at = NOW + timedelta(minutes=step)
+            if claim is None:
+                _claim(writer, gpu, user=rng.choice(["U_ALICE", "U_BOB"]))
+            elif rng.random() < 0.4:
+                writer.end_claim(
+                    claim.id, rng.choice([ClaimStatus.RELEASED, ClaimStatus.EXPIRED]), EventKind.RELEASED, None, at
+                )
+            elif rng.random() < 0.5:
+                writer.extend_claim(claim.id, claim.ends_at + timedelta(minutes=30), claim.user_id, at)
+            else:
+                writer.mark_warned(claim.id, at, Notice(NoticeKind.EXPIRY_WARNING, claim.user_id, claim.id))
+            assert store.active_claims() == SqlClaimStore(other_engine).active_claims(), f"step {step}"
+    finally:
+        other_engine.dispose()
