@@ -8,7 +8,8 @@ benchmarks as a process of its own, exactly like `gpubot serve`:
         python bench/floor_tuned.py
 
 It prints `ready` on stderr once its Socket Mode connection is up and exits 0 on SIGTERM or SIGINT.
-`app_home_opened` publishes a constant Home view, the floor for gpubot's Home tab.
+`app_home_opened` publishes a constant Home view, the floor for gpubot's Home tab. `floor_durable.py`
+serves through `serve` too, with a durable write before each reply.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -28,15 +30,25 @@ REPLY_BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*8 of 8 
 HOME_VIEW = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*Your GPUs*"}}]}
 
 
-async def serve() -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code."""
+# Work a floor does with each `/gpu` command before it replies: given the command's payload.
+BeforeReply = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def serve(before_reply: BeforeReply | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code.
+
+    Args:
+        before_reply: awaited with each `/gpu` command's payload before it is acked (None: nothing).
+    """
     api_url = os.environ["GPUBOT_SLACK_API_URL"]
     app = AsyncApp(
         client=AsyncWebClient(base_url=api_url, token=os.environ["SLACK_BOT_TOKEN"]), process_before_response=True
     )
 
     @app.command("/gpu")
-    async def gpu(ack: AsyncAck) -> None:
+    async def gpu(ack: AsyncAck, command: dict[str, Any]) -> None:
+        if before_reply is not None:
+            await before_reply(command)
         await ack(response_type="ephemeral", text=REPLY_TEXT, blocks=REPLY_BLOCKS)
 
     @app.event("app_home_opened")

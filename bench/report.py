@@ -21,7 +21,9 @@ FIGURES_END = "<!-- figures:end -->"
 
 GPUBOT_APPS = ("gpubot-8gpu", "gpubot-64gpu")
 COMMAND_KINDS = ("status", "claim", "release", "help", "realtime")
-FLOOR_DEFAULT, FLOOR_TUNED = "floor-default", "floor-tuned"
+# The commands that commit a change: the durable floor is their like-for-like floor.
+WRITE_KINDS = ("claim", "release")
+FLOOR_DEFAULT, FLOOR_TUNED, FLOOR_DURABLE = "floor-default", "floor-tuned", "floor-durable"
 RATIO_TARGET = 3.0
 DEFAULT_SPEEDUP_TARGET = 4.0
 ACK_LIMIT_MS = 3000.0
@@ -61,32 +63,12 @@ def _ms(value: float | None) -> str:
 def verdicts(results: dict[str, Any]) -> list[Verdict]:
     """Every target of issue 5, judged on this run's figures."""
     rows = _latency_rows(results)
-    out: list[Verdict] = []
     in_flights = sorted({key[2] for key in rows})
-    for in_flight in in_flights:
-        floor = rows.get((FLOOR_TUNED, "status", in_flight))
-        if floor is None:
-            continue
-        floor_p99 = floor["reply"]["p99_ms"]
-        parts, met = [], True
-        for kind in COMMAND_KINDS:
-            for app in GPUBOT_APPS:
-                row = rows.get((app, kind, in_flight))
-                if row is None:
-                    continue
-                ratio = row["reply"]["p99_ms"] / floor_p99
-                ok = ratio <= RATIO_TARGET and row["lost"] == 0 and row["errors"] == 0
-                met = met and ok
-                short = app.removeprefix("gpubot-")
-                parts.append(f"{kind}/{short} {ratio:.1f}×{'' if ok else ' ✗'}")
-        out.append(
-            Verdict(
-                f"reply p99 ≤ {RATIO_TARGET:g}× tuned floor's ({_ms(floor_p99)} ms), {in_flight} in flight, none lost",
-                ", ".join(parts),
-                met,
-            )
-        )
+    out = _ratio_verdicts(rows, in_flights, FLOOR_TUNED, COMMAND_KINDS, "tuned floor's")
     out.extend(_versus_default(rows, in_flights))
+    out.extend(
+        _ratio_verdicts(rows, in_flights, FLOOR_DURABLE, WRITE_KINDS, "durable floor's (ours: the floor of a write)")
+    )
     worst_ack = max(rows.values(), key=lambda row: row["ack"]["p99_ms"])
     over = sum(row["acks_over_3s"] for row in rows.values() if row["app"] in GPUBOT_APPS)
     out.append(
@@ -174,6 +156,41 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     return out
 
 
+def _ratio_verdicts(
+    rows: dict[tuple[str, str, int], dict[str, Any]],
+    in_flights: list[int],
+    floor_app: str,
+    kinds: Iterable[str],
+    floor_label: str,
+) -> list[Verdict]:
+    # Reply p99 of each of `kinds` within RATIO_TARGET× the floor's /gpu reply p99, per load.
+    out = []
+    for in_flight in in_flights:
+        floor = rows.get((floor_app, "status", in_flight))
+        if floor is None:
+            continue
+        floor_p99 = floor["reply"]["p99_ms"]
+        parts, met = [], True
+        for kind in kinds:
+            for app in GPUBOT_APPS:
+                row = rows.get((app, kind, in_flight))
+                if row is None:
+                    continue
+                ratio = row["reply"]["p99_ms"] / floor_p99
+                ok = ratio <= RATIO_TARGET and row["lost"] == 0 and row["errors"] == 0
+                met = met and ok
+                short = app.removeprefix("gpubot-")
+                parts.append(f"{kind}/{short} {ratio:.1f}×{'' if ok else ' ✗'}")
+        out.append(
+            Verdict(
+                f"reply p99 ≤ {RATIO_TARGET:g}× {floor_label} ({_ms(floor_p99)} ms), {in_flight} in flight, none lost",
+                ", ".join(parts),
+                met,
+            )
+        )
+    return out
+
+
 def _versus_default(rows: dict[tuple[str, str, int], dict[str, Any]], in_flights: list[int]) -> list[Verdict]:
     # What the ratio target implies ("at least 4× faster than a default Bolt app"), judged on its own.
     parts, met = [], True
@@ -245,6 +262,38 @@ def _latency_table(results: dict[str, Any], kinds: Iterable[str], title: str) ->
     ]
 
 
+def _writes_table(results: dict[str, Any]) -> list[str]:
+    rows = _latency_rows(results)
+    body = []
+    for kind in WRITE_KINDS:
+        for in_flight in sorted({key[2] for key in rows}):
+            tuned, durable = (
+                rows.get((FLOOR_TUNED, "status", in_flight)),
+                rows.get((FLOOR_DURABLE, "status", in_flight)),
+            )
+            for app in GPUBOT_APPS:
+                row = rows.get((app, kind, in_flight))
+                if row is None or tuned is None or durable is None:
+                    continue
+                p99 = row["reply"]["p99_ms"]
+                body.append(
+                    [
+                        kind,
+                        str(in_flight),
+                        f"{_ms(tuned['reply']['p50_ms'])} / {_ms(tuned['reply']['p99_ms'])}",
+                        f"{_ms(durable['reply']['p50_ms'])} / {_ms(durable['reply']['p99_ms'])}",
+                        f"{_ms(row['reply']['p50_ms'])} / {_ms(p99)} ({p99 / tuned['reply']['p99_ms']:.1f}×"
+                        f" · {p99 / durable['reply']['p99_ms']:.1f}×)",
+                    ]
+                )
+    return [
+        "**Writes against the durable floor** (the tuned floor plus one durable SQLite commit per command) —"
+        " p50 / p99 in ms; (a× · d×) is gpubot's p99 over the tuned floor's and over the durable floor's",
+        "",
+        *_table(["kind", "in flight", "tuned floor", "durable floor", "gpubot, 64 GPUs"], body),
+    ]
+
+
 def _cpu_table(results: dict[str, Any]) -> list[str]:
     rows = [row for row in results["load"]["latency"] if row["in_flight"] == 50]
     body = [
@@ -282,6 +331,8 @@ def render(results: dict[str, Any]) -> str:
         "### Reply latency (slash commands answer in the ack, so ack = reply)",
         "",
         *_latency_table(results, ("status", "help", "realtime", "claim", "release"), "envelope sent → reply received"),
+        "",
+        *_writes_table(results),
         "",
         *_latency_table(results, ("home",), "Home tab: app_home_opened sent → views.publish received"),
         "",

@@ -1,4 +1,4 @@
-"""Latency, throughput and memory of gpubot and the two Bolt floors, over Socket Mode on loopback.
+"""Latency, throughput and memory of gpubot and the three Bolt floors, over Socket Mode on loopback.
 
 One process holds one loopback Slack per app under test and the load generator, all on its main
 event loop; each app runs as a process of its own. Rounds interleave the apps, so a noisy moment
@@ -6,8 +6,9 @@ on the machine hits them all alike and the ratios stay fair.
 
     python bench/socket_load.py --json-out load.json [--quick] [--throughput-s 30]
 
-The apps: the default and tuned Bolt floors, gpubot on an 8-GPU host (the usual box) and gpubot on a
-64-GPU host (so that 50 people in flight can each claim and release a GPU of their own). Measured,
+The apps: the default, tuned and durable Bolt floors (the durable one answers `/gpu` only), gpubot on
+an 8-GPU host (the usual box) and gpubot on a 64-GPU host (so that 50 people in flight can each claim
+and release a GPU of their own). Measured,
 per app and per number of envelopes in flight (1, 10, 50), with closed loops (each simulated person
 sends the next envelope the moment the previous one was answered):
   * ack and reply latency of `/gpu status` (and, for gpubot, help, realtime, claim and release);
@@ -39,7 +40,15 @@ import floor_default
 from fleet import write_fake_host
 from loopback import LoopbackSlack
 from percentiles import summarize_s
-from targets import FLOOR_DEFAULT, FLOOR_TUNED, RunningTarget, TargetSpec, floor_spec, gpubot_spec, start_target
+from targets import (
+    FLOOR_DURABLE,
+    FLOORS,
+    RunningTarget,
+    TargetSpec,
+    floor_spec,
+    gpubot_spec,
+    start_target,
+)
 from workloads import (
     MIX,
     SLACK_ACK_LIMIT_S,
@@ -196,19 +205,21 @@ def _failures(samples: list[Sample]) -> dict[str, int]:
 async def _start_app(name: str, state: Path) -> App:
     slack = await LoopbackSlack().start()
     spec: TargetSpec
-    if name in (FLOOR_DEFAULT, FLOOR_TUNED):
-        spec = floor_spec(name, slack)
+    app_state = state / name
+    app_state.mkdir()
+    if name in FLOORS:
+        spec = floor_spec(name, slack, app_state)
         check: ReplyCheck = floor_reply_ok(floor_default.REPLY_TEXT)
     else:
         gpu_count = 8 if name == GPUBOT_8 else 64
-        app_state = state / name
-        app_state.mkdir()
         spec = gpubot_spec(slack, app_state, write_fake_host(app_state / "gpus.json", gpu_count), name=name)
         check = gpubot_reply_ok
     target = await start_target(spec, slack)
     _log(f"{name} ready in {target.ready_s:.2f} s (pid {target.pid})")
     workloads = {"status": commands(slack, ("status",), check)}
-    if name != FLOOR_DEFAULT and name != FLOOR_TUNED:
+    if name == FLOOR_DURABLE:
+        return App(name, target, workloads)  # its Home tab would be the tuned floor's
+    if name not in FLOORS:
         workloads |= {
             "help": commands(slack, ("help",), check),
             "realtime": commands(slack, ("realtime",), check),
@@ -216,7 +227,7 @@ async def _start_app(name: str, state: Path) -> App:
     if name == GPUBOT_64:
         workloads["claim+release"] = commands(slack, ("claim", "release"), check)
     workloads["home"] = home_opens(slack)
-    if name != FLOOR_DEFAULT and name != FLOOR_TUNED:
+    if name not in FLOORS:
         workloads |= {"button": claim_form_buttons(slack), "form": incomplete_claim_forms(slack)}
     if name != GPUBOT_8:
         workloads["mix"] = commands(slack, MIX, check)
@@ -309,7 +320,7 @@ async def run(plan: Plan) -> dict[str, Any]:
     apps: list[App] = []
     with tempfile.TemporaryDirectory(prefix="gpubot-bench-") as state_name:
         try:
-            for name in (FLOOR_DEFAULT, FLOOR_TUNED, GPUBOT_8, GPUBOT_64):
+            for name in (*FLOORS, GPUBOT_8, GPUBOT_64):
                 apps.append(await _start_app(name, Path(state_name)))
             await asyncio.sleep(1.0)  # each app's start-up work (first telemetry tick, health check) settles
             for app in apps:

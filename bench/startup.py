@@ -62,9 +62,11 @@ async def run(restarts: int) -> dict[str, Any]:
             spec = gpubot_spec(slack, state, write_fake_host(state / "gpus.json", 8))
             empty_database = await _start_stop(spec, slack)
             restarted = [await _start_stop(spec, slack) for _ in range(restarts)]
-        floors = {}
-        for kind in (FLOOR_DEFAULT, FLOOR_TUNED):
-            floors[kind] = _summary([await _start_stop(floor_spec(kind, slack), slack) for _ in range(restarts)])
+            floors = {}
+            for kind in (FLOOR_DEFAULT, FLOOR_TUNED):
+                floors[kind] = _summary(
+                    [await _start_stop(floor_spec(kind, slack, state), slack) for _ in range(restarts)]
+                )
     finally:
         await slack.stop()
     return {

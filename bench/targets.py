@@ -1,7 +1,7 @@
 """The apps under test, each started as a process of its own against its own loopback Slack.
 
-Three kinds: the two bare Bolt floors (`floor_default.py`, `floor_tuned.py`) and the real
-`gpubot serve` on the `fake` GPU backend with a SQLite file. All are started, watched and stopped
+Four kinds: the three bare Bolt floors (`floor_default.py`, `floor_tuned.py`, `floor_durable.py`) and
+the real `gpubot serve` on the `fake` GPU backend with a SQLite file. All are started, watched and stopped
 the same way, so they are measured alike.
 """
 
@@ -23,11 +23,13 @@ from loopback import LoopbackSlack
 BENCH_DIR = Path(__file__).resolve().parent
 FLOOR_DEFAULT = "floor-default"
 FLOOR_TUNED = "floor-tuned"
+FLOOR_DURABLE = "floor-durable"
+FLOORS = (FLOOR_DEFAULT, FLOOR_TUNED, FLOOR_DURABLE)
 GPUBOT = "gpubot"
 
 # gpubot logs this once its Socket Mode connection is up and its first health check passed: the moment
 # it tells systemd READY=1 (watchdog.py). The floors print "ready" once `connect()` returned.
-_READY_MARKERS = {FLOOR_DEFAULT: "ready", FLOOR_TUNED: "ready", GPUBOT: "ready: "}
+_READY_MARKERS = {FLOOR_DEFAULT: "ready", FLOOR_TUNED: "ready", FLOOR_DURABLE: "ready", GPUBOT: "ready: "}
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 15.0
 _LOG_LINES_KEPT = 200
@@ -49,8 +51,8 @@ class TargetSpec:
 
     @property
     def kind(self) -> str:
-        """`floor-default`, `floor-tuned` or `gpubot` (a spec's name may add a suffix)."""
-        return next(kind for kind in (FLOOR_DEFAULT, FLOOR_TUNED, GPUBOT) if self.name.startswith(kind))
+        """A floor's name or `gpubot` (a spec's name may add a suffix)."""
+        return next(kind for kind in (*FLOORS, GPUBOT) if self.name.startswith(kind))
 
 
 def clean_environment() -> dict[str, str]:
@@ -62,10 +64,13 @@ def clean_environment() -> dict[str, str]:
     }
 
 
-def floor_spec(kind: str, slack: LoopbackSlack) -> TargetSpec:
-    """A floor app (`floor-default` or `floor-tuned`) wired to `slack`."""
+def floor_spec(kind: str, slack: LoopbackSlack, state_dir: Path) -> TargetSpec:
+    """A floor app (one of `FLOORS`) wired to `slack`; the durable floor keeps its database in `state_dir`."""
     script = BENCH_DIR / f"{kind.replace('-', '_')}.py"
-    return TargetSpec(kind, (sys.executable, str(script)), {**clean_environment(), **slack.app_env()})
+    env = {**clean_environment(), **slack.app_env()}
+    if kind == FLOOR_DURABLE:
+        env["FLOOR_DATABASE"] = str(state_dir / "floor.db")
+    return TargetSpec(kind, (sys.executable, str(script)), env)
 
 
 def gpubot_spec(

@@ -1,6 +1,6 @@
 """The benchmarks still run: `bench/run_all.py --quick` writes well-formed results. Nothing here is timed.
 
-The quick run starts the real `gpubot serve` (twice, on 8 and 64 fake GPUs) and both Bolt floors against
+The quick run starts the real `gpubot serve` (twice, on 8 and 64 fake GPUs) and the three Bolt floors against
 the stand-in, sends a few envelopes of every kind (slash commands, Home opens, a button, the claim form),
 makes 3 short claims and waits for their DMs.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-APPS = {"floor-default", "floor-tuned", "gpubot-8gpu", "gpubot-64gpu"}
+APPS = {"floor-default", "floor-tuned", "floor-durable", "gpubot-8gpu", "gpubot-64gpu"}
 
 
 @pytest.fixture(scope="module")
@@ -74,4 +74,5 @@ def test_startup_views_telemetry_and_expiry_are_all_reported(quick_run):
 def test_the_report_judges_every_target(quick_run):
     results, stdout = quick_run
     assert "### Targets" in stdout and "QUICK" in stdout
+    assert "durable floor's" in stdout and "**Writes against the durable floor**" in stdout
     assert results["machine"]["cores"] and results["machine"]["python"]

@@ -1,0 +1,68 @@
+"""The *durable* floor: the tuned floor that also commits one row to SQLite, durably, before each `/gpu` reply.
+
+What any bot must at least pay for a command that changes state and says it is done: one SQLite
+transaction on a file in WAL mode with `synchronous=FULL` (SQLite's default, and gpubot's: one fsync of
+the WAL per commit), ``BEGIN IMMEDIATE``, one INSERT, COMMIT, run in a worker thread so the event loop
+never waits on the disk, with one writer at a time as SQLite allows. Nothing else: no ORM, no reads, no
+rules. gpubot's `claim` and `release` do this much and more, so this is their floor where the tuned
+floor (no I/O at all) is not. Run by the benchmarks as a process of its own:
+
+    FLOOR_DATABASE=/tmp/floor.db SLACK_BOT_TOKEN=xoxb-… SLACK_APP_TOKEN=xapp-… \
+        GPUBOT_SLACK_API_URL=http://127.0.0.1:…/api/ python bench/floor_durable.py
+
+It prints `ready` on stderr once its Socket Mode connection is up and exits 0 on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+import threading
+import time
+from typing import Any
+
+import floor_tuned
+
+
+class DurableLog:
+    """One table of commands, each appended in a transaction of its own that is on disk when it returns."""
+
+    def __init__(self, path: str) -> None:
+        """Open (or create) the database file at `path`."""
+        # isolation_level=None: the driver issues no BEGIN of its own, so ours is the only one.
+        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA journal_mode = WAL")
+        self._connection.execute("PRAGMA synchronous = FULL")
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS commands (id INTEGER PRIMARY KEY, user_id TEXT, text TEXT, at REAL)"
+        )
+        self._writer = threading.Lock()
+
+    def append(self, user_id: str, text: str) -> None:
+        """Commit one row; returns once the commit is durable."""
+        with self._writer:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._connection.execute(
+                    "INSERT INTO commands (user_id, text, at) VALUES (?, ?, ?)", (user_id, text, time.time())
+                )
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+
+def main() -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    log = DurableLog(os.environ["FLOOR_DATABASE"])
+
+    async def append(command: dict[str, Any]) -> None:
+        await asyncio.to_thread(log.append, command.get("user_id", ""), command.get("text", ""))
+
+    return asyncio.run(floor_tuned.serve(before_reply=append))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
