@@ -4,7 +4,7 @@
     .venv/bin/python bench/run_all.py --quick    # a smoke run (seconds): checks that everything runs
 
 Each benchmark is its own script in bench/, run here as a process of its own so that none disturbs
-another: socket_load.py (latency, throughput, memory, against the two Bolt floors), startup.py,
+another: socket_load.py (latency, throughput, memory, against the three Bolt floors), startup.py,
 view_scale.py, telemetry_cost.py and expiry_precision.py. A quick run writes its figures where
 --output says and never touches BENCHMARKS.md.
 """
