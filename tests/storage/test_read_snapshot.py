@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
+from gpubot.storage import claim_store
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import commit_counter, make_engine
 
@@ -315,3 +316,26 @@ def test_reads_after_any_mix_of_writes_match_the_database(sqlite_engine: Engine,
             assert store.active_claims() == SqlClaimStore(other_engine).active_claims(), f"step {step}"
     finally:
         other_engine.dispose()
+
+
+def test_a_write_that_cannot_read_the_data_version_after_its_commit_still_succeeds(
+    sqlite_engine: Engine, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)
+    read_data_version = claim_store._data_version
+
+    def locked_after_commit(connection: Any) -> int:
+        if not connection.in_transaction():
+            raise sqlite3.OperationalError("database is locked")
+        return read_data_version(connection)
+
+    monkeypatch.setattr(claim_store, "_data_version", locked_after_commit)
+    mine = _claim(store, GPUS[0])  # committed: the caller is told so, not "busy"
+    other_engine = make_engine(sqlite_url)
+    try:
+        _claim(SqlClaimStore(other_engine), GPUS[1], user="U_BOB")
+    finally:
+        other_engine.dispose()
+    assert [claim.id for claim in store.active_claims()] == [mine, mine + 1]

@@ -10,6 +10,7 @@ conditional ``UPDATE ... WHERE status = 'active'`` so a retried or racing change
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -731,12 +732,18 @@ class SqlClaimStore:
         """The snapshot, if it is the state this write transaction starts from, with the writer's data version.
 
         On SQLite this transaction holds the write lock, so no commit can land until it commits: the
-        counter read now says exactly which state the transaction sees.
+        counter read now says exactly which state the transaction sees. A version that cannot be read
+        costs the write nothing but the patch.
         """
         cached = self._cached
-        if self._commits is None or cached is None or self._commits.value() != cached.version:
+        if self._commits is None or cached is None:
             return None
-        return _WriteStart(cached, _data_version(connection))
+        try:
+            if self._commits.value() != cached.version:
+                return None
+            return _WriteStart(cached, _data_version(connection))
+        except sqlite3.Error:
+            return None
 
     def _patch_snapshot(self, start: _WriteStart, claims_written: Sequence[Claim], connection: Connection) -> None:
         """After a commit: apply this transaction's own changes to the snapshot it started from, instead of
@@ -746,10 +753,16 @@ class SqlClaimStore:
         but not by one per commit, so it cannot tell ours from ours-and-another's. The writing connection
         can: its own data version changes only when *another* connection commits, so if it is unchanged
         after the counter was read, the counter's value is exactly the snapshot plus this transaction.
+        Never raises: the transaction is committed, and its caller must hear that it was.
         """
-        version = self._commits.value() if self._commits is not None else None
-        if version is None or _data_version(connection) != start.writer_version:
-            return  # another commit landed: the next read reloads
+        if self._commits is None:
+            return
+        try:
+            version = self._commits.value()
+            if _data_version(connection) != start.writer_version:
+                return  # another commit landed: the next read reloads
+        except sqlite3.Error:
+            return  # e.g. SQLite's busy timeout on the read lock: the next read reloads
         with self._loading:
             if self._cached is start.snapshot:
                 self._cached = _patched(start.snapshot, claims_written, version)
