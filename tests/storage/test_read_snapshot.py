@@ -202,6 +202,23 @@ def test_a_database_without_a_commit_counter_never_answers_from_memory() -> None
 # -- after the store's own writes --------------------------------------------------------------------
 
 
+@pytest.fixture
+def loaded_store(sqlite_engine: Engine) -> SqlClaimStore:
+    """A store on the test file with its GPUs synced and its snapshot loaded."""
+    store = SqlClaimStore(sqlite_engine)
+    store.sync_gpus(HOST, GPUS, NOW)
+    store.list_gpus(HOST)
+    return store
+
+
+@pytest.fixture
+def other_engine(sqlite_url: str) -> Iterator[Engine]:
+    """A pool of its own on the same file, as another process would have."""
+    engine = make_engine(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
 @contextmanager
 def _statements(engine: Engine) -> Iterator[list[str]]:
     """The SQL statements `engine` sends while the block runs."""
@@ -217,113 +234,89 @@ def _statements(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def test_after_its_own_writes_a_store_answers_from_memory(sqlite_engine: Engine, sqlite_url: str) -> None:
-    store = SqlClaimStore(sqlite_engine)
-    store.sync_gpus(HOST, GPUS, NOW)
-    store.list_gpus(HOST)  # the snapshot is loaded
-    other_engine = make_engine(sqlite_url)
-    try:
-        writes = [
-            lambda: _claim(store, GPUS[3]),
-            lambda: _claim(store, GPUS[1], user="U_BOB"),
-            lambda: store.extend_claim(1, NOW + timedelta(hours=5), "U_ALICE", NOW),
-            lambda: store.mark_warned(2, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_BOB", 2)),
-            lambda: store.end_claim(1, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW),
-        ]
-        for write in writes:
-            write()
-            with _statements(sqlite_engine) as sent:
-                held = store.active_claims()
-                gpus = store.list_gpus(HOST)
-            assert sent == []  # no reload: the write's own changes were applied to the snapshot
-            with store.answering_from_memory() as in_memory:
-                assert in_memory
-            fresh = SqlClaimStore(other_engine)  # what the database holds, read anew
-            assert held == fresh.active_claims()
-            assert gpus == fresh.list_gpus(HOST)
-        [bob] = store.active_claims()
-        assert (bob.user_id, bob.warned_at) == ("U_BOB", NOW)
-    finally:
-        other_engine.dispose()
+def test_after_its_own_writes_a_store_answers_from_memory(
+    sqlite_engine: Engine, loaded_store: SqlClaimStore, other_engine: Engine
+) -> None:
+    store = loaded_store
+    writes = [
+        lambda: _claim(store, GPUS[3]),
+        lambda: _claim(store, GPUS[1], user="U_BOB"),
+        lambda: store.extend_claim(1, NOW + timedelta(hours=5), "U_ALICE", NOW),
+        lambda: store.mark_warned(2, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_BOB", 2)),
+        lambda: store.end_claim(1, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW),
+    ]
+    for write in writes:
+        write()
+        with _statements(sqlite_engine) as sent:
+            held = store.active_claims()
+            gpus = store.list_gpus(HOST)
+        assert sent == []  # no reload: the write's own changes were applied to the snapshot
+        with store.answering_from_memory() as in_memory:
+            assert in_memory
+        fresh = SqlClaimStore(other_engine)  # what the database holds, read anew
+        assert held == fresh.active_claims()
+        assert gpus == fresh.list_gpus(HOST)
+    [bob] = store.active_claims()
+    assert (bob.user_id, bob.warned_at) == ("U_BOB", NOW)
 
 
 def test_a_commit_landing_right_after_the_stores_own_is_not_missed(
-    sqlite_engine: Engine, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_engine: Engine, loaded_store: SqlClaimStore, other_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SqlClaimStore(sqlite_engine)
-    store.sync_gpus(HOST, GPUS, NOW)
-    store.list_gpus(HOST)
-    other_engine = make_engine(sqlite_url)  # another process, say
-    try:
-        interloper = SqlClaimStore(other_engine)
-        dialect = sqlite_engine.dialect
-        commit = dialect.do_commit
-        armed = [True]
+    store = loaded_store
+    interloper = SqlClaimStore(other_engine)
+    dialect = sqlite_engine.dialect
+    commit = dialect.do_commit
+    interloped: list[int] = []
 
-        def commit_then_interlope(dbapi_connection: Any) -> None:
-            commit(dbapi_connection)
-            if armed.pop() if armed else False:
-                _claim(interloper, GPUS[2], user="U_CAROL")  # before the store looks at anything again
+    def commit_then_interlope(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        if not interloped:  # once, right after the store's commit and before it looks at anything again
+            interloped.append(_claim(interloper, GPUS[2], user="U_CAROL"))
 
-        monkeypatch.setattr(dialect, "do_commit", commit_then_interlope)
-        mine = _claim(store, GPUS[0])
-        assert armed == []  # the interloper did commit between the store's commit and its next step
-        assert [(claim.id, claim.user_id) for claim in store.active_claims()] == [(mine, "U_ALICE"), (2, "U_CAROL")]
-    finally:
-        other_engine.dispose()
+    monkeypatch.setattr(dialect, "do_commit", commit_then_interlope)
+    mine = _claim(store, GPUS[0])
+    assert interloped == [2]
+    assert [(claim.id, claim.user_id) for claim in store.active_claims()] == [(mine, "U_ALICE"), (2, "U_CAROL")]
 
 
 def test_a_commit_between_the_snapshot_and_the_stores_write_is_not_missed(
-    sqlite_engine: Engine, sqlite_url: str
+    loaded_store: SqlClaimStore, other_engine: Engine
 ) -> None:
-    store = SqlClaimStore(sqlite_engine)
-    store.sync_gpus(HOST, GPUS, NOW)
-    store.list_gpus(HOST)
-    other_engine = make_engine(sqlite_url)
-    try:
-        theirs = _claim(SqlClaimStore(other_engine), GPUS[3], user="U_CAROL")
-        mine = _claim(store, GPUS[0])  # starts from a state the snapshot does not hold
-        assert [claim.id for claim in store.active_claims()] == [mine, theirs]
-    finally:
-        other_engine.dispose()
+    theirs = _claim(SqlClaimStore(other_engine), GPUS[3], user="U_CAROL")
+    mine = _claim(loaded_store, GPUS[0])  # starts from a state the snapshot does not hold
+    assert [claim.id for claim in loaded_store.active_claims()] == [mine, theirs]
 
 
-def test_reads_after_any_mix_of_writes_match_the_database(sqlite_engine: Engine, sqlite_url: str) -> None:
+def test_reads_after_any_mix_of_writes_match_the_database(sqlite_engine: Engine, other_engine: Engine) -> None:
     gpus = [Gpu(host, f"GPU-{host}-{index}", index, "NVIDIA H100") for host in ("b-node", "a-node") for index in (3, 1)]
     store = SqlClaimStore(sqlite_engine)
     for host in ("a-node", "b-node"):
         store.sync_gpus(host, [gpu for gpu in gpus if gpu.host == host], NOW)
-    other_engine = make_engine(sqlite_url)
     rng = random.Random(5)
-    try:
-        outsider = SqlClaimStore(other_engine)  # commits now and then, as a second daemon would
-        for step in range(150):
-            writer = outsider if rng.random() < 0.2 else store
-            held = {claim.gpu_uuid: claim for claim in store.active_claims()}
-            gpu = rng.choice(gpus)
-            claim = held.get(gpu.uuid)
-            at = NOW + timedelta(minutes=step)
-            if claim is None:
-                _claim(writer, gpu, user=rng.choice(["U_ALICE", "U_BOB"]))
-            elif rng.random() < 0.4:
-                writer.end_claim(
-                    claim.id, rng.choice([ClaimStatus.RELEASED, ClaimStatus.EXPIRED]), EventKind.RELEASED, None, at
-                )
-            elif rng.random() < 0.5:
-                writer.extend_claim(claim.id, claim.ends_at + timedelta(minutes=30), claim.user_id, at)
-            else:
-                writer.mark_warned(claim.id, at, Notice(NoticeKind.EXPIRY_WARNING, claim.user_id, claim.id))
-            assert store.active_claims() == SqlClaimStore(other_engine).active_claims(), f"step {step}"
-    finally:
-        other_engine.dispose()
+    outsider = SqlClaimStore(other_engine)  # commits now and then, as a second daemon would
+    for step in range(150):
+        writer = outsider if rng.random() < 0.2 else store
+        held = {claim.gpu_uuid: claim for claim in store.active_claims()}
+        gpu = rng.choice(gpus)
+        claim = held.get(gpu.uuid)
+        at = NOW + timedelta(minutes=step)
+        if claim is None:
+            _claim(writer, gpu, user=rng.choice(["U_ALICE", "U_BOB"]))
+        elif rng.random() < 0.4:
+            writer.end_claim(
+                claim.id, rng.choice([ClaimStatus.RELEASED, ClaimStatus.EXPIRED]), EventKind.RELEASED, None, at
+            )
+        elif rng.random() < 0.5:
+            writer.extend_claim(claim.id, claim.ends_at + timedelta(minutes=30), claim.user_id, at)
+        else:
+            writer.mark_warned(claim.id, at, Notice(NoticeKind.EXPIRY_WARNING, claim.user_id, claim.id))
+        assert store.active_claims() == SqlClaimStore(other_engine).active_claims(), f"step {step}"
 
 
 def test_a_write_that_cannot_read_the_data_version_after_its_commit_still_succeeds(
-    sqlite_engine: Engine, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    loaded_store: SqlClaimStore, other_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SqlClaimStore(sqlite_engine)
-    store.sync_gpus(HOST, GPUS, NOW)
-    store.list_gpus(HOST)
     read_data_version = claim_store._data_version
 
     def locked_after_commit(connection: Any) -> int:
@@ -332,10 +325,6 @@ def test_a_write_that_cannot_read_the_data_version_after_its_commit_still_succee
         return read_data_version(connection)
 
     monkeypatch.setattr(claim_store, "_data_version", locked_after_commit)
-    mine = _claim(store, GPUS[0])  # committed: the caller is told so, not "busy"
-    other_engine = make_engine(sqlite_url)
-    try:
-        _claim(SqlClaimStore(other_engine), GPUS[1], user="U_BOB")
-    finally:
-        other_engine.dispose()
-    assert [claim.id for claim in store.active_claims()] == [mine, mine + 1]
+    mine = _claim(loaded_store, GPUS[0])  # committed: the caller is told so, not "busy"
+    _claim(SqlClaimStore(other_engine), GPUS[1], user="U_BOB")
+    assert [claim.id for claim in loaded_store.active_claims()] == [mine, mine + 1]
