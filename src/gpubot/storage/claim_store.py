@@ -37,6 +37,7 @@ from gpubot.core.models import (
 )
 from gpubot.storage import tables
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, read_only
+from gpubot.storage.fifo_lock import FifoLock
 from gpubot.storage.tables import UtcDateTime
 
 _ACTIVE = ClaimStatus.ACTIVE.value
@@ -179,7 +180,7 @@ class SqlClaimStore:
         # moment the previous one commits; on SQLite's busy handler alone they would poll with sleeps of up
         # to 100 ms (issue 5: claim/release p99 118 ms and a 0.9 s worst case at 8 in flight). Not a source
         # of truth: other processes still queue on the busy timeout, and the unique index decides races.
-        self._writer_turn = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._writer_turn = FifoLock() if engine.dialect.name == "sqlite" else None
 
     # -- GPUs ---------------------------------------------------------------------------------------
 
