@@ -2,10 +2,11 @@
 
 What any bot must at least pay for a command that changes state and says it is done: one SQLite
 transaction on a file in WAL mode with `synchronous=FULL` (SQLite's default, and gpubot's: one fsync of
-the WAL per commit), ``BEGIN IMMEDIATE``, one INSERT, COMMIT, run in a worker thread so the event loop
-never waits on the disk, with one writer at a time as SQLite allows. Nothing else: no ORM, no reads, no
-rules. gpubot's `claim` and `release` do this much and more, so this is their floor where the tuned
-floor (no I/O at all) is not. Run by the benchmarks as a process of its own:
+the WAL per commit), ``BEGIN IMMEDIATE``, one INSERT, COMMIT, run on one writer thread of its own so the
+event loop never waits on the disk: one writer at a time, as SQLite allows, in the order the commands
+came. Nothing else: no ORM, no reads, no rules. gpubot's `claim` and `release` do this much and more, so
+this is their floor where the tuned floor (no I/O at all) is not. Run by the benchmarks as a process of
+its own:
 
     FLOOR_DATABASE=/tmp/floor.db SLACK_BOT_TOKEN=xoxb-… SLACK_APP_TOKEN=xapp-… \
         GPUBOT_SLACK_API_URL=http://127.0.0.1:…/api/ python bench/floor_durable.py
@@ -19,15 +20,18 @@ import asyncio
 import os
 import sqlite3
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import floor_tuned
 
 
 class DurableLog:
-    """One table of commands, each appended in a transaction of its own that is on disk when it returns."""
+    """One table of commands, each appended in a transaction of its own that is on disk when it returns.
+
+    Used from one thread at a time (the floor's writer thread).
+    """
 
     def __init__(self, path: str) -> None:
         """Open (or create) the database file at `path`."""
@@ -38,30 +42,34 @@ class DurableLog:
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS commands (id INTEGER PRIMARY KEY, user_id TEXT, text TEXT, at REAL)"
         )
-        self._writer = threading.Lock()
 
     def append(self, user_id: str, text: str) -> None:
         """Commit one row; returns once the commit is durable."""
-        with self._writer:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                self._connection.execute(
-                    "INSERT INTO commands (user_id, text, at) VALUES (?, ?, ?)", (user_id, text, time.time())
-                )
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._connection.execute(
+                "INSERT INTO commands (user_id, text, at) VALUES (?, ?, ?)", (user_id, text, time.time())
+            )
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
 
 
 def main() -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code."""
     log = DurableLog(os.environ["FLOOR_DATABASE"])
+    # One thread, fed first come first served: the writes queue in order, with no lock to contend for.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="floor-writer")
 
     async def append(command: dict[str, Any]) -> None:
-        await asyncio.to_thread(log.append, command.get("user_id", ""), command.get("text", ""))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(writer, log.append, command.get("user_id", ""), command.get("text", ""))
 
-    return asyncio.run(floor_tuned.serve(before_reply=append))
+    try:
+        return asyncio.run(floor_tuned.serve(before_reply=append))
+    finally:
+        writer.shutdown()
 
 
 if __name__ == "__main__":
