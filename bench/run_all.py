@@ -1,6 +1,6 @@
 """Run every gpubot benchmark, write bench/results.json, print the report and put it into BENCHMARKS.md.
 
-    .venv/bin/python bench/run_all.py            # the full run (about 3 minutes on 2 cores)
+    .venv/bin/python bench/run_all.py            # the full run (about 4 minutes on 2 cores)
     .venv/bin/python bench/run_all.py --quick    # a smoke run (seconds): checks that everything runs
 
 Each benchmark is its own script in bench/, run here as a process of its own so that none disturbs

@@ -8,9 +8,9 @@ on the machine hits them all alike and the ratios stay fair.
 
 The apps: the default, tuned and durable Bolt floors (the durable one answers `/gpu` only), gpubot on
 an 8-GPU host (the usual box) and gpubot on a 64-GPU host (so that 50 people in flight can each claim
-and release a GPU of their own). Measured,
-per app and per number of envelopes in flight (1, 10, 50), with closed loops (each simulated person
-sends the next envelope the moment the previous one was answered):
+and release a GPU of their own). Measured, per app and per number of envelopes in flight (1, 10, 50),
+with closed loops (each simulated person sends the next envelope the moment the previous one was
+answered):
   * ack and reply latency of `/gpu status` (and, for gpubot, help, realtime, claim and release);
   * Home tab open → `views.publish` received;
   * (gpubot) a Home button click → `views.open` of the claim form, and the claim form submitted
