@@ -27,6 +27,7 @@ from fleet import write_fake_host
 from percentiles import summarize_s
 
 from gpubot.core.errors import TelemetryError
+from gpubot.core.ports import Telemetry
 from gpubot.telemetry.fake import FakeTelemetry
 from gpubot.telemetry.nvidia_smi import parse_nvidia_smi_xml
 
@@ -76,12 +77,24 @@ def nvidia_smi_parse(fixtures: Path, repeats: int) -> dict[str, Any]:
     return {"fixtures": str(fixtures), "files": rows}
 
 
-def nvml_backend(repeats: int) -> dict[str, Any]:
-    """A full NVML sample beside one `nvidia-smi -q -x`; skipped where NVML does not initialise."""
-    try:
-        from gpubot.telemetry.nvml import NvmlTelemetry
+def _open_nvml() -> Telemetry:
+    from gpubot.telemetry.nvml import NvmlTelemetry
 
-        telemetry = NvmlTelemetry()
+    return NvmlTelemetry()
+
+
+def nvml_backend(
+    repeats: int, open_nvml: Callable[[], Telemetry] = _open_nvml, nvidia_smi: str | None = None
+) -> dict[str, Any]:
+    """A full NVML sample beside one `nvidia-smi -q -x`; skipped where NVML does not initialise.
+
+    Args:
+        repeats: how many samples to time.
+        open_nvml: opens the NVML backend (tests pass one over a stand-in `pynvml`).
+        nvidia_smi: the nvidia-smi executable; None looks for it on PATH.
+    """
+    try:
+        telemetry = open_nvml()
     except (ImportError, TelemetryError) as error:
         return {"skipped": f"NVML is not available on this machine ({error})"}
     try:
@@ -93,7 +106,7 @@ def nvml_backend(repeats: int) -> dict[str, Any]:
         }
     finally:
         telemetry.close()
-    executable = shutil.which("nvidia-smi")
+    executable = nvidia_smi or shutil.which("nvidia-smi")
     if executable is None:
         figures["nvidia_smi"] = {"skipped": "nvidia-smi is not on PATH"}
         return figures
