@@ -594,13 +594,7 @@ class SqlClaimStore:
             ValueError: `now` is naive.
         """
         _require_aware(now=now)
-        with self._writing() as write:
-            write.claims_written = []  # the outbox only
-            write.connection.execute(
-                update(tables.outbox)
-                .where(tables.outbox.c.id == notice_id, tables.outbox.c.sent_at.is_(None))
-                .values(sent_at=now)
-            )
+        self._update_unsent_notice(notice_id, sent_at=now)
 
     def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
         """Record a failed delivery; the notice is tried again at `retry_at`.
@@ -615,16 +609,21 @@ class SqlClaimStore:
             ValueError: `retry_at` is naive.
         """
         _require_aware(retry_at=retry_at)
+        self._update_unsent_notice(
+            notice_id,
+            attempts=tables.outbox.c.attempts + 1,
+            next_attempt_at=retry_at,
+            last_error=error[:_MAX_ERROR_CHARS],
+        )
+
+    def _update_unsent_notice(self, notice_id: int, **values: Any) -> None:
+        # Only while unsent: a notice already marked sent keeps its record.
         with self._writing() as write:
             write.claims_written = []  # the outbox only
             write.connection.execute(
                 update(tables.outbox)
                 .where(tables.outbox.c.id == notice_id, tables.outbox.c.sent_at.is_(None))
-                .values(
-                    attempts=tables.outbox.c.attempts + 1,
-                    next_attempt_at=retry_at,
-                    last_error=error[:_MAX_ERROR_CHARS],
-                )
+                .values(**values)
             )
 
     # -- Audit log ----------------------------------------------------------------------------------
