@@ -1,12 +1,11 @@
 """Fixtures for the storage tests: migrated SQLite files, PostgreSQL when available, and both stores.
 
-PostgreSQL runs only when GPUBOT_TEST_POSTGRES_URL names a database the tests may wipe, for example
-``postgresql+psycopg://postgres@127.0.0.1:5432/gpubot_test``.
+PostgreSQL runs on a database of this run's own on the local server (see tests/postgres.py): skipped with
+the reason where there is no server, failed under CI.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
 from gpubot.storage.tables import metadata
 from tests.fakes import InMemoryClaimStore
+from tests.postgres import scratch_database
 
-POSTGRES_URL = os.environ.get("GPUBOT_TEST_POSTGRES_URL")
-
-needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="set GPUBOT_TEST_POSTGRES_URL to run on PostgreSQL")
+# Tests on PostgreSQL; the `postgres_engine` fixture skips them (or, under CI, fails them) without a server.
+needs_postgres = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -42,15 +41,12 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def _postgres_session_engine() -> Iterator[Engine]:
-    assert POSTGRES_URL is not None
-    engine = make_engine(POSTGRES_URL)
-    # Start from an empty database, so the migration under test builds everything.
-    with engine.begin() as connection:
-        metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    upgrade_to_head(engine)
-    yield engine
-    engine.dispose()
+    with scratch_database() as url:
+        # An empty database, so the migration under test builds everything.
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture
