@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from gpubot import figures
 from gpubot.core.commands import PURPOSE_MAX_CHARS, USAGES
-from gpubot.core.durations import format_duration
+from gpubot.core.durations import ACCEPTED_FORMS, format_duration
 from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
 from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
@@ -153,7 +153,7 @@ def help_message(policy: ClaimPolicy) -> Message:
         blocks.append(section(f"*`{escape(usage.syntax)}`*\n{escape(usage.summary)}\ne.g. `{escape(usage.example)}`"))
     blocks.append(
         context(
-            f"Durations look like `30m`, `2h` or `1h30m`: from {format_duration(policy.min_duration)}"
+            f"Durations look like {ACCEPTED_FORMS}: from {format_duration(policy.min_duration)}"
             f" to {format_duration(policy.max_duration)}, {format_duration(policy.default_duration)} when"
             " you name none. Admins may release anyone's claim."
         )
