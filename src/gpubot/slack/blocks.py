@@ -166,7 +166,8 @@ def error_message(error: GpubotError) -> Message:
     blocks = [section("⚠️ " + escape_except_mentions(error.message, error.mentions))]
     if error.usage:
         blocks.append(section(f"```{escape(error.usage)}```"))
-    return Message(text=error.message if not error.mentions else "That did not work", blocks=blocks)
+    # The fallback text is mrkdwn too (notifications, screen readers): escaped like the blocks.
+    return Message(text=escape(error.message) if not error.mentions else "That did not work", blocks=blocks)
 
 
 def internal_error_message() -> Message:
@@ -317,8 +318,14 @@ def claim_modal_errors(error: GpubotError) -> dict[str, str]:
         field = actions.PURPOSE_INPUT
     elif isinstance(error, DurationOutOfBounds):
         field = actions.DURATION_INPUT
-    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render.
-    return {field: truncate(error.message.replace("<@", "@").replace(">", ""), 150)}
+    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render, and
+    # escape what is left, which may echo what the person typed.
+    return {field: truncate(escape(error.message.replace("<@", "@").replace(">", "")), 150)}
+
+
+def claim_modal_internal_error() -> dict[str, str]:
+    """The claim form's answer when gpubot itself failed: nothing was claimed, and the details are in the log."""
+    return {actions.GPUS_INPUT: "Something went wrong on gpubot's side; nothing was claimed. Try again in a moment."}
 
 
 def doctor_home_view() -> Block:
