@@ -54,7 +54,7 @@ def extend_value(claim_id: int, duration: timedelta, ends_at: datetime) -> str:
     return f"{claim_id}:{int(duration.total_seconds())}:{int(ends_at.timestamp())}"
 
 
-def parse_extend_value(value: str) -> ExtendRequest:
+def parse_extend_value(value: object) -> ExtendRequest:
     """Raises:
     CommandError: the value was not made by `extend_value`.
     """
