@@ -320,7 +320,10 @@ def claim_modal_errors(error: GpubotError) -> dict[str, str]:
         field = actions.DURATION_INPUT
     # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render, and
     # escape what is left, which may echo what the person typed.
-    return {field: truncate(escape(error.message.replace("<@", "@").replace(">", "")), 150)}
+    text = error.message
+    for user_id in error.mentions:
+        text = text.replace(mention(user_id), f"@{user_id}")
+    return {field: truncate(escape(text), 150)}
 
 
 def claim_modal_internal_error() -> dict[str, str]:
