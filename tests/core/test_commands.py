@@ -68,6 +68,27 @@ def test_any():
         ("release 0 1", "which GPU"),
         ("extend 0", "how long"),
         ("extend 0 soon", "not a duration"),
+        ("extend 0 90", "has no unit"),
+        ("claim ² x 1h", "is not a GPU"),
+        ("claim ١ x", "is not a GPU"),
+        ("claim １ x", "is not a GPU"),
+        ("claim 0,٢ x", "is not a GPU"),
+        ("claim ١-٣ x", "is not a GPU"),
+        ("release ٣", "is not a GPU"),
+        ("claim " + "9" * 5000 + " x", "is not a GPU"),
+        ("claim 0 x ١h", "not a duration"),
+        ("claim 0 x 90", "has no unit"),
+        ("claim 0 1 2 3", "put the duration after it"),
+        ("claim 0 x -1h", "`1h 30m`"),
+        ("claim 0 x 1e9h", "`1h 30m`"),
+        ("claim 0 x 1.5.h", "`1h 30m`"),
+        ("claim 0 x 2 weeks", "`1h 30m`"),
+        ("claim 0 x -1 h", "`1h 30m`"),
+        ("claim 0 x 0h", "longer than zero"),
+        ("claim 0 1h 30m", "what the GPU is for"),
+        ("claim 0 \u200b", "what the GPU is for"),
+        ("claim 0 \u200d\ufeff \u00ad", "what the GPU is for"),
+        ("claim 0 \u3164 2h", "what the GPU is for"),
     ],
 )
 def test_bad_input_says_what_was_wrong_and_gives_the_syntax(text, fragment):
@@ -75,6 +96,31 @@ def test_bad_input_says_what_was_wrong_and_gives_the_syntax(text, fragment):
         parse_command(text)
     assert fragment in raised.value.message
     assert raised.value.usage
+
+
+@pytest.mark.parametrize(
+    ("text", "purpose", "duration"),
+    [
+        ("claim 2 job 1h 30m", "job", timedelta(minutes=90)),
+        ("claim 2 job 1.5h", "job", timedelta(minutes=90)),
+        ("claim 2 job 45min", "job", timedelta(minutes=45)),
+        ("claim 2 job 90m", "job", timedelta(minutes=90)),
+        ("claim 2 job 1 hour", "job", timedelta(hours=1)),
+        ("claim 2 job 2 hours", "job", timedelta(hours=2)),
+        ("claim 2 train 3 2h", "train 3", timedelta(hours=2)),
+        ("claim 2 llama 7b 2h", "llama 7b", timedelta(hours=2)),
+        ("claim 2 3d-unet", "3d-unet", None),
+        ("claim 2 wait ...", "wait ...", None),
+    ],
+)
+def test_claim_reads_the_durations_people_type(text, purpose, duration):
+    command = parse_command(text)
+    assert isinstance(command, ClaimCommand)
+    assert (command.purpose, command.duration) == (purpose, duration)
+
+
+def test_extend_reads_a_two_word_duration():
+    assert parse_command("extend 2 1h 30m") == ExtendCommand(GpuSelection(indices=(2,)), timedelta(minutes=90))
 
 
 def test_purpose_length_cap():

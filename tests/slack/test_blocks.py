@@ -203,6 +203,17 @@ def test_errors_escape_user_text_but_keep_holder_mentions():
     assert "<@U7>" in held
 
 
+def test_an_error_fallback_text_is_escaped_too():
+    # Notifications and screen readers show `text`, which Slack reads as mrkdwn like the blocks.
+    message = blocks.error_message(CommandError("`<!here>` is not a GPU & never was."))
+    assert message.text == "`&lt;!here&gt;` is not a GPU &amp; never was."
+
+
+def test_claim_form_errors_escape_what_was_typed():
+    errors = blocks.claim_modal_errors(CommandError("`<!channel>` is not a GPU."))
+    assert errors == {"gpus": "`&lt;!channel&gt;` is not a GPU."}
+
+
 def test_force_release_notice_names_the_admin_and_escapes_purpose():
     item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "U9"), _claim(0, purpose="<!everyone>"))
     text = _texts(blocks.notice_message(item, BERLIN, NOW))

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
-from gpubot.core.durations import looks_like_duration, parse_duration
-from gpubot.core.errors import CommandError, InvalidPurpose
+from gpubot.core.durations import is_duration, looks_like_duration, parse_duration
+from gpubot.core.errors import CommandError, InvalidPurpose, quote
 
 PURPOSE_MAX_CHARS = 200
 # A selection is a handful of GPUs; this stops `0-99999999` from building a huge tuple.
 _MAX_SELECTED = 256
-_RANGE = re.compile(r"(\d+)-(\d+)")
+# ASCII digits only (`isdigit()` and `int()` take `²`, `١` and `１`), and few enough that `int()` never refuses.
+_INDEX = re.compile(r"[0-9]{1,9}", re.ASCII)
+_RANGE = re.compile(r"([0-9]{1,9})-([0-9]{1,9})", re.ASCII)
+# Characters that show nothing: format characters (zero-width space, ZWJ, BOM, soft hyphen), separators,
+# controls, and the letters and symbols that render blank.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ def parse_command(text: str) -> Command:
         return _parse_release(args)
     if verb == "extend":
         return _parse_extend(args)
-    raise CommandError(f"I don't know `{_shorten(words[0])}`.", usage=_all_syntax())
+    raise CommandError(f"I don't know {quote(words[0])}.", usage=_all_syntax())
 
 
 def _parse_claim(args: list[str]) -> ClaimCommand | ClaimDialogCommand:
@@ -124,15 +131,34 @@ def _parse_claim(args: list[str]) -> ClaimCommand | ClaimDialogCommand:
     if not args:
         return ClaimDialogCommand()
     selection = parse_gpu_selection(args[0], allow_any=True, syntax=syntax)
-    rest = args[1:]
-    duration = None
-    if rest and looks_like_duration(rest[-1]):
-        if len(rest) == 1:
-            raise CommandError("Say what the GPU is for, before the duration.", usage=syntax)
-        duration = _parse_duration_arg(rest[-1], syntax)
-        rest = rest[:-1]
+    rest, duration = _split_duration(args[1:], syntax)
     purpose = validate_purpose(" ".join(rest), syntax)
     return ClaimCommand(selection=selection, purpose=purpose, duration=duration)
+
+
+def _split_duration(words: list[str], syntax: str) -> tuple[list[str], timedelta | None]:
+    """Take the duration off the end of a claim's words: the last two (`1h 30m`, `2 hours`) or the last one.
+
+    Words at the end that look like a duration but are not a valid one are refused rather than guessed at:
+    `90`, `-1h` or `1e9h` taken into the purpose would give a claim of the default length without a word.
+    """
+    for count in (2, 1):
+        tail = " ".join(words[-count:])
+        if len(words) >= count and is_duration(tail):
+            if len(words) == count:
+                raise CommandError("Say what the GPU is for, before the duration.", usage=syntax)
+            return words[:-count], _parse_duration_arg(tail, syntax)
+    for count in (1, 2):
+        tail = " ".join(words[-count:])
+        if len(words) >= count and looks_like_duration(tail):
+            if not any(character.isalpha() for character in tail):
+                raise CommandError(
+                    f"{quote(tail)} at the end has no unit. If it is the duration, add one, e.g. `90m`;"
+                    " if it belongs to the purpose, put the duration after it, e.g. `/gpu claim 0 train 3 2h`.",
+                    usage=syntax,
+                )
+            _parse_duration_arg(tail, syntax)  # not a valid duration, so this raises with the accepted forms
+    return words, None
 
 
 def _parse_release(args: list[str]) -> ReleaseCommand:
@@ -146,10 +172,11 @@ def _parse_release(args: list[str]) -> ReleaseCommand:
 
 def _parse_extend(args: list[str]) -> ExtendCommand:
     syntax = USAGES["extend"].syntax
-    if len(args) != 2:
+    if len(args) < 2:
         raise CommandError("Say which GPU to extend and by how long.", usage=syntax)
     selection = parse_gpu_selection(args[0], allow_any=False, syntax=syntax)
-    return ExtendCommand(selection=selection, duration=_parse_duration_arg(args[1], syntax))
+    # Everything after the GPU is the duration, so `1h 30m` and `2 hours` work as in a claim.
+    return ExtendCommand(selection=selection, duration=_parse_duration_arg(" ".join(args[1:]), syntax))
 
 
 def parse_gpu_selection(text: str, *, allow_any: bool, syntax: str) -> GpuSelection:
@@ -164,21 +191,21 @@ def parse_gpu_selection(text: str, *, allow_any: bool, syntax: str) -> GpuSelect
         return GpuSelection(any_free=True)
     indices: list[int] = []
     for part in text.split(","):
-        if part.isdigit():
+        if _INDEX.fullmatch(part):
             indices.append(int(part))
             continue
         match = _RANGE.fullmatch(part)
         if not match:
             raise CommandError(
-                f"`{_shorten(text)}` is not a GPU: use an index `0`, a list `0,2`, a range `0-3`"
+                f"{quote(text)} is not a GPU: use an index `0`, a list `0,2`, a range `0-3`"
                 + (" or `any`." if allow_any else "."),
                 usage=syntax,
             )
         first, last = int(match[1]), int(match[2])
         if first > last:
-            raise CommandError(f"The range `{part}` runs backwards; write `{last}-{first}`.", usage=syntax)
+            raise CommandError(f"The range {quote(part)} runs backwards; write `{last}-{first}`.", usage=syntax)
         if last - first >= _MAX_SELECTED:
-            raise CommandError(f"The range `{part}` names too many GPUs.", usage=syntax)
+            raise CommandError(f"The range {quote(part)} names too many GPUs.", usage=syntax)
         indices.extend(range(first, last + 1))
     unique = tuple(dict.fromkeys(indices))
     if len(unique) > _MAX_SELECTED:
@@ -187,13 +214,13 @@ def parse_gpu_selection(text: str, *, allow_any: bool, syntax: str) -> GpuSelect
 
 
 def validate_purpose(text: str, syntax: str) -> str:
-    """Check a claim's purpose: present, and within the length cap.
+    """Check a claim's purpose: present, visible, and within the length cap.
 
     Raises:
-        InvalidPurpose: the purpose is empty or too long.
+        InvalidPurpose: the purpose is empty, shows nothing (only zero-width or blank characters), or is too long.
     """
     purpose = " ".join(text.split())
-    if not purpose:
+    if all(_invisible(character) for character in purpose):
         raise InvalidPurpose("Say what the GPU is for, e.g. `fine-tune llama`.", usage=syntax)
     if len(purpose) > PURPOSE_MAX_CHARS:
         raise InvalidPurpose(
@@ -201,6 +228,10 @@ def validate_purpose(text: str, syntax: str) -> str:
             usage=syntax,
         )
     return purpose
+
+
+def _invisible(character: str) -> bool:
+    return character in _BLANK_CHARACTERS or unicodedata.category(character) in _INVISIBLE_CATEGORIES
 
 
 def _parse_duration_arg(text: str, syntax: str) -> timedelta:
@@ -212,7 +243,3 @@ def _parse_duration_arg(text: str, syntax: str) -> timedelta:
 
 def _all_syntax() -> str:
     return "\n".join(usage.syntax for usage in USAGES.values())
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -19,6 +19,12 @@ class GpubotError(Exception):
         self.mentions = mentions
 
 
+def quote(text: str, limit: int = 40) -> str:
+    """User text as a `code` span in a message: shortened, and unable to end the span early."""
+    text = text.replace("`", "'")
+    return f"`{text if len(text) <= limit else text[: limit - 1] + '…'}`"
+
+
 class ConfigError(GpubotError):
     """A setting is missing or malformed."""
 

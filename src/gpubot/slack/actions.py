@@ -19,9 +19,15 @@ GPUS_INPUT = "gpus"
 PURPOSE_INPUT = "purpose"
 DURATION_INPUT = "duration"
 
-RELEASE_PATTERN = re.compile(r"^release:\d+$")
-EXTEND_PATTERN = re.compile(r"^extend(?:_choice)?:\d+(?::\d+)?$")
-CLAIM_GPU_PATTERN = re.compile(r"^claim_gpu:\d+$")
+# ASCII digits only: `\d`, `isdigit()` and `int()` also take `²`, `١` or `１`, which gpubot never writes.
+RELEASE_PATTERN = re.compile(r"^release:[0-9]+$")
+EXTEND_PATTERN = re.compile(r"^extend(?:_choice)?:[0-9]+(?::[0-9]+)?$")
+CLAIM_GPU_PATTERN = re.compile(r"^claim_gpu:[0-9]+$")
+# Caps keep `int()`, `timedelta` and `datetime` from overflowing on a forged value.
+_NUMBER = re.compile(r"[0-9]{1,18}")
+_SECONDS = re.compile(r"[0-9]{1,9}")
+_EXTEND_VALUE = re.compile(rf"([0-9]{{1,18}}):({_SECONDS.pattern}):([0-9]{{1,10}})")
+NOT_OURS = "That button is not one of gpubot's."
 
 
 @dataclass(frozen=True)
@@ -48,21 +54,40 @@ def extend_value(claim_id: int, duration: timedelta, ends_at: datetime) -> str:
     return f"{claim_id}:{int(duration.total_seconds())}:{int(ends_at.timestamp())}"
 
 
-def parse_extend_value(value: str) -> ExtendRequest:
+def parse_extend_value(value: object) -> ExtendRequest:
     """Raises:
     CommandError: the value was not made by `extend_value`.
     """
-    try:
-        claim_id, seconds, ends_at = (int(part) for part in value.split(":"))
-    except ValueError:
-        raise CommandError("That button is not one of gpubot's.") from None
+    match = _EXTEND_VALUE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise CommandError(NOT_OURS)
+    claim_id, seconds, ends_at = (int(part) for part in match.groups())
     return ExtendRequest(claim_id, timedelta(seconds=seconds), datetime.fromtimestamp(ends_at, timezone.utc))
 
 
-def parse_int(value: str) -> int:
+def parse_int(value: object) -> int:
     """Raises:
     CommandError: the value is not a number gpubot put there.
     """
-    if not value.isdigit():
-        raise CommandError("That button is not one of gpubot's.")
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+        raise CommandError(NOT_OURS)
     return int(value)
+
+
+def parse_seconds(value: object) -> timedelta:
+    """A duration gpubot wrote as whole seconds (the claim form's options).
+
+    Raises:
+        CommandError: the value is not such a number, or too long for any claim.
+    """
+    if not isinstance(value, str) or not _SECONDS.fullmatch(value):
+        raise CommandError(NOT_OURS)
+    return timedelta(seconds=int(value))
+
+
+def preselected_gpu(value: object) -> int | None:
+    """The GPU a Claim button asks the form to preselect; None (nothing preselected) for a value not gpubot's."""
+    try:
+        return parse_int(value)
+    except CommandError:
+        return None

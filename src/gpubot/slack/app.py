@@ -8,9 +8,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gpubot.slack import actions
+from gpubot.slack import actions, blocks
 from gpubot.slack.commands import SlashCommands
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
@@ -49,12 +51,18 @@ def build_app(
         process_before_response=True,
         # Socket Mode has no request signatures to verify.
         request_verification_enabled=False,
+        # Bolt answers a request no listener matches with a 404, which its Socket Mode adapter never acks, so
+        # Slack shows the person an error after 3 s. Raised instead, it reaches `on_error`, which acks it.
+        raise_error_for_unhandled_request=True,
     )
     seen_events = _RecentIds()
 
     @app.command("/gpu")
     async def on_gpu_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        message = await commands.answer(command["user_id"], command.get("text", ""), command.get("trigger_id", ""))
+        text = command.get("text")
+        message = await commands.answer(
+            command["user_id"], text if isinstance(text, str) else "", command.get("trigger_id", "")
+        )
         if message is None:
             await ack()
         else:
@@ -88,8 +96,7 @@ def build_app(
     @app.action(actions.CLAIM_GPU_PATTERN)
     async def on_claim_gpu(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        value = action.get("value", "")
-        preselect = int(value) if value.isdigit() else None
+        preselect = actions.preselected_gpu(action.get("value"))
         after_ack.spawn(interactions.open_claim_form(body["trigger_id"], preselect), "opening the claim form")
 
     @app.action(actions.CLAIM_FORM)
@@ -106,10 +113,34 @@ def build_app(
             await ack()
 
     @app.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        logger.error("unhandled error for a %s request: %r", body.get("type", "slash command"), error)
+    async def on_error(error: Exception, body: Any) -> BoltResponse:
+        """Ack whatever went unhandled or failed, so Slack never shows the person a timeout; log it once."""
+        kind = _kind(body)
+        if isinstance(error, BoltUnhandledRequestError):
+            logger.info("acked a %s request gpubot does not handle", kind)
+        else:
+            # A malformed payload (a listener found a field missing): one line, no traceback.
+            logger.warning("acked a malformed %s request: %r", kind, error)
+        if isinstance(body, dict) and "command" in body:
+            message = blocks.internal_error_message()
+            return BoltResponse(
+                status=200, body={"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+            )
+        return BoltResponse(status=200, body="")
 
     return app
+
+
+def _kind(body: Any) -> str:
+    """What sort of request a body is, for the log: its type, and the event's type for events."""
+    if not isinstance(body, dict):
+        return "non-object"
+    if "command" in body:
+        return "slash command"
+    event = body.get("event")
+    if isinstance(event, dict):
+        return f"{event.get('type')!s:.40} event"
+    return f"{body.get('type')!s:.40}"
 
 
 class _RecentIds:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from gpubot import figures
 from gpubot.core.commands import PURPOSE_MAX_CHARS, USAGES
-from gpubot.core.durations import format_duration
+from gpubot.core.durations import ACCEPTED_FORMS, format_duration
 from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
 from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
@@ -153,7 +153,7 @@ def help_message(policy: ClaimPolicy) -> Message:
         blocks.append(section(f"*`{escape(usage.syntax)}`*\n{escape(usage.summary)}\ne.g. `{escape(usage.example)}`"))
     blocks.append(
         context(
-            f"Durations look like `30m`, `2h` or `1h30m`: from {format_duration(policy.min_duration)}"
+            f"Durations look like {ACCEPTED_FORMS}: from {format_duration(policy.min_duration)}"
             f" to {format_duration(policy.max_duration)}, {format_duration(policy.default_duration)} when"
             " you name none. Admins may release anyone's claim."
         )
@@ -166,7 +166,8 @@ def error_message(error: GpubotError) -> Message:
     blocks = [section("⚠️ " + escape_except_mentions(error.message, error.mentions))]
     if error.usage:
         blocks.append(section(f"```{escape(error.usage)}```"))
-    return Message(text=error.message if not error.mentions else "That did not work", blocks=blocks)
+    # The fallback text is mrkdwn too (notifications, screen readers): escaped like the blocks.
+    return Message(text=escape(error.message) if not error.mentions else "That did not work", blocks=blocks)
 
 
 def internal_error_message() -> Message:
@@ -317,8 +318,17 @@ def claim_modal_errors(error: GpubotError) -> dict[str, str]:
         field = actions.PURPOSE_INPUT
     elif isinstance(error, DurationOutOfBounds):
         field = actions.DURATION_INPUT
-    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render.
-    return {field: truncate(error.message.replace("<@", "@").replace(">", ""), 150)}
+    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render, and
+    # escape what is left, which may echo what the person typed.
+    text = error.message
+    for user_id in error.mentions:
+        text = text.replace(mention(user_id), f"@{user_id}")
+    return {field: truncate(escape(text), 150)}
+
+
+def claim_modal_internal_error() -> dict[str, str]:
+    """The claim form's answer when gpubot itself failed: nothing was claimed, and the details are in the log."""
+    return {actions.GPUS_INPUT: "Something went wrong on gpubot's side; nothing was claimed. Try again in a moment."}
 
 
 def doctor_home_view() -> Block:

@@ -90,6 +90,11 @@ class Interactions:
             outcome = await before_ack(self._service.claim, user_id, selection, purpose, duration)
         except GpubotError as error:
             return blocks.claim_modal_errors(error)
+        except Exception:
+            # The one boundary where an unexpected failure becomes an answer: an ack without one would leave
+            # the form spinning until Slack gives up on it.
+            logger.exception("the claim form from %s failed", user_id)
+            return blocks.claim_modal_internal_error()
         self._after_change([user_id])
         message = blocks.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
         self._home.refresh(user_id, flash=message)
@@ -104,18 +109,21 @@ class Interactions:
 
 
 def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, str, timedelta]:
-    values = state.get("values", {})
     try:
+        values = state.get("values", {})
         chosen = values[actions.GPUS_INPUT][actions.GPUS_INPUT].get("selected_options") or []
         indices = tuple(actions.parse_int(option["value"]) for option in chosen)
         purpose = values[actions.PURPOSE_INPUT][actions.PURPOSE_INPUT].get("value") or ""
         duration_option = values[actions.DURATION_INPUT][actions.DURATION_INPUT].get("selected_option") or {}
+        duration_value = duration_option.get("value")
     except (KeyError, TypeError, AttributeError):
         raise CommandError("The claim form came back incomplete; open it again.") from None
-    duration_value = str(duration_option.get("value", ""))
-    if not duration_value.isdigit():
-        raise DurationOutOfBounds("Pick how long you need the GPUs.")
-    seconds = int(duration_value)
+    if not isinstance(purpose, str):
+        raise CommandError("The claim form came back incomplete; open it again.")
+    try:
+        duration = actions.parse_seconds(duration_value)
+    except CommandError:
+        raise DurationOutOfBounds("Pick how long you need the GPUs.") from None
     if not indices:
         raise CommandError("Pick at least one GPU.")
-    return GpuSelection(indices=indices), purpose, timedelta(seconds=seconds)
+    return GpuSelection(indices=indices), purpose, duration
