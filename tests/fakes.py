@@ -6,8 +6,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -271,3 +272,30 @@ def _require_aware(**times: datetime) -> None:
     for name, value in times.items():
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")
+
+
+class FlakyStore:
+    """A store whose named methods raise `error` for their next few calls: a locked or vanished database."""
+
+    def __init__(self, inner: Any, error: Exception | None = None) -> None:
+        self.inner = inner
+        self._error = error if error is not None else StoreBusy()
+        self._failures: dict[str, int] = {}
+        self.failed_calls = 0
+
+    def fail(self, method: str, times: int) -> None:
+        self._failures[method] = times
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._failures.get(name, 0) > 0:
+                self._failures[name] -= 1
+                self.failed_calls += 1
+                raise self._error
+            return attribute(*args, **kwargs)
+
+        return call

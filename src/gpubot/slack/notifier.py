@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from gpubot.core.clock import Clock
 from gpubot.core.models import OutboxItem
 from gpubot.core.outbox import Outbox
+from gpubot.loops import FailureStreak
 from gpubot.slack import blocks
 from gpubot.slack.dm import DirectMessages
 
@@ -23,18 +25,42 @@ class NoticeSender:
     """Posts due notices as DMs; the outbox row is marked sent only after Slack accepted the message."""
 
     def __init__(
-        self, outbox: Outbox, dms: DirectMessages, clock: Clock, timezone: ZoneInfo, wake: asyncio.Event
+        self,
+        outbox: Outbox,
+        dms: DirectMessages,
+        clock: Clock,
+        timezone: ZoneInfo,
+        wake: asyncio.Event,
+        beat: Callable[[], None] = lambda: None,
+        failure_streak: FailureStreak | None = None,
     ) -> None:
+        """Args:
+        beat: called after every pass over the outbox that reached the database, idle or not: the
+            sender's heartbeat. It stops while the database keeps failing.
+        failure_streak: how failed passes are logged and backed off; tests pass short back-offs.
+        """
         self._outbox = outbox
         self._dms = dms
         self._clock = clock
         self._timezone = timezone
         self._wake = wake
+        self._beat = beat
+        self._streak = failure_streak or FailureStreak("DM sender", logger)
 
     async def run(self, poll_interval: timedelta) -> None:
-        """Deliver due notices until cancelled: at once when `wake` is set, else every `poll_interval`."""
+        """Deliver due notices until cancelled: at once when `wake` is set, else every `poll_interval`.
+
+        Never ends on a failure: one pass that raises (a locked or vanished database, anything) is logged
+        once per streak and the next pass comes after a capped back-off.
+        """
         while True:
-            await self.deliver_due()
+            try:
+                await self.deliver_due()
+            except Exception as error:  # any one failure: the next pass may well succeed
+                await asyncio.sleep(self._streak.failed(error))
+                continue
+            self._streak.succeeded()
+            self._beat()
             # asyncio.wait, not wait_for: before Python 3.12 wait_for can swallow this task's cancellation
             # when the event fires at that moment, and the loop would outlive shutdown.
             woken = asyncio.ensure_future(self._wake.wait())
