@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -47,6 +48,13 @@ class _OutboxRecord:
     attempts: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None
+    lease: str | None = None
+    unsettled_since: datetime | None = None
+    abandoned_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.sent_at is None and self.abandoned_at is None
 
 
 class InMemoryClaimStore:
@@ -207,7 +215,7 @@ class InMemoryClaimStore:
         _require_aware(now=now)
         with self._lock:
             due = sorted(
-                (item for item in self._outbox.values() if item.sent_at is None and item.next_attempt_at <= now),
+                (item for item in self._outbox.values() if item.open and item.next_attempt_at <= now),
                 key=lambda item: (item.created_at, item.id),
             )[:limit]
             return [
@@ -216,33 +224,78 @@ class InMemoryClaimStore:
                     notice=item.notice,
                     claim=self._claims[item.notice.claim_id],
                     attempts=item.attempts,
+                    created_at=item.created_at,
+                    unsettled_since=item.unsettled_since,
                 )
                 for item in due
             ]
 
     def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
         _require_aware(now=now, lease_until=lease_until)
+        token = uuid.uuid4().hex
         with self._lock:
-            leased = self.pending_notices(now, limit)
+            leased = [
+                replace(item, lease=token, leased_until=_utc(lease_until)) for item in self.pending_notices(now, limit)
+            ]
             for item in leased:
-                self._outbox[item.id].next_attempt_at = _utc(lease_until)
+                record = self._outbox[item.id]
+                record.next_attempt_at = _utc(lease_until)
+                record.lease = token
+                record.unsettled_since = record.unsettled_since or _utc(now)
             return leased
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
         _require_aware(now=now)
         with self._lock:
             item = self._outbox.get(notice_id)
-            if item is not None and item.sent_at is None:
+            if item is not None and item.open:
                 item.sent_at = _utc(now)
+                item.lease = item.unsettled_since = None
 
-    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
+    def defer_notice(
+        self,
+        notice_id: int,
+        retry_at: datetime,
+        error: str,
+        *,
+        lease: str | None = None,
+        unsettled_since: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> bool:
         _require_aware(retry_at=retry_at)
         with self._lock:
-            item = self._outbox.get(notice_id)
-            if item is not None and item.sent_at is None:
+            item = self._held(notice_id, lease)
+            if item is None:
+                return False
+            if count_attempt:
                 item.attempts += 1
-                item.next_attempt_at = _utc(retry_at)
-                item.last_error = error
+            item.next_attempt_at = _utc(retry_at)
+            item.last_error = error
+            item.lease = None
+            item.unsettled_since = _utc(unsettled_since) if unsettled_since is not None else None
+            return True
+
+    def abandon_notice(self, notice_id: int, now: datetime, reason: str, *, lease: str | None = None) -> bool:
+        _require_aware(now=now)
+        with self._lock:
+            item = self._held(notice_id, lease)
+            if item is None:
+                return False
+            item.abandoned_at = _utc(now)
+            item.last_error = reason
+            item.lease = item.unsettled_since = None
+            return True
+
+    def notice_record(self, notice_id: int) -> _OutboxRecord:
+        """The stored row, for tests that look at what is not in the port."""
+        with self._lock:
+            return replace(self._outbox[notice_id])
+
+    def _held(self, notice_id: int, lease: str | None) -> _OutboxRecord | None:
+        item = self._outbox.get(notice_id)
+        if item is None or not item.open or (lease is not None and item.lease != lease):
+            return None
+        return item
 
     def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
         with self._lock:

@@ -117,6 +117,8 @@ class NoticeKind(str, enum.Enum):
     FORCE_RELEASED = "force_released"
     EXPIRY_WARNING = "expiry_warning"
     EXPIRED = "expired"
+    # The claim form's confirmation, queued with the claims so that it is retried like any other.
+    CLAIM_CONFIRMED = "claim_confirmed"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ class OutboxItem:
     notice: Notice
     claim: Claim
     attempts: int = 0
+    created_at: datetime | None = None
+    # The lease this sender holds on it, and until when: only that lease may settle it.
+    lease: str | None = None
+    leased_until: datetime | None = None
+    # An earlier attempt, since then, may have reached Slack (its answer was lost, or its sender died).
+    unsettled_since: datetime | None = None
 
 
 @dataclass(frozen=True)
