@@ -117,8 +117,6 @@ class NoticeKind(str, enum.Enum):
     FORCE_RELEASED = "force_released"
     EXPIRY_WARNING = "expiry_warning"
     EXPIRED = "expired"
-    # The claim form's confirmation, queued with the claims so that it is retried like any other.
-    CLAIM_CONFIRMED = "claim_confirmed"
 
 
 @dataclass(frozen=True)

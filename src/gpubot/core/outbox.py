@@ -29,7 +29,7 @@ def stale_reason(item: OutboxItem, now: datetime) -> str | None:
 
     A warning is only worth sending while its claim is active, not yet at its end, and still under the
     warning it announces: an extension clears `warned_at`, and a later warning moves it past the notice.
-    A claim confirmation is only worth sending while the claim is active. Releases and expiries always are.
+    Releases and expiries always are.
     """
     claim = item.claim
     kind = item.notice.kind
@@ -40,8 +40,6 @@ def stale_reason(item: OutboxItem, now: datetime) -> str | None:
             return "the claim reached its end before its warning went out"
         if claim.warned_at is None or (item.created_at is not None and claim.warned_at > item.created_at):
             return "the claim was extended after this warning was queued"
-    if kind is NoticeKind.CLAIM_CONFIRMED and claim.status is not ClaimStatus.ACTIVE:
-        return "the claim ended before its confirmation went out"
     return None
 
 
