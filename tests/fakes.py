@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -46,6 +48,13 @@ class _OutboxRecord:
     attempts: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None
+    lease: str | None = None
+    unsettled_since: datetime | None = None
+    abandoned_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.sent_at is None and self.abandoned_at is None
 
 
 class InMemoryClaimStore:
@@ -206,7 +215,7 @@ class InMemoryClaimStore:
         _require_aware(now=now)
         with self._lock:
             due = sorted(
-                (item for item in self._outbox.values() if item.sent_at is None and item.next_attempt_at <= now),
+                (item for item in self._outbox.values() if item.open and item.next_attempt_at <= now),
                 key=lambda item: (item.created_at, item.id),
             )[:limit]
             return [
@@ -215,33 +224,78 @@ class InMemoryClaimStore:
                     notice=item.notice,
                     claim=self._claims[item.notice.claim_id],
                     attempts=item.attempts,
+                    created_at=item.created_at,
+                    unsettled_since=item.unsettled_since,
                 )
                 for item in due
             ]
 
     def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
         _require_aware(now=now, lease_until=lease_until)
+        token = uuid.uuid4().hex
         with self._lock:
-            leased = self.pending_notices(now, limit)
+            leased = [
+                replace(item, lease=token, leased_until=_utc(lease_until)) for item in self.pending_notices(now, limit)
+            ]
             for item in leased:
-                self._outbox[item.id].next_attempt_at = _utc(lease_until)
+                record = self._outbox[item.id]
+                record.next_attempt_at = _utc(lease_until)
+                record.lease = token
+                record.unsettled_since = record.unsettled_since or _utc(now)
             return leased
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
         _require_aware(now=now)
         with self._lock:
             item = self._outbox.get(notice_id)
-            if item is not None and item.sent_at is None:
+            if item is not None and item.open:
                 item.sent_at = _utc(now)
+                item.lease = item.unsettled_since = None
 
-    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
+    def defer_notice(
+        self,
+        notice_id: int,
+        retry_at: datetime,
+        error: str,
+        *,
+        lease: str | None = None,
+        unsettled_since: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> bool:
         _require_aware(retry_at=retry_at)
         with self._lock:
-            item = self._outbox.get(notice_id)
-            if item is not None and item.sent_at is None:
+            item = self._held(notice_id, lease)
+            if item is None:
+                return False
+            if count_attempt:
                 item.attempts += 1
-                item.next_attempt_at = _utc(retry_at)
-                item.last_error = error
+            item.next_attempt_at = _utc(retry_at)
+            item.last_error = error
+            item.lease = None
+            item.unsettled_since = _utc(unsettled_since) if unsettled_since is not None else None
+            return True
+
+    def abandon_notice(self, notice_id: int, now: datetime, reason: str, *, lease: str | None = None) -> bool:
+        _require_aware(now=now)
+        with self._lock:
+            item = self._held(notice_id, lease)
+            if item is None:
+                return False
+            item.abandoned_at = _utc(now)
+            item.last_error = reason
+            item.lease = item.unsettled_since = None
+            return True
+
+    def notice_record(self, notice_id: int) -> _OutboxRecord:
+        """The stored row, for tests that look at what is not in the port."""
+        with self._lock:
+            return replace(self._outbox[notice_id])
+
+    def _held(self, notice_id: int, lease: str | None) -> _OutboxRecord | None:
+        item = self._outbox.get(notice_id)
+        if item is None or not item.open or (lease is not None and item.lease != lease):
+            return None
+        return item
 
     def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
         with self._lock:
@@ -271,3 +325,30 @@ def _require_aware(**times: datetime) -> None:
     for name, value in times.items():
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")
+
+
+class FlakyStore:
+    """A store whose named methods raise `error` for their next few calls: a locked or vanished database."""
+
+    def __init__(self, inner: Any, error: Exception | None = None) -> None:
+        self.inner = inner
+        self._error = error if error is not None else StoreBusy()
+        self._failures: dict[str, int] = {}
+        self.failed_calls = 0
+
+    def fail(self, method: str, times: int) -> None:
+        self._failures[method] = times
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._failures.get(name, 0) > 0:
+                self._failures[name] -= 1
+                self.failed_calls += 1
+                raise self._error
+            return attribute(*args, **kwargs)
+
+        return call

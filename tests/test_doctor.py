@@ -10,6 +10,7 @@ from gpubot.cli import main
 from gpubot.doctor import Outcome, all_passed, render, run_checks
 from gpubot.standin import SlackStandin
 from gpubot.storage.migrate import upgrade_to_head
+from gpubot.storage.tables import SCHEMA_REVISION
 
 ADMIN = "U0ADMIN"
 FAKE_GPUS = {
@@ -73,8 +74,8 @@ def test_all_good_is_one_passing_line_per_check(slack, tmp_path, database):
     ]
     found = by_name(results)
     assert "fake sees 2 GPUs on gpu-box-1 (driver 550.54.15); 1 not responding" in found["telemetry"].detail
-    assert "writable" in found["database"].detail and "schema 0001" in found["database"].detail
-    assert "commands, chat:write, im:write, users:read" in found["bot token"].detail
+    assert "writable" in found["database"].detail and f"schema {SCHEMA_REVISION}" in found["database"].detail
+    assert "commands, chat:write, im:write, im:history, users:read" in found["bot token"].detail
     # The tab checks did what they say, to the admin.
     published = slack.wait_for_call("views.publish")
     assert published.params["user_id"] == ADMIN and published.params["view"]["type"] == "home"
@@ -119,7 +120,7 @@ def test_a_missing_scope_is_named(tmp_path, database):
         results = by_name(run_checks(environment(narrow, tmp_path, database)))
 
     assert results["bot token"].outcome is Outcome.FAILED
-    assert results["bot token"].detail == "valid, but lacks the scopes im:write, users:read"
+    assert results["bot token"].detail == "valid, but lacks the scopes im:write, im:history, users:read"
     assert "reinstall" in (results["bot token"].fix or "")
 
 
@@ -147,7 +148,7 @@ def test_a_database_not_at_head_says_to_upgrade(slack, tmp_path):
     results = by_name(run_checks(environment(slack, tmp_path, f"sqlite:///{empty}")))
 
     assert results["database"].outcome is Outcome.FAILED
-    assert "is at schema none (empty), this gpubot needs 0001" in results["database"].detail
+    assert f"is at schema none (empty), this gpubot needs {SCHEMA_REVISION}" in results["database"].detail
     assert "gpubot db upgrade" in (results["database"].fix or "")
 
 

@@ -16,11 +16,12 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gpubot.core.errors import ConfigError, GpubotError
+from gpubot.core.errors import ConfigError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.outbox import Outbox
 from gpubot.core.service import ClaimService
 from gpubot.health import Health
+from gpubot.loops import guarded
 from gpubot.sampling import TelemetrySampler
 from gpubot.scheduling import PeriodicJobs
 from gpubot.settings import Settings
@@ -48,6 +49,10 @@ _NOTICE_POLL = timedelta(seconds=1)
 # Warnings and expiries land within this of their due time (plus the tick's own few milliseconds).
 _DUE_WORK_INTERVAL = timedelta(seconds=2)
 _DUE_WORK_MAX_AGE_S = 60.0
+# The DM sender beats after every pass over the outbox (each `_NOTICE_POLL` while idle); passes that keep
+# failing on the database stop the beats.
+SENDER_HEARTBEAT = "dm-sender"
+_SENDER_MAX_AGE_S = 60.0
 _DRAIN_TIMEOUT_S = 2.0
 # Waiting for an unreachable Slack at start-up: 1 s, doubling to a try a minute.
 _SLACK_RETRY_FIRST_S = 1.0
@@ -119,7 +124,15 @@ async def _serve(settings: Settings) -> int:
         history.record(first, clock.now())
 
         dms = DirectMessages(api)
-        sender = NoticeSender(Outbox(store, clock), dms, clock, settings.timezone, notices_queued)
+        health.expect(SENDER_HEARTBEAT, _SENDER_MAX_AGE_S, loop.time())
+        sender = NoticeSender(
+            Outbox(store, clock),
+            dms,
+            clock,
+            settings.timezone,
+            notices_queued,
+            beat=lambda: health.beat(SENDER_HEARTBEAT, loop.time()),
+        )
         reads = StateReads(store.answering_from_memory)
         home = HomeTab(
             service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack, reads
@@ -162,26 +175,27 @@ async def _serve(settings: Settings) -> int:
             sample = await asyncio.to_thread(sampler.sample_once)
             if sample is not None:
                 history.record(sample, clock.now())  # on the loop thread, where the Home tab reads it
-            health.beat("telemetry", loop.time())
 
         health.expect("due-work", _DUE_WORK_MAX_AGE_S, loop.time())
 
         async def due_work() -> None:
-            try:
-                report = await asyncio.to_thread(service.process_due)
-            except GpubotError as error:
-                logger.error("due work failed: %s", error.message)
-                return
-            health.beat("due-work", loop.time())
+            report = await asyncio.to_thread(service.process_due)
             if report.expired or report.warned:
                 logger.info("expired %d claims, warned %d holders", len(report.expired), len(report.warned))
                 after_change(claim.user_id for claim in report.expired)
 
         jobs = PeriodicJobs()
-        jobs.every(_DUE_WORK_INTERVAL, due_work, "due-work", first_run_at=clock.now())
+        # Guarded: any one failure (a locked or vanished database, a driver error) is logged once per streak
+        # and retried with back-off; the heartbeat beats only after a run that succeeded.
+        jobs.every(
+            _DUE_WORK_INTERVAL,
+            guarded("due-work", due_work, health, loop.time, logger),
+            "due-work",
+            first_run_at=clock.now(),
+        )
         jobs.every(
             settings.telemetry_interval,
-            sample_telemetry,
+            guarded("telemetry", sample_telemetry, health, loop.time, logger),
             "telemetry",
             first_run_at=clock.now() + settings.telemetry_interval,
         )

@@ -475,6 +475,56 @@ def test_leased_notices_are_skipped_by_a_second_sender_until_the_lease_ends(stor
     assert store.lease_notices(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []
 
 
+def released_with_notice(store: ClaimStore) -> Claim:
+    claim = claim_one(store)
+    store.end_claim(
+        claim.id,
+        ClaimStatus.RELEASED,
+        EventKind.FORCE_RELEASED,
+        "U_ADMIN",
+        NOW,
+        Notice(NoticeKind.FORCE_RELEASED, "U_ALICE", claim.id, "U_ADMIN"),
+    )
+    return claim
+
+
+def test_only_the_lease_that_holds_a_notice_settles_it(store: ClaimStore) -> None:
+    released_with_notice(store)
+    (old,) = store.lease_notices(NOW, NOW + timedelta(seconds=20))
+    assert old.lease and old.leased_until == NOW + timedelta(seconds=20) and old.unsettled_since is None
+    assert old.created_at == NOW
+    # Its sender stalled past the lease; another took it over.
+    (new,) = store.lease_notices(NOW + timedelta(seconds=20), NOW + timedelta(seconds=40))
+    assert new.lease != old.lease
+    # The first lease's sender died or stalled after a send began: the new holder is told since when.
+    assert new.unsettled_since == NOW
+    assert not store.defer_notice(old.id, NOW + HOUR, "late", lease=old.lease)
+    assert not store.abandon_notice(old.id, NOW, "late", lease=old.lease)
+    assert store.pending_notices(NOW + timedelta(seconds=40)) != []  # still the new holder's, due again then
+    assert store.defer_notice(new.id, NOW + timedelta(minutes=1), "timed out", lease=new.lease, unsettled_since=NOW)
+    (third,) = store.lease_notices(NOW + timedelta(minutes=1), NOW + timedelta(minutes=2))
+    assert third.unsettled_since == NOW and third.attempts == 1
+    # A definite failure (Slack said no) clears it; a postponement counts no attempt.
+    assert store.defer_notice(
+        third.id, NOW + timedelta(minutes=2), "ratelimited", lease=third.lease, count_attempt=False
+    )
+    (fourth,) = store.lease_notices(NOW + timedelta(minutes=2), NOW + timedelta(minutes=3))
+    assert fourth.unsettled_since is None and fourth.attempts == 1
+    store.mark_notice_sent(fourth.id, NOW + timedelta(minutes=2))
+    assert not store.defer_notice(fourth.id, NOW + HOUR, "late", lease=fourth.lease)
+
+
+def test_an_abandoned_notice_is_never_due_again(store: ClaimStore) -> None:
+    released_with_notice(store)
+    (item,) = store.lease_notices(NOW, NOW + timedelta(seconds=20))
+    assert store.abandon_notice(item.id, NOW, "user_not_found", lease=item.lease)
+    assert store.pending_notices(NOW + HOUR) == []
+    assert store.lease_notices(NOW + HOUR, NOW + 2 * HOUR) == []
+    assert not store.abandon_notice(item.id, NOW, "again")
+    store.mark_notice_sent(item.id, NOW)  # harmless, changes nothing
+    assert store.lease_notices(NOW + HOUR, NOW + 2 * HOUR) == []
+
+
 # -- SqlClaimStore's notice hook --------------------------------------------------------------------
 
 

@@ -137,6 +137,12 @@ class OutboxItem:
     notice: Notice
     claim: Claim
     attempts: int = 0
+    created_at: datetime | None = None
+    # The lease this sender holds on it, and until when: only that lease may settle it.
+    lease: str | None = None
+    leased_until: datetime | None = None
+    # An earlier attempt, since then, may have reached Slack (its answer was lost, or its sender died).
+    unsettled_since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -124,15 +124,33 @@ class ClaimStore(Protocol):
 
     def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
         """Take due notices for delivery: like `pending_notices`, and in the same transaction push their next
-        attempt to `lease_until`, so a second sender (another daemon on the same database) skips them."""
+        attempt to `lease_until` under a new lease token, so a second sender (another daemon on the same
+        database) skips them. Each is marked unsettled from `now` unless it already was; each item returned
+        carries its lease and the unsettled time from before (an earlier attempt's, or None)."""
         ...
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
-        """Record that Slack accepted the notice."""
+        """Record that Slack accepted the notice (whoever holds its lease), unless it was already."""
         ...
 
-    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
-        """Record a failed delivery; the notice is tried again at `retry_at`."""
+    def defer_notice(
+        self,
+        notice_id: int,
+        retry_at: datetime,
+        error: str,
+        *,
+        lease: str | None = None,
+        unsettled_since: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> bool:
+        """Record a failed delivery; the notice is tried again at `retry_at`. With `lease`, only while that lease
+        holds it. `unsettled_since`: when an attempt that may have reached Slack began, None when none may
+        have. False when nothing changed (sent, given up, or the lease lost)."""
+        ...
+
+    def abandon_notice(self, notice_id: int, now: datetime, reason: str, *, lease: str | None = None) -> bool:
+        """Give the notice up for good (undeliverable, or no longer meaningful), `reason` kept. With `lease`, only
+        while that lease holds it. False when nothing changed."""
         ...
 
     def events(self, claim_id: int | None = None) -> list[ClaimEvent]:

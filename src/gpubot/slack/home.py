@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.core.history import UtilizationHistory
@@ -16,6 +18,8 @@ from gpubot.slack import blocks
 from gpubot.slack.blocks import Message
 from gpubot.slack.reads import StateReads
 from gpubot.slack.tasks import AfterAck
+
+logger = logging.getLogger(__name__)
 
 _PUBLISHES_IN_FLIGHT = 4
 
@@ -48,6 +52,8 @@ class HomeTab:
         self._thresholds = thresholds
         self._after_ack = after_ack
         self._viewers: set[str] = set()
+        # Loop time before which no views.publish goes out (Slack's Retry-After after a 429).
+        self._limited_until_s = 0.0
         self._pending: dict[str, Message | None] = {}
         # Views are built (and held until Slack answers) a few at a time. Building them is CPU work, so a
         # queue costs no throughput, while 50 built at once held ~8 MB of view dicts that the allocator
@@ -72,11 +78,36 @@ class HomeTab:
 
     async def _publish(self, user_id: str) -> None:
         async with self._publishing:
-            await self._publish_now(user_id)
+            # views.publish is rate limited per workspace: after a 429 no publish goes out before Retry-After.
+            wait_s = self._limited_until_s - asyncio.get_running_loop().time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            flash = self._pending.pop(user_id, None)
+            try:
+                await self._publish_now(user_id, flash)
+            except SlackApiError as error:
+                if error.response.status_code != 429:
+                    raise
+                retry_after_s = _retry_after_s(error)
+                loop_now = asyncio.get_running_loop().time()
+                self._limited_until_s = max(self._limited_until_s, loop_now + retry_after_s)
+                logger.info("views.publish rate limited; the Home of %s goes out in %.0f s", user_id, retry_after_s)
+                # Published again after the wait, reading the newest state then; a refresh queued meanwhile
+                # is that same publish (its newer flash wins), so nothing piles up.
+                if user_id not in self._pending:
+                    self._pending[user_id] = flash
+                    self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id} again")
 
-    async def _publish_now(self, user_id: str) -> None:
-        flash = self._pending.pop(user_id, None)
+    async def _publish_now(self, user_id: str, flash: Message | None) -> None:
         state = await self._reads.read(self._service.home, user_id, self._latest_sample(), in_ack=False)
         trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}
         view = blocks.home_view(state, self._service.policy, self._timezone, self._thresholds, trends, flash)
         await self._client.views_publish(user_id=user_id, view=view)
+
+
+def _retry_after_s(error: SlackApiError) -> float:
+    value = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0

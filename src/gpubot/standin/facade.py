@@ -21,7 +21,7 @@ from gpubot.standin.web_api import Body
 
 DEFAULT_BOT_TOKEN = "xoxb-standin-bot"
 DEFAULT_APP_TOKEN = "xapp-standin-app"
-DEFAULT_SCOPES = frozenset({"commands", "chat:write", "im:write", "users:read"})
+DEFAULT_SCOPES = frozenset({"commands", "chat:write", "im:write", "im:history", "users:read"})
 
 # Extra seconds the calling thread waits beyond a coroutine's own timeout, so that the
 # coroutine's clearer StandinTimeoutError is the one raised.

@@ -8,6 +8,7 @@ convention: HTTP 200 with `{"ok": false, "error": ...}`.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -71,6 +72,8 @@ class WebApi:
         self._origin = origin
         self._serials = itertools.count(1)
         self._tickets: set[str] = set()
+        # Every message posted, by channel, oldest first: what conversations.history reads back.
+        self._posted: dict[str, list[Body]] = {}
         self._methods: dict[str, _Method] = {
             "auth.test": _Method("bot", None, self._auth_test),
             "apps.connections.open": _Method("app", None, self._connections_open),
@@ -80,6 +83,7 @@ class WebApi:
             "views.publish": _Method("bot", None, self._views_publish),
             "views.open": _Method("bot", None, self._views_open),
             "conversations.open": _Method("bot", "im:write", self._conversations_open),
+            "conversations.history": _Method("bot", "im:history", self._conversations_history),
             "users.info": _Method("bot", "users:read", self._users_info),
         }
 
@@ -170,7 +174,29 @@ class WebApi:
         if not any(params.get(key) for key in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
-        return {"ok": True, "channel": self._channel(params["channel"]), "ts": ts, "message": self._message(params, ts)}
+        channel = self._channel(params["channel"])
+        message = self._message(params, ts)
+        metadata = _json_object(params.get("metadata"))
+        if metadata is not None:
+            message["metadata"] = metadata
+        self._posted.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversations_history(self, params: Body) -> Body:
+        if error := _missing(params, "channel"):
+            return error
+        channel = str(params["channel"])
+        if channel not in self._posted and not channel.startswith("D"):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        limit = int(params.get("limit") or 100)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("true", "1")
+        newest_first = [m for m in reversed(self._posted.get(channel, [])) if float(m["ts"]) > oldest]
+        messages = [
+            m if with_metadata else {key: value for key, value in m.items() if key != "metadata"}
+            for m in newest_first[:limit]
+        ]
+        return {"ok": True, "messages": messages, "has_more": len(newest_first) > limit, "pin_count": 0}
 
     def _post_ephemeral(self, params: Body) -> Body:
         if error := _missing(params, "channel", "user"):
@@ -283,3 +309,13 @@ class WebApi:
                 },
             },
         }
+
+
+def _json_object(value: Any) -> Body | None:
+    """Message metadata as sent: a JSON object, or a string of one (form-encoded calls)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, Row, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -104,9 +105,8 @@ _WARN_CLAIM = (
 # FOR UPDATE (a no-op on SQLite, where BEGIN IMMEDIATE already holds the write lock) keeps the "from" of
 # an extension's audit event true under PostgreSQL's READ COMMITTED.
 _ACTIVE_END_FOR_UPDATE = select(tables.claims.c.ends_at).where(_ACTIVE_CLAIM).with_for_update()
-_DUE_NOTICE = and_(
-    tables.outbox.c.sent_at.is_(None), tables.outbox.c.next_attempt_at <= bindparam("now", type_=UtcDateTime())
-)
+_OPEN_NOTICE = and_(tables.outbox.c.sent_at.is_(None), tables.outbox.c.abandoned_at.is_(None))
+_DUE_NOTICE = and_(_OPEN_NOTICE, tables.outbox.c.next_attempt_at <= bindparam("now", type_=UtcDateTime()))
 _ANY_DUE_NOTICE = select(tables.outbox.c.id).where(_DUE_NOTICE).limit(1)
 # A notice with its claim: the outbox's own columns are labelled apart from the claim's.
 _NOTICE_WITH_CLAIM = select(
@@ -115,6 +115,8 @@ _NOTICE_WITH_CLAIM = select(
     tables.outbox.c.user_id.label("notice_user_id"),
     tables.outbox.c.actor_id.label("notice_actor_id"),
     tables.outbox.c.attempts.label("notice_attempts"),
+    tables.outbox.c.created_at.label("notice_created_at"),
+    tables.outbox.c.unsettled_since.label("notice_unsettled_since"),
     *tables.claims.c,
 ).join_from(tables.outbox, tables.claims, tables.outbox.c.claim_id == tables.claims.c.id)
 
@@ -551,13 +553,20 @@ class SqlClaimStore:
             lease_until: when a notice this sender fails to settle becomes due again.
             limit: at most this many.
 
+        Each notice gets a new lease token: only a settlement that names it applies, so a sender whose
+        lease ran out and was taken over cannot defer or give up what the new holder is sending. A notice
+        is marked unsettled from `now` (unless an earlier attempt already was): if this sender dies before
+        settling it, the next one knows that a post may have reached Slack.
+
         Returns:
-            The notices this caller now holds, each with its claim as it is now.
+            The notices this caller now holds, each with its claim as it is now, its lease, and when an
+            earlier attempt that may have reached Slack began (None when none may have).
 
         Raises:
             StoreBusy: the database stayed locked.
         """
         _require_aware(now=now, lease_until=lease_until)
+        token = uuid.uuid4().hex
         # Most calls find nothing due (the sender is woken after every claim change, and polls): a read that
         # says so costs a fraction of a write transaction, which would also queue behind every writer.
         with self._reading() as connection:
@@ -573,12 +582,19 @@ class SqlClaimStore:
         )
         with self._writing() as write:
             write.claims_written = []  # the outbox only
-            leased = [_to_outbox_item(row) for row in write.connection.execute(query, {"now": now})]
+            leased = [
+                replace(_to_outbox_item(row), lease=token, leased_until=lease_until)
+                for row in write.connection.execute(query, {"now": now})
+            ]
             if leased:
                 write.connection.execute(
                     update(tables.outbox)
                     .where(tables.outbox.c.id.in_([item.id for item in leased]))
-                    .values(next_attempt_at=lease_until)
+                    .values(
+                        next_attempt_at=lease_until,
+                        lease=token,
+                        unsettled_since=func.coalesce(tables.outbox.c.unsettled_since, literal(now, UtcDateTime())),
+                    )
                 )
             return leased
 
@@ -594,37 +610,77 @@ class SqlClaimStore:
             ValueError: `now` is naive.
         """
         _require_aware(now=now)
-        self._update_unsent_notice(notice_id, sent_at=now)
+        # Whoever holds the lease: Slack accepted it, which is the truth whoever sent it.
+        self._update_unsent_notice(notice_id, None, sent_at=now, lease=None, unsettled_since=None)
 
-    def defer_notice(self, notice_id: int, retry_at: datetime, error: str) -> None:
+    def defer_notice(
+        self,
+        notice_id: int,
+        retry_at: datetime,
+        error: str,
+        *,
+        lease: str | None = None,
+        unsettled_since: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> bool:
         """Record a failed delivery; the notice is tried again at `retry_at`.
 
         Args:
             notice_id: the outbox item's id.
             retry_at: when to try again.
             error: why it failed (kept, shortened, for operators).
+            lease: apply only while this lease still holds the notice; None: whoever holds it.
+            unsettled_since: when an attempt that may have reached Slack began; None when none may have.
+            count_attempt: False for a postponement that was no attempt (another call's rate limit).
+
+        Returns:
+            False when nothing was changed: sent, given up, or the lease lost.
 
         Raises:
             StoreBusy: the database stayed locked.
             ValueError: `retry_at` is naive.
         """
         _require_aware(retry_at=retry_at)
-        self._update_unsent_notice(
-            notice_id,
-            attempts=tables.outbox.c.attempts + 1,
-            next_attempt_at=retry_at,
-            last_error=error[:_MAX_ERROR_CHARS],
+        values: dict[str, Any] = {
+            "next_attempt_at": retry_at,
+            "last_error": error[:_MAX_ERROR_CHARS],
+            "lease": None,
+            "unsettled_since": unsettled_since,
+        }
+        if count_attempt:
+            values["attempts"] = tables.outbox.c.attempts + 1
+        return self._update_unsent_notice(notice_id, lease, **values)
+
+    def abandon_notice(self, notice_id: int, now: datetime, reason: str, *, lease: str | None = None) -> bool:
+        """Give the notice up: it can never be delivered, or no longer means anything. It is not retried.
+
+        Args:
+            notice_id: the outbox item's id.
+            now: the current time.
+            reason: why (kept in `last_error` for operators).
+            lease: apply only while this lease still holds the notice; None: whoever holds it.
+
+        Returns:
+            False when nothing was changed: sent, given up already, or the lease lost.
+
+        Raises:
+            StoreBusy: the database stayed locked.
+            ValueError: `now` is naive.
+        """
+        _require_aware(now=now)
+        return self._update_unsent_notice(
+            notice_id, lease, abandoned_at=now, last_error=reason[:_MAX_ERROR_CHARS], lease=None, unsettled_since=None
         )
 
-    def _update_unsent_notice(self, notice_id: int, **values: Any) -> None:
-        # Only while unsent: a notice already marked sent keeps its record.
+    def _update_unsent_notice(self, notice_id: int, held_by: str | None, **values: Any) -> bool:
+        # Only while open: a notice already sent or given up keeps its record.
+        condition = and_(tables.outbox.c.id == notice_id, _OPEN_NOTICE)
+        if held_by is not None:
+            condition = and_(condition, tables.outbox.c.lease == held_by)
         with self._writing() as write:
             write.claims_written = []  # the outbox only
-            write.connection.execute(
-                update(tables.outbox)
-                .where(tables.outbox.c.id == notice_id, tables.outbox.c.sent_at.is_(None))
-                .values(**values)
-            )
+            result = write.connection.execute(update(tables.outbox).where(condition).values(**values))
+            return bool(result.rowcount)
 
     # -- Audit log ----------------------------------------------------------------------------------
 
@@ -901,7 +957,14 @@ def _to_outbox_item(row: AnyRow) -> OutboxItem:
     notice = Notice(
         kind=NoticeKind(row.notice_kind), user_id=row.notice_user_id, claim_id=row.id, actor_id=row.notice_actor_id
     )
-    return OutboxItem(id=row.notice_id, notice=notice, claim=_to_claim(row), attempts=row.notice_attempts)
+    return OutboxItem(
+        id=row.notice_id,
+        notice=notice,
+        claim=_to_claim(row),
+        attempts=row.notice_attempts,
+        created_at=row.notice_created_at,
+        unsettled_since=row.notice_unsettled_since,
+    )
 
 
 def _same_second(first: datetime, second: datetime) -> bool:

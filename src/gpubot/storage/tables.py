@@ -32,7 +32,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -159,6 +159,12 @@ outbox = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("sent_at", UtcDateTime()),
+    # The sender holding the notice (0002): only it may settle it, and only until `next_attempt_at`.
+    Column("lease", String(64)),
+    # An attempt since then may have reached Slack (sent, answer lost): look in the DM before posting again.
+    Column("unsettled_since", UtcDateTime()),
+    # Given up: never deliverable (the person is gone) or no longer meaningful; `last_error` says why.
+    Column("abandoned_at", UtcDateTime()),
     # The delivery loop's query: unsent notices whose next attempt is due.
     Index("ix_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
     Index("ix_outbox_claim_id", "claim_id"),
