@@ -18,6 +18,7 @@ from gpubot.core.models import (
     Gpu,
     NewClaim,
     Notice,
+    NoticeKind,
     OutboxItem,
 )
 
@@ -106,7 +107,7 @@ class InMemoryClaimStore:
         with self._lock:
             return self._claims.get(claim_id)
 
-    def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+    def create_claims(self, new_claims: Sequence[NewClaim], *, confirm_by_dm: bool = False) -> list[Claim]:
         for new in new_claims:
             _require_aware(started_at=new.started_at, ends_at=new.ends_at)
         keys = [(new.gpu.host, new.gpu.uuid) for new in new_claims]
@@ -137,6 +138,8 @@ class InMemoryClaimStore:
                 self._next_claim_id += 1
                 self._claims[claim.id] = claim
                 self._events.append(ClaimEvent(claim.id, EventKind.CLAIMED, new.user_id, _utc(new.started_at)))
+                if confirm_by_dm:
+                    self._queue(Notice(NoticeKind.CLAIMED, new.user_id, claim.id), new.started_at)
                 created.append(claim)
             return created
 

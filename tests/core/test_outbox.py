@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from gpubot.core.commands import GpuSelection
 from gpubot.core.models import GpuSample, HostSample
-from gpubot.core.outbox import Outbox, retry_delay
+from gpubot.core.outbox import Outbox, retry_delay, stale_reason
 from gpubot.core.service import ClaimPolicy, ClaimService
 from tests.fakes import FakeClock, InMemoryClaimStore
 
@@ -34,3 +34,26 @@ def test_a_failed_dm_comes_back_after_its_delay_and_is_sent_once():
     outbox.delivered(again)
     clock.advance(timedelta(hours=1))
     assert outbox.take_due() == []
+
+
+def test_a_claim_confirmation_is_sent_while_the_claim_lasts_and_dropped_once_it_ended():
+    clock, store = FakeClock(), InMemoryClaimStore()
+    service = ClaimService(store, clock, ClaimPolicy(), "box")
+    service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0"), GpuSample(1, "GPU-1"))))
+    service.claim("U1", GpuSelection((0, 1)), "train", None, confirm_by_dm=True)
+    service.release("U1", GpuSelection((1,)))
+
+    by_gpu = {item.claim.gpu_index: item for item in store.pending_notices(clock.now())}
+    assert stale_reason(by_gpu[0], clock.now()) is None
+    assert stale_reason(by_gpu[1], clock.now()) == "the claim ended before its confirmation went out"
+
+
+def test_a_claim_without_confirmation_owes_no_dm():
+    clock, store = FakeClock(), InMemoryClaimStore()
+    service = ClaimService(store, clock, ClaimPolicy(), "box")
+    service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0"),)))
+    service.claim("U1", GpuSelection(any_free=True), "train", None)
+    assert store.pending_notices(clock.now()) == []
+    service.release("U1", None)
+    service.claim("U1", GpuSelection(any_free=True), "train", None, confirm_by_dm=True)
+    assert len(store.pending_notices(clock.now())) == 1

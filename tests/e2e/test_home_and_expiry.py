@@ -92,6 +92,8 @@ class TestHomeTab:
         assert modal["blocks"][0]["element"]["initial_options"][0]["value"] == "1"
         assert opened.params["trigger_id"]
 
+        # The confirmation DM goes through the outbox: a rate-limited first try is retried, not lost.
+        slack.rate_limit_next("chat.postMessage", retry_after_s=1)
         ack = slack.submit_view("claim_form", claim_form([1], "from the form", 3600), user_id=user)
         assert ack.payload is None or not ack.payload.get("errors")
         home = wait_for_publish(slack, user, 1)

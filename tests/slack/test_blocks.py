@@ -214,6 +214,14 @@ def test_claim_form_errors_escape_what_was_typed():
     assert errors == {"gpus": "`&lt;!channel&gt;` is not a GPU."}
 
 
+def test_a_claim_confirmation_dm_is_the_claim_reply_with_its_cuda_line():
+    claim = _claim(2, purpose="<!here> llama")
+    message = blocks.notice_message(OutboxItem(1, Notice(NoticeKind.CLAIMED, "U1", claim.id), claim), BERLIN, NOW)
+    _assert_within_limits(message)
+    text = _texts(message)
+    assert "CUDA_VISIBLE_DEVICES=2" in text and "&lt;!here&gt; llama" in text
+
+
 def test_force_release_notice_names_the_admin_and_escapes_purpose():
     item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "U9"), _claim(0, purpose="<!everyone>"))
     text = _texts(blocks.notice_message(item, BERLIN, NOW))

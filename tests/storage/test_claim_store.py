@@ -174,6 +174,23 @@ def test_ending_into_active_is_a_caller_error(store: ClaimStore) -> None:
     assert store.get_claim(claim.id) == claim
 
 
+def test_a_claim_confirmed_by_dm_queues_one_notice_per_claim_with_the_claims(store: ClaimStore) -> None:
+    claims = store.create_claims([new_claim(GPU0), new_claim(GPU1)], confirm_by_dm=True)
+
+    items = store.pending_notices(NOW)
+    assert [item.notice for item in items] == [Notice(NoticeKind.CLAIMED, "U_ALICE", claim.id) for claim in claims]
+    assert [item.claim for item in items] == claims
+
+
+def test_a_refused_claim_queues_no_confirmation(store: ClaimStore) -> None:
+    claim_one(store, GPU1, "U_BOB")
+
+    with pytest.raises(AlreadyHeld):
+        store.create_claims([new_claim(GPU0), new_claim(GPU1)], confirm_by_dm=True)
+
+    assert store.pending_notices(NOW) == []
+
+
 def test_force_release_queues_notice_with_the_change(store: ClaimStore) -> None:
     claim = claim_one(store)
     notice = Notice(NoticeKind.FORCE_RELEASED, "U_ALICE", claim.id, "U_ADMIN")
@@ -545,6 +562,11 @@ def test_on_notice_queued_runs_after_the_commit_of_a_queued_notice_and_only_then
     store.extend_claim(claim.id, NOW + 2 * HOUR, "U_ALICE", NOW)
     store.end_claim(other.id, ClaimStatus.RELEASED, EventKind.RELEASED, "U_BOB", NOW)
     assert seen == []  # claims, extensions and releases of one's own owe nobody a DM
+    store.create_claims([new_claim(GPU2, "U_CAROL")], confirm_by_dm=True)
+    assert seen == [[NoticeKind.CLAIMED]]
+    seen.clear()
+    [confirmation] = reader.pending_notices(NOW)
+    store.mark_notice_sent(confirmation.id, NOW)
 
     assert store.mark_warned(claim.id, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_ALICE", claim.id))
     assert seen == [[NoticeKind.EXPIRY_WARNING]]

@@ -117,6 +117,8 @@ class NoticeKind(str, enum.Enum):
     FORCE_RELEASED = "force_released"
     EXPIRY_WARNING = "expiry_warning"
     EXPIRED = "expired"
+    # The confirmation of a claim made where no reply can carry it (the claim form closes on submit).
+    CLAIMED = "claimed"
 
 
 @dataclass(frozen=True)

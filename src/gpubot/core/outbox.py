@@ -29,10 +29,12 @@ def stale_reason(item: OutboxItem, now: datetime) -> str | None:
 
     A warning is only worth sending while its claim is active, not yet at its end, and still under the
     warning it announces: an extension clears `warned_at`, and a later warning moves it past the notice.
-    Releases and expiries always are.
+    A claim's confirmation is worth sending while the claim is active. Releases and expiries always are.
     """
     claim = item.claim
     kind = item.notice.kind
+    if kind is NoticeKind.CLAIMED and claim.status is not ClaimStatus.ACTIVE:
+        return "the claim ended before its confirmation went out"
     if kind is NoticeKind.EXPIRY_WARNING:
         if claim.status is not ClaimStatus.ACTIVE:
             return "the claim ended before its warning went out"

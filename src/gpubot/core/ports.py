@@ -62,8 +62,9 @@ class ClaimStore(Protocol):
         """One claim by id, whatever its status."""
         ...
 
-    def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
-        """Write several claims all or nothing, each with a `claimed` event.
+    def create_claims(self, new_claims: Sequence[NewClaim], *, confirm_by_dm: bool = False) -> list[Claim]:
+        """Write several claims all or nothing, each with a `claimed` event (and, with `confirm_by_dm`, a
+        `claimed` DM to its holder in the same transaction).
 
         Raises:
             AlreadyHeld: one of the GPUs already has an active claim; nothing was written.

@@ -157,8 +157,19 @@ class ClaimService:
         own = tuple(row.claim for row in dashboard.rows if row.claim is not None and row.claim.user_id == user_id)
         return HomeState(user_id=user_id, own_claims=own, dashboard=dashboard)
 
-    def claim(self, user_id: str, selection: GpuSelection, purpose: str, duration: timedelta | None) -> ClaimOutcome:
+    def claim(
+        self,
+        user_id: str,
+        selection: GpuSelection,
+        purpose: str,
+        duration: timedelta | None,
+        *,
+        confirm_by_dm: bool = False,
+    ) -> ClaimOutcome:
         """Claim the selected GPUs all or nothing (`any`: the first free one).
+
+        With `confirm_by_dm`, each claim's holder is owed a DM confirming it, queued with the claim: for
+        the claim form, which closes on submit and has no reply to carry the confirmation.
 
         Raises:
             ClaimRefused: bad purpose or duration, unknown GPU, GPU held (AlreadyHeld), none free (NoFreeGpu).
@@ -168,7 +179,7 @@ class ClaimService:
         self.policy.check_duration(duration)
         gpus = self._store.list_gpus(self.host)
         if selection.any_free:
-            return self._claim_first_free(user_id, gpus, purpose, duration)
+            return self._claim_first_free(user_id, gpus, purpose, duration, confirm_by_dm)
         chosen = _resolve(selection, gpus)
         now = self._clock.now()
         self._expire_overdue(now)
@@ -182,7 +193,8 @@ class ClaimService:
             if holder is not None:
                 raise AlreadyHeld(gpu.index, holder.user_id, holder.ends_at)
         # The store re-checks atomically: a racing claim that won meanwhile raises AlreadyHeld here.
-        return ClaimOutcome(tuple(self._store.create_claims(_new_claims(chosen, user_id, purpose, now, duration))))
+        new = _new_claims(chosen, user_id, purpose, now, duration)
+        return ClaimOutcome(tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm)))
 
     def release(self, user_id: str, selection: GpuSelection | None, *, as_admin: bool = False) -> ReleaseOutcome:
         """Release the caller's claims on the selected GPUs (None: all of the caller's claims).
@@ -310,7 +322,9 @@ class ClaimService:
             raise ClaimNotActive(claim_id)
         return claim
 
-    def _claim_first_free(self, user_id: str, gpus: Sequence[Gpu], purpose: str, duration: timedelta) -> ClaimOutcome:
+    def _claim_first_free(
+        self, user_id: str, gpus: Sequence[Gpu], purpose: str, duration: timedelta, confirm_by_dm: bool
+    ) -> ClaimOutcome:
         now = self._clock.now()
         self._expire_overdue(now)
         held = {claim.gpu_uuid for claim in self._store.active_claims(self.host)}
@@ -319,7 +333,7 @@ class ClaimService:
                 continue
             try:
                 new = _new_claims([gpu], user_id, purpose, now, duration)
-                return ClaimOutcome(tuple(self._store.create_claims(new)))
+                return ClaimOutcome(tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm)))
             except AlreadyHeld:
                 continue  # Someone won this one a moment ago; try the next free GPU.
         raise NoFreeGpu()

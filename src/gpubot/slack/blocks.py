@@ -184,8 +184,11 @@ def internal_error_message() -> Message:
 
 
 def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Message:
-    """The DM a holder is owed: an expiry warning (with buttons), an expiry, or an admin's release."""
+    """The DM a holder is owed: a claim's confirmation, an expiry warning (with buttons), an expiry, or an
+    admin's release."""
     claim = item.claim
+    if item.notice.kind is NoticeKind.CLAIMED:
+        return claim_message(ClaimOutcome((claim,)), now, timezone)
     gpu = f"*GPU {claim.gpu_index}* ({escape(claim.purpose)})"
     if item.notice.kind is NoticeKind.EXPIRY_WARNING:
         text = (

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
-from gpubot.core.service import ClaimService
+from gpubot.core.service import ClaimOutcome, ClaimService
 from gpubot.slack import actions, blocks
 from gpubot.slack.blocks import Message
 from gpubot.slack.dm import DirectMessages
@@ -83,11 +83,12 @@ class Interactions:
     async def submit_claim(self, user_id: str, state: Mapping[str, Any]) -> dict[str, str] | None:
         """Claim what the form asks for, all or nothing. Returns field errors for the form, or None when done.
 
-        This one runs before the ack, whose answer it is; the confirming DM goes out after it.
+        This one runs before the ack, whose answer it is. The form closes on submit, so the confirmation
+        travels as a DM, queued with the claims and delivered (and retried) by the outbox.
         """
         try:
             selection, purpose, duration = _read_claim_form(state)
-            outcome = await before_ack(self._service.claim, user_id, selection, purpose, duration)
+            outcome = await before_ack(self._claim_confirmed_by_dm, user_id, selection, purpose, duration)
         except GpubotError as error:
             return blocks.claim_modal_errors(error)
         except Exception:
@@ -98,8 +99,12 @@ class Interactions:
         self._after_change([user_id])
         message = blocks.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
         self._home.refresh(user_id, flash=message)
-        self._after_ack.spawn(self._dms.send(user_id, message), f"confirming a claim to {user_id}")
         return None
+
+    def _claim_confirmed_by_dm(
+        self, user_id: str, selection: GpuSelection, purpose: str, duration: timedelta
+    ) -> ClaimOutcome:
+        return self._service.claim(user_id, selection, purpose, duration, confirm_by_dm=True)
 
     async def _show(self, user_id: str, container: Mapping[str, Any], message: Message) -> None:
         if container.get("type") == "message":

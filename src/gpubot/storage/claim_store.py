@@ -288,11 +288,13 @@ class SqlClaimStore:
             row = connection.execute(_CLAIM_BY_ID, {"claim_id": claim_id}).first()
             return _to_claim(row) if row is not None else None
 
-    def create_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+    def create_claims(self, new_claims: Sequence[NewClaim], *, confirm_by_dm: bool = False) -> list[Claim]:
         """Write several claims all or nothing, each with a `claimed` event.
 
         Args:
             new_claims: the claims to write, each of a different GPU.
+            confirm_by_dm: also queue a `claimed` DM to each holder, in the same transaction, so the
+                confirmation is delivered (and retried) like every other DM.
 
         Returns:
             The claims as written (with their ids), in the order given.
@@ -312,7 +314,7 @@ class SqlClaimStore:
             return []
         for _ in range(_CREATE_ATTEMPTS):
             try:
-                return self._insert_claims(new_claims)
+                return self._insert_claims(new_claims, confirm_by_dm)
             except IntegrityError as exc:
                 # The partial unique index refused one of them. Everything was rolled back, so name
                 # whoever holds that GPU now.
@@ -322,7 +324,7 @@ class SqlClaimStore:
                 # The holder released in between: the GPU is free again, so try again.
         raise StoreBusy()
 
-    def _insert_claims(self, new_claims: Sequence[NewClaim]) -> list[Claim]:
+    def _insert_claims(self, new_claims: Sequence[NewClaim], confirm_by_dm: bool) -> list[Claim]:
         with self._writing() as write:
             connection = write.connection
             created = []
@@ -341,9 +343,14 @@ class SqlClaimStore:
                     },
                 ).one()
                 connection.execute(_INSERT_EVENT, _event_values(row.id, EventKind.CLAIMED, new.user_id, new.started_at))
+                if confirm_by_dm:
+                    notice = Notice(NoticeKind.CLAIMED, new.user_id, row.id)
+                    connection.execute(_INSERT_NOTICE, _notice_values(notice, new.started_at))
                 created.append(_to_claim(row))
             write.claims_written = created
-            return created
+        if confirm_by_dm:
+            self._on_notice_queued()
+        return created
 
     def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
         wanted = or_(
