@@ -9,11 +9,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gpubot import __version__
-from gpubot.core.errors import ConfigError, GpubotError
+from gpubot.core.errors import ConfigError, GpubotError, SetupError
 from gpubot.logs import configure_logging
 from gpubot.settings import Settings
 
-EX_CONFIG = 78  # sysexits.h: the systemd unit does not restart on a configuration error.
+# sysexits.h's EX_CONFIG, on a ConfigError (a setting) or a SetupError (a database gpubot cannot write, no
+# GPU backend): restarting cannot fix either, and the systemd unit does not restart on 78.
+EX_CONFIG = 78
 EX_USAGE = 2  # what argparse itself exits with on a malformed command line
 
 
@@ -103,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except ConfigError as error:
         print(f"gpubot: {error.variable}: expected {error.expected}", file=sys.stderr)
+        return EX_CONFIG
+    except SetupError as error:
+        print(f"gpubot: {error.message}", file=sys.stderr)
         return EX_CONFIG
     except GpubotError as error:
         print(f"gpubot: {error.message}", file=sys.stderr)

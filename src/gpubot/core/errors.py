@@ -111,12 +111,32 @@ class StoreBusy(GpubotError):
         super().__init__("The claim database is busy; please try again in a moment.")
 
 
+class SetupError(GpubotError):
+    """The host is set up so that gpubot cannot run, and waiting or restarting cannot change that.
+
+    The CLI exits 78 (EX_CONFIG) on it, as on a `ConfigError`, so systemd does not restart the service
+    in a loop; the message names what to fix.
+    """
+
+
 class StoreUnavailable(GpubotError):
     """The database cannot be opened, created or migrated."""
 
 
+class StoreReadOnly(StoreUnavailable, SetupError):
+    """The database refuses writes: a read-only file or file system, no permission, a full disk."""
+
+
+class StoreReplaced(StoreUnavailable):
+    """The SQLite file was deleted or replaced under the running service; it must not confirm changes."""
+
+
 class TelemetryError(GpubotError):
     """A telemetry backend cannot sample at all (one bad GPU is not this: it is reported as lost)."""
+
+
+class NoGpuBackend(TelemetryError, SetupError):
+    """No GPU backend can be opened at all (no NVML, no nvidia-smi, or the one chosen is unavailable)."""
 
 
 class CheckFailed(GpubotError):
