@@ -37,6 +37,7 @@ from gpubot.slack.web_session import web_api_session
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
+from gpubot.storage.probe import require_writable
 from gpubot.system_clock import SystemClock
 from gpubot.systemd_notify import SystemdNotifier
 from gpubot.telemetry import open_backend
@@ -99,6 +100,8 @@ async def _serve(settings: Settings) -> int:
         identity = await _identify(api, stop)
         if identity is None or not await _check_app_token(api, settings.slack_app_token, stop):
             return 0
+        # A read-only file or file system is one line naming it and exit 78, not a migration's traceback.
+        await asyncio.to_thread(require_writable, engine)
         await asyncio.to_thread(migrate_apart, engine)
         # The DM sender delivers a queued notice at once, woken from whichever thread committed it. Only then:
         # most changes queue none, and an outbox look after every claim and release cost a thread hop and

@@ -148,3 +148,21 @@ def test_a_signal_while_slack_sdk_retries_its_connect_stops_it_within_ten_second
     finally:
         process.send_signal(signal.SIGTERM)
     assert stop_or_kill(process, 10, log.read_text) == 0, log.read_text()
+
+
+def test_a_database_it_cannot_write_is_one_line_naming_the_file_and_exit_78(slack, tmp_path):
+    database = tmp_path / "gpubot.db"
+    subprocess.run(
+        [sys.executable, "-m", "gpubot", "db", "upgrade"],
+        env=daemon_env(slack, tmp_path),
+        check=True,
+        capture_output=True,
+    )
+    # SQLite's read-only mode refuses writes even to root, whom file modes do not stop.
+    env = daemon_env(slack, tmp_path, GPUBOT_DATABASE_URL=f"sqlite:///file:{database}?mode=ro&uri=true")
+    result = subprocess.run(
+        [sys.executable, "-m", "gpubot", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(database) in lines[0] and "readonly database" in lines[0], result.stderr

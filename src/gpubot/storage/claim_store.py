@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, Insert, Row, and_, bindparam, insert,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy, StoreReadOnly
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -36,7 +36,7 @@ from gpubot.core.models import (
     OutboxItem,
 )
 from gpubot.storage import tables
-from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, read_only
+from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, is_write_refusal, read_only
 from gpubot.storage.fifo_lock import FifoLock
 from gpubot.storage.tables import UtcDateTime
 
@@ -795,12 +795,29 @@ class SqlClaimStore:
 @contextmanager
 def _locked_as_busy() -> Iterator[None]:
     # SQLite gives up after its busy timeout; the person waiting in Slack gets "try again", not a trace.
+    # A database that cannot be written (a file system remounted read-only, a full disk) gets a reply
+    # that says so, instead of "Something went wrong" (issue 11).
     try:
         yield
     except OperationalError as exc:
-        if any(message in str(exc.orig) for message in _LOCKED_MESSAGES):
+        reason = str(exc.orig)
+        if any(message in reason for message in _LOCKED_MESSAGES):
             raise StoreBusy() from exc
+        if is_write_refusal(reason):
+            raise StoreReadOnly(
+                f"gpubot cannot write its claims database ({_plain_cause(reason)}); nothing was changed. "
+                "Please tell the admin."
+            ) from exc
         raise
+
+
+def _plain_cause(reason: str) -> str:
+    lowered = reason.lower()
+    if "full" in lowered or "no space" in lowered:
+        return "the disk is full"
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return "it is read-only"
+    return reason
 
 
 def _event_values(
