@@ -208,7 +208,7 @@ async def _serve(settings: Settings) -> int:
             notifier,
             health,
             is_connected=handler.client.is_connected,
-            count_claims=claim_counter(service),
+            count_claims=claim_counter(service, store.check_file),
             watchdog_interval=settings.watchdog_interval,
         )
         background = [

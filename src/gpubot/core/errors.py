@@ -128,7 +128,24 @@ class StoreReadOnly(StoreUnavailable, SetupError):
 
 
 class StoreReplaced(StoreUnavailable):
-    """The SQLite file was deleted or replaced under the running service; it must not confirm changes."""
+    """The SQLite file was deleted or replaced under the running service; it must not confirm changes.
+
+    What it wrote since would be gone (deleted) or lost (replaced) at the next start, so every write
+    is refused until gpubot is restarted on the file that is there now.
+    """
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(
+            f"gpubot's claims database file was {what} while gpubot ran, so nothing was changed. "
+            "Please tell the admin: gpubot must be restarted."
+        )
+        self.path = path
+        self.what = what
+
+    @property
+    def status(self) -> str:
+        """A line for the log and `systemctl status`."""
+        return f"database file {self.path} was {self.what}; restart gpubot"
 
 
 class TelemetryError(GpubotError):
