@@ -1,6 +1,7 @@
 """Domain errors: every failure a user can cause, under one root.
 
-Slack listeners render these as a friendly ephemeral reply and the CLI as a message with exit 1.
+Slack listeners render these as a friendly ephemeral reply and the CLI as a message with exit 1
+(78 for a `ConfigError` or `SetupError`: restarting cannot fix those).
 """
 
 from __future__ import annotations
