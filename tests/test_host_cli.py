@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -160,15 +161,87 @@ def test_release_errors_are_a_message_and_exit_1(host, capsys, argv, message):
     assert message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["status", "realtime", "claims", "release"])
-def test_a_missing_database_is_a_message_and_is_not_created(host, tmp_path, monkeypatch, capsys, command):
+def test_release_without_a_database_is_a_message_and_creates_none(host, tmp_path, monkeypatch, capsys):
     missing = tmp_path / "nowhere" / "gpubot.db"
     monkeypatch.setenv("GPUBOT_DATABASE_URL", f"sqlite:///{missing}")
-    argv = [command, "0", "--force"] if command == "release" else [command]
-    assert main(argv) == 1
+    assert main(["release", "0", "--force"]) == 1
     err = capsys.readouterr().err
     assert "there is no database" in err and "gpubot db upgrade" in err and "Traceback" not in err
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("command", ["status", "realtime", "claims"])
+def test_before_the_service_ever_ran_reads_show_every_gpu_free_and_create_nothing(
+    host, tmp_path, monkeypatch, capsys, command
+):
+    missing = tmp_path / "nowhere" / "gpubot.db"
+    monkeypatch.setenv("GPUBOT_DATABASE_URL", f"sqlite:///{missing}")
+    assert main([command]) == 0
+    captured = capsys.readouterr()
+    assert "no claims database exists yet" in captured.err and str(missing) in captured.err
+    if command == "status":
+        assert captured.out.splitlines()[0] == "GPUs on gpu-box-1: 3 of 3 free"
+    assert not missing.parent.exists()
+
+
+def _service_install(tmp_path, monkeypatch, *, env_lines: str | None) -> tuple[Path, Path]:
+    """A pretend installed service: its env file (when `env_lines` is given) and its state directory."""
+    for name in ("GPUBOT_DATABASE_URL", "GPUBOT_STATE_DIR", "STATE_DIRECTORY", "GPUBOT_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    env_file = etc / "gpubot.env"
+    if env_lines is not None:
+        env_file.write_text(env_lines)
+    state = tmp_path / "var-lib-gpubot"
+    monkeypatch.setenv("GPUBOT_ENV_FILE", str(env_file))
+    monkeypatch.setenv("GPUBOT_SERVICE_STATE_DIR", str(state))
+    return env_file, state
+
+
+def test_host_commands_read_the_services_env_file_and_state_directory(host, tmp_path, monkeypatch, capsys):
+    env_file, state = _service_install(tmp_path, monkeypatch, env_lines="# the service\nGPUBOT_TIMEZONE='Asia/Tokyo'\n")
+    state.mkdir()
+    service_db = state / "gpubot.db"
+    upgrade_to_head(f"sqlite:///{service_db}")
+    engine = make_engine(f"sqlite:///{service_db}")
+    service = ClaimService(SqlClaimStore(engine), SystemClock(), ClaimPolicy(), host="gpu-box-1")
+    service.sync_inventory(FakeTelemetry(Path(os.environ["GPUBOT_FAKE_GPUS"])).sample())
+    service.claim("U0ALICE", GpuSelection(indices=(1,)), "the service's claim", timedelta(hours=2))
+    engine.dispose()
+
+    assert main(["claims", "--json"]) == 0
+    captured = capsys.readouterr()
+    (entry,) = json.loads(captured.out)
+    assert entry["purpose"] == "the service's claim"
+    assert f"database sqlite:///{service_db}" in captured.err and str(env_file) in captured.err
+
+    assert main(["release", "1", "--force"]) == 0
+    assert "released GPU 1" in capsys.readouterr().out
+
+
+def test_a_variable_set_in_the_shell_wins_over_the_env_file(host, tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere.db"
+    _service_install(tmp_path, monkeypatch, env_lines=f"GPUBOT_DATABASE_URL=sqlite:///{tmp_path / 'from-file.db'}\n")
+    monkeypatch.setenv("GPUBOT_DATABASE_URL", f"sqlite:///{elsewhere}")
+    assert main(["status"]) == 0
+    assert f"database sqlite:///{elsewhere}" in capsys.readouterr().err
+
+
+def test_with_the_service_state_directory_present_and_no_env_file_it_is_still_used(host, tmp_path, monkeypatch, capsys):
+    _, state = _service_install(tmp_path, monkeypatch, env_lines=None)
+    state.mkdir()
+    assert main(["status"]) == 0
+    err = capsys.readouterr().err
+    assert f"database sqlite:///{state / 'gpubot.db'}" in err and "no env file" in err
+    assert "no claims database exists yet" in err and not (state / "gpubot.db").exists()
+
+
+def test_a_malformed_env_file_is_one_line_and_exit_78(host, tmp_path, monkeypatch, capsys):
+    env_file, _ = _service_install(tmp_path, monkeypatch, env_lines="GPUBOT_ADMINS U012AB3CD\n")
+    assert main(["status"]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GPUBOT_ENV_FILE" in err[0] and str(env_file) in err[0]
 
 
 def test_a_database_behind_the_code_says_to_upgrade(host, tmp_path, monkeypatch, capsys):
@@ -191,7 +264,7 @@ def test_a_file_that_is_no_database_is_a_message(host, tmp_path, monkeypatch, ca
 def test_telemetry_failing_is_a_message(host, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GPUBOT_GPU_BACKEND", "nvidia-smi")
     monkeypatch.setenv("GPUBOT_NVIDIA_SMI", str(tmp_path / "missing"))
-    assert main(["realtime"]) == 1
+    assert main(["realtime"]) == 78  # no GPU backend: a set-up error, as for `serve`
     err = capsys.readouterr().err
     assert "GPUBOT_NVIDIA_SMI" in err and "Traceback" not in err
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from gpubot.core.errors import ConfigError
-from gpubot.settings import Settings
+from gpubot.settings import Settings, host_environment, read_env_file
 
 TOKENS = {"SLACK_BOT_TOKEN": "xoxb-1-abc", "SLACK_APP_TOKEN": "xapp-1-def"}
 
@@ -77,3 +77,24 @@ def test_tokens_stay_out_of_repr():
 
 def test_host_only_commands_need_no_tokens():
     assert Settings.from_env({}, require_tokens=False).slack_bot_token == ""
+
+
+def test_the_env_file_reads_as_systemd_reads_it(tmp_path):
+
+    env_file = tmp_path / "gpubot.env"
+    env_file.write_text(
+        "# comment\n; another\n\nGPUBOT_ADMINS=U012AB3CD\nGPUBOT_TIMEZONE=\"Europe/Berlin\"\nA = ' x '\n"
+    )
+    assert read_env_file(env_file) == {"GPUBOT_ADMINS": "U012AB3CD", "GPUBOT_TIMEZONE": "Europe/Berlin", "A": " x "}
+
+
+def test_host_commands_use_the_service_state_dir_once_the_env_file_exists(tmp_path):
+
+    env_file = tmp_path / "gpubot.env"
+    service_dir = tmp_path / "var-lib-gpubot"  # not created yet: the service never ran
+    shell = {"GPUBOT_ENV_FILE": str(env_file), "GPUBOT_SERVICE_STATE_DIR": str(service_dir), "HOME": str(tmp_path)}
+    assert host_environment(shell).env.get("STATE_DIRECTORY") is None  # no service installed: as serve
+    env_file.write_text("GPUBOT_ADMINS=U012AB3CD\n")
+    host = host_environment(shell)
+    assert host.env_file == env_file and host.env["GPUBOT_ADMINS"] == "U012AB3CD"
+    assert Settings.from_env(host.env, require_tokens=False).state_dir == service_dir

@@ -9,11 +9,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gpubot import __version__
-from gpubot.core.errors import ConfigError, GpubotError
+from gpubot.core.errors import ConfigError, GpubotError, SetupError
 from gpubot.logs import configure_logging
-from gpubot.settings import Settings
+from gpubot.settings import Settings, host_environment
 
-EX_CONFIG = 78  # sysexits.h: the systemd unit does not restart on a configuration error.
+# sysexits.h's EX_CONFIG, on a ConfigError (a setting) or a SetupError (a database gpubot cannot write, no
+# GPU backend): restarting cannot fix either, and the systemd unit does not restart on 78.
+EX_CONFIG = 78
 EX_USAGE = 2  # what argparse itself exits with on a malformed command line
 
 
@@ -104,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"gpubot: {error.variable}: expected {error.expected}", file=sys.stderr)
         return EX_CONFIG
+    except SetupError as error:
+        print(f"gpubot: {error.message}", file=sys.stderr)
+        return EX_CONFIG
     except GpubotError as error:
         print(f"gpubot: {error.message}", file=sys.stderr)
         return 1
@@ -120,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    settings = Settings.from_env(os.environ, require_tokens=False)
+    settings = Settings.from_env(host_environment(os.environ).env, require_tokens=False)
     configure_logging(settings.log_level)
     from gpubot.storage.engine import make_engine
     from gpubot.storage.migrate import upgrade_to_head
@@ -139,15 +144,27 @@ def _doctor(args: argparse.Namespace) -> int:
     configure_logging(logging.WARNING)
     from gpubot import doctor
 
-    results = doctor.run_checks(os.environ, user=args.user)
+    results = doctor.run_checks(host_environment(os.environ).env, user=args.user)
     print(doctor.render(results))
     return 0 if doctor.all_passed(results) else 1
 
 
 def _host_settings() -> Settings:
-    settings = Settings.from_env(os.environ, require_tokens=False)
+    """The service's settings (see `host_environment`); says on stderr which database they name."""
+    from gpubot.storage.engine import parse_database_url
+
+    host = host_environment(os.environ)
+    settings = Settings.from_env(host.env, require_tokens=False)
     configure_logging(max(settings.log_level, logging.WARNING))
+    location = parse_database_url(settings.database_url).render_as_string(hide_password=True)
+    source = f"settings from {host.env_file}" if host.env_file is not None else "no env file"
+    print(f"gpubot: database {location} ({source})", file=sys.stderr)
     return settings
+
+
+def _note(note: str | None) -> None:
+    if note is not None:
+        print(f"gpubot: {note}", file=sys.stderr)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -155,7 +172,8 @@ def _status(args: argparse.Namespace) -> int:
     from gpubot.terminal import render_status
 
     settings = _host_settings()
-    with open_host(settings) as host:
+    with open_host(settings, missing_ok=True) as host:
+        _note(host.note)
         print(render_status(host.service.dashboard(host.sample), settings.timezone))
     return 0
 
@@ -165,7 +183,8 @@ def _realtime(args: argparse.Namespace) -> int:
     from gpubot.terminal import render_realtime
 
     settings = _host_settings()
-    with open_host(settings) as host:
+    with open_host(settings, missing_ok=True) as host:
+        _note(host.note)
         print(render_realtime(host.service.dashboard(host.sample), host.sample, settings.load_thresholds))
     return 0
 
@@ -175,7 +194,8 @@ def _claims(args: argparse.Namespace) -> int:
     from gpubot.terminal import claims_json, render_claims
 
     settings = _host_settings()
-    with open_host(settings) as host:
+    with open_host(settings, missing_ok=True) as host:
+        _note(host.note)
         dashboard = host.service.dashboard(host.sample)
         active = [row.claim for row in dashboard.rows if row.claim is not None]
         print(

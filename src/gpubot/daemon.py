@@ -7,14 +7,14 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
 import aiohttp
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from gpubot.core.errors import ConfigError
 from gpubot.core.history import UtilizationHistory
@@ -32,11 +32,13 @@ from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
 from gpubot.slack.notifier import NoticeSender
 from gpubot.slack.reads import StateReads
+from gpubot.slack.socket_mode import GuardedSocketModeHandler
 from gpubot.slack.tasks import AfterAck
 from gpubot.slack.web_session import web_api_session
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
+from gpubot.storage.probe import require_writable
 from gpubot.system_clock import SystemClock
 from gpubot.systemd_notify import SystemdNotifier
 from gpubot.telemetry import open_backend
@@ -90,7 +92,7 @@ async def _serve(settings: Settings) -> int:
         settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
     )
     background: list[asyncio.Task[None]] = []
-    handler: AsyncSocketModeHandler | None = None
+    handler: GuardedSocketModeHandler | None = None
     jobs: PeriodicJobs | None = None
     after_ack = AfterAck()
     # One HTTP session, so Web API calls (Home publishes, DMs) reuse keep-alive connections. Without it
@@ -101,8 +103,10 @@ async def _serve(settings: Settings) -> int:
         # Slack first: a revoked token is a configuration error, reported before anything is written.
         api = AsyncWebClient(base_url=settings.slack_api_url, token=settings.slack_bot_token, session=http)
         identity = await _identify(api, stop)
-        if identity is None:
+        if identity is None or not await _check_app_token(api, settings.slack_app_token, stop):
             return 0
+        # A read-only file or file system is one line naming it and exit 78, not a migration's traceback.
+        await asyncio.to_thread(require_writable, engine)
         await asyncio.to_thread(migrate_apart, engine)
         # The DM sender delivers a queued notice at once, woken from whichever thread committed it. Only then:
         # most changes queue none, and an outbox look after every claim and release cost a thread hop and
@@ -156,10 +160,23 @@ async def _serve(settings: Settings) -> int:
             ),
         )
         app = build_app(settings.slack_api_url, identity, commands, interactions, home, after_ack)
-        handler = AsyncSocketModeHandler(
-            app, settings.slack_app_token, web_client=AsyncWebClient(base_url=settings.slack_api_url)
+        rejected: list[str] = []
+
+        def app_token_rejected(reason: str) -> None:
+            # Slack refused the app token on a (re)connect: it was revoked. Stop rather than retry forever.
+            rejected.append(reason)
+            stop.set()
+
+        handler = GuardedSocketModeHandler(
+            app,
+            settings.slack_app_token,
+            web_client=AsyncWebClient(base_url=settings.slack_api_url),
+            on_rejected=app_token_rejected,
         )
-        await handler.connect_async()
+        # Raced against the stop signal: slack_sdk retries a failed connect forever, and SIGTERM must win.
+        if not await _until_stopped(handler.connect_async(), stop):
+            _raise_if_rejected(rejected)
+            return 0
         logger.info(
             "connected to Slack as %s; %d GPUs on %s via %s",
             identity.bot_user_id,
@@ -205,7 +222,7 @@ async def _serve(settings: Settings) -> int:
             notifier,
             health,
             is_connected=handler.client.is_connected,
-            count_claims=claim_counter(service),
+            count_claims=claim_counter(service, store.check_file),
             watchdog_interval=settings.watchdog_interval,
         )
         background = [
@@ -218,6 +235,7 @@ async def _serve(settings: Settings) -> int:
         # 40-60 ms every few hundred requests, the worst latency anyone saw (issue 5).
         gc.freeze()
         await stop.wait()
+        _raise_if_rejected(rejected)
         logger.info("stopping")
         return 0
     finally:
@@ -249,23 +267,9 @@ async def _identify(api: AsyncWebClient, stop: asyncio.Event) -> AuthorizeResult
     Raises:
         ConfigError: Slack rejected the token: retrying cannot help.
     """
-    delay_s = _SLACK_RETRY_FIRST_S
-    while True:
-        try:
-            response = await api.auth_test()
-            break
-        except SlackApiError as error:
-            status = error.response.status_code
-            if status < 500 and status != 429:
-                reason = error.response.get("error", "rejected")
-                raise ConfigError("SLACK_BOT_TOKEN", f"a bot token Slack accepts (auth.test said: {reason})") from None
-            problem = f"HTTP {status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-            problem = str(error) or type(error).__name__
-        logger.warning("Slack is unreachable (%s); trying again in %.0f s", problem, delay_s)
-        if await _stopped_within(stop, delay_s):
-            return None
-        delay_s = min(delay_s * 2, _SLACK_RETRY_LONGEST_S)
+    response = await _call_slack(api.auth_test, stop, "SLACK_BOT_TOKEN", "a bot token Slack accepts (auth.test")
+    if response is None:
+        return None
     return AuthorizeResult(
         enterprise_id=response.get("enterprise_id"),
         team_id=response.get("team_id"),
@@ -275,6 +279,89 @@ async def _identify(api: AsyncWebClient, stop: asyncio.Event) -> AuthorizeResult
         bot_id=response.get("bot_id"),
         bot_token=api.token,
     )
+
+
+async def _check_app_token(api: AsyncWebClient, app_token: str, stop: asyncio.Event) -> bool:
+    """Check once that Slack accepts the app-level token, as `gpubot doctor` does.
+
+    Without this a rejected token only showed in slack_sdk's connect loop: a traceback every 10 s,
+    forever (issue 11). The URL Slack hands out is not used: the handler asks for its own.
+
+    Returns:
+        False when asked to stop while waiting for Slack.
+
+    Raises:
+        ConfigError: Slack rejected the token (or it lacks connections:write).
+    """
+
+    async def open_connection() -> AsyncSlackResponse:
+        return await api.apps_connections_open(app_token=app_token)
+
+    expected = "an app-level token Slack accepts, with connections:write (apps.connections.open"
+    return await _call_slack(open_connection, stop, "SLACK_APP_TOKEN", expected) is not None
+
+
+async def _call_slack(
+    call: Callable[[], Awaitable[AsyncSlackResponse]], stop: asyncio.Event, variable: str, expected: str
+) -> AsyncSlackResponse | None:
+    """Make a Web API call that checks a token, retrying while Slack is unreachable.
+
+    Returns:
+        The response; None when asked to stop while waiting.
+
+    Raises:
+        ConfigError: naming `variable`: Slack answered, and refused (retrying cannot help).
+    """
+    delay_s = _SLACK_RETRY_FIRST_S
+    while True:
+        try:
+            return await call()
+        except SlackApiError as error:
+            status = error.response.status_code
+            if status < 500 and status != 429:
+                reason = error.response.get("error", "rejected")
+                raise ConfigError(variable, f"{expected} said: {reason})") from None
+            problem = f"HTTP {status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            problem = str(error) or type(error).__name__
+        logger.warning("Slack is unreachable (%s); trying again in %.0f s", problem, delay_s)
+        if await _stopped_within(stop, delay_s):
+            return None
+        delay_s = min(delay_s * 2, _SLACK_RETRY_LONGEST_S)
+
+
+def _raise_if_rejected(rejected: list[str]) -> None:
+    """Turn Slack's rejection of the app token while running into the exit-78 configuration error.
+
+    Raises:
+        ConfigError: naming SLACK_APP_TOKEN, when `rejected` holds Slack's error code.
+    """
+    if rejected:
+        logger.error("Slack rejected the app-level token (%s); stopping: replace SLACK_APP_TOKEN", rejected[0])
+        raise ConfigError(
+            "SLACK_APP_TOKEN", f"an app-level token Slack accepts (apps.connections.open said: {rejected[0]})"
+        )
+
+
+async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run `work` until it finishes or `stop` is set, whichever comes first.
+
+    Returns:
+        True when `work` finished; False when `stop` came first (`work` is then cancelled).
+    """
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done() and not stop.is_set():
+        task.result()  # its exception, if any
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return False
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

@@ -20,6 +20,7 @@ from gpubot.settings import Settings
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.probe import missing_sqlite_file, require_head
+from gpubot.storage.tables import metadata
 from gpubot.system_clock import SystemClock
 from gpubot.telemetry import sample_once
 
@@ -31,14 +32,22 @@ class HostSession:
     service: ClaimService
     sample: HostSample
     clock: SystemClock
+    # Said beside the output: e.g. that there is no claims database yet, so every GPU shows free.
+    note: str | None = None
 
 
 @contextmanager
-def open_host(settings: Settings) -> Iterator[HostSession]:
+def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostSession]:
     """Sample the GPUs once and open the claims database, for the length of one command.
 
     The database must already be at the newest schema: a host command never migrates it, since the
     service running an older gpubot could not use the result.
+
+    Args:
+        settings: the service's settings (`host_environment`).
+        missing_ok: for commands that only read: a SQLite file that does not exist yet (the service
+            never ran) is not created; the session works on an empty database in memory, every GPU
+            free, and its `note` says so.
 
     Raises:
         TelemetryError: the GPU backend cannot sample.
@@ -47,19 +56,26 @@ def open_host(settings: Settings) -> Iterator[HostSession]:
     """
     sample = sample_once(settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi)
     missing = missing_sqlite_file(settings.database_url)
+    note = None
     if missing is not None:
         # Not created here: a host command run as root would leave a file the service cannot write.
-        raise StoreUnavailable(
-            f"there is no database at {missing} yet: start the service, or run `gpubot db upgrade` as its user"
-        )
-    engine = make_engine(settings.database_url)
+        if not missing_ok:
+            raise StoreUnavailable(
+                f"there is no database at {missing} yet: start the service, or run `gpubot db upgrade` as its user"
+            )
+        note = f"no claims database exists yet at {missing}: every GPU is shown free (the service creates it)"
+        engine = make_engine("sqlite://")
+        metadata.create_all(engine)
+    else:
+        engine = make_engine(settings.database_url)
     try:
-        require_head(engine)
+        if missing is None:
+            require_head(engine)
         clock = SystemClock()
         service = ClaimService(SqlClaimStore(engine), clock, settings.claim_policy(), host=sample.hostname)
         # As the daemon does on start: claims name GPUs by index, which the store must know.
         service.sync_inventory(sample)
-        yield HostSession(service=service, sample=sample, clock=clock)
+        yield HostSession(service=service, sample=sample, clock=clock, note=note)
     finally:
         engine.dispose()
 

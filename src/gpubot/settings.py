@@ -18,6 +18,13 @@ from gpubot.core.load import LoadThresholds
 from gpubot.core.service import ClaimPolicy
 
 GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake")
+# Where the installed service (systemd/gpubot.service) takes its settings and keeps its state; the host
+# commands read the same (GPUBOT_ENV_FILE and GPUBOT_SERVICE_STATE_DIR override both, for tests).
+SERVICE_ENV_FILE = Path("/etc/gpubot/gpubot.env")
+SERVICE_STATE_DIR = Path("/var/lib/gpubot")
+# Settings that say where the database is; when the shell and the env file set none, host commands use
+# the service's state directory.
+_DATABASE_LOCATORS = ("GPUBOT_DATABASE_URL", "GPUBOT_STATE_DIR", "STATE_DIRECTORY")
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
@@ -113,6 +120,78 @@ class Settings:
             notify_socket=reader.text("NOTIFY_SOCKET"),
             watchdog_interval=reader.watchdog_interval(),
         )
+
+
+@dataclass(frozen=True)
+class HostEnvironment:
+    """The environment a host command runs with: the service's, as far as the command can know it.
+
+    Attributes:
+        env: the env file's settings, overridden by the shell's, plus the service's state directory.
+        env_file: the env file read; None when there was none.
+    """
+
+    env: dict[str, str]
+    env_file: Path | None
+
+
+def host_environment(env: Mapping[str, str]) -> HostEnvironment:
+    """What the host commands (`status`, `claims`, `release`, `realtime`, `doctor`, `db upgrade`) read.
+
+    The service's settings come from its env file (GPUBOT_ENV_FILE, default /etc/gpubot/gpubot.env, as
+    the unit's EnvironmentFile=); a variable set in the shell wins over the file. Where neither names the
+    database (GPUBOT_DATABASE_URL, GPUBOT_STATE_DIR), the service's state directory
+    (GPUBOT_SERVICE_STATE_DIR, default /var/lib/gpubot, the unit's StateDirectory=) is used when the env
+    file or that directory exists, i.e. where the service is installed; elsewhere, as for `serve`,
+    ~/.local/state/gpubot. So root typing `gpubot status` reads the database the service writes.
+
+    Args:
+        env: the shell's environment (`os.environ`).
+
+    Raises:
+        ConfigError: the env file exists but cannot be read, or a line of it is not VAR=value.
+    """
+    reader = _EnvReader(env)
+    env_file = Path(reader.text("GPUBOT_ENV_FILE") or SERVICE_ENV_FILE)
+    merged: dict[str, str] = {}
+    loaded: Path | None = None
+    if env_file.is_file():
+        merged.update(read_env_file(env_file))
+        loaded = env_file
+    merged.update(env)
+    if not any(merged.get(name, "").strip() for name in _DATABASE_LOCATORS):
+        service_dir = Path(reader.text("GPUBOT_SERVICE_STATE_DIR") or SERVICE_STATE_DIR)
+        if loaded is not None or service_dir.is_dir():
+            merged["STATE_DIRECTORY"] = str(service_dir)
+    return HostEnvironment(env=merged, env_file=loaded)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read a systemd `EnvironmentFile=`: VAR=value lines; blank lines and lines starting # or ; are skipped.
+
+    A value wholly in single or double quotes loses them, as systemd does.
+
+    Raises:
+        ConfigError: the file cannot be read, or a line is not VAR=value.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError("GPUBOT_ENV_FILE", f"a readable UTF-8 file at {path} ({error})") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        name, equals, value = stripped.partition("=")
+        name = name.strip()
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError("GPUBOT_ENV_FILE", f"VAR=value lines in {path} (line {number} is not)")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
 
 
 class _EnvReader:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from gpubot.core.errors import StoreReplaced
 from gpubot.core.service import ClaimService
 from gpubot.health import Health
 from gpubot.systemd_notify import SystemdNotifier
@@ -73,6 +74,8 @@ class ServiceWatchdog:
         self._ready = False
         self._last_status: str | None = None
         self._claims: ClaimCount | None = None
+        # Set for good when the database file was deleted or replaced: the service needs a restart.
+        self._fatal: str | None = None
         health.expect(DATABASE_HEARTBEAT, _DATABASE_MAX_AGE_S, clock())
 
     async def run(self) -> None:
@@ -98,10 +101,11 @@ class ServiceWatchdog:
             logger.info("ready: %s", status)
         elif status != self._last_status:
             self._notifier.status(status)
-            if self._health.problems(now_s):
+            if self._health.problems(now_s) or self._fatal is not None:
                 logger.warning("%s", status)
         self._last_status = status
-        if self._ready and self._watchdog and self._health.healthy(now_s):
+        # A lost database file stops the pings: systemd restarts gpubot on the file there now.
+        if self._ready and self._watchdog and self._health.healthy(now_s) and self._fatal is None:
             self._notifier.watchdog()
         return status
 
@@ -115,6 +119,9 @@ class ServiceWatchdog:
             # read finishes at that moment, and this loop would then outlive shutdown. A read that hangs
             # needs no time-out either: the beat goes stale, the daemon turns unhealthy, pings stop.
             self._claims = await self._count_claims()
+        except StoreReplaced as error:
+            self._fatal = error.status
+            return
         except Exception as error:
             # Any failure to read (busy, gone, a driver error) is the database not answering.
             # Not swallowed: the missing beat makes the daemon unhealthy, which the status line shows
@@ -127,6 +134,8 @@ class ServiceWatchdog:
         claims = self._claims
         parts = []
         problems = self._health.problems(now_s)
+        if self._fatal is not None:
+            problems = [self._fatal, *problems]
         if problems:
             parts.append("unhealthy: " + "; ".join(problems))
         if connected:
@@ -139,11 +148,22 @@ class ServiceWatchdog:
         return ", ".join(parts)
 
 
-def claim_counter(service: ClaimService) -> Callable[[], Awaitable[ClaimCount]]:
-    """`count_claims` for `ServiceWatchdog`: the dashboard's count, read off the event loop."""
+def claim_counter(
+    service: ClaimService, check_file: Callable[[], None] = lambda: None
+) -> Callable[[], Awaitable[ClaimCount]]:
+    """`count_claims` for `ServiceWatchdog`: the dashboard's count, read off the event loop.
+
+    Args:
+        service: the claim service.
+        check_file: raises `StoreReplaced` when the database file is gone (`SqlClaimStore.check_file`).
+    """
+
+    def count() -> ClaimCount:
+        check_file()
+        dashboard = service.dashboard(None)
+        return ClaimCount(claimed=len(dashboard.rows) - dashboard.free_count, total=len(dashboard.rows))
 
     async def count_claims() -> ClaimCount:
-        dashboard = await asyncio.to_thread(service.dashboard, None)
-        return ClaimCount(claimed=len(dashboard.rows) - dashboard.free_count, total=len(dashboard.rows))
+        return await asyncio.to_thread(count)
 
     return count_claims

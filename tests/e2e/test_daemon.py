@@ -70,6 +70,8 @@ def test_two_daemons_starting_at_once_on_an_empty_database_both_come_up(slack, t
         ({"GPUBOT_MAX_DURATION": "forever"}, "GPUBOT_MAX_DURATION"),
         ({"GPUBOT_GPU_BACKEND": "quantum"}, "GPUBOT_GPU_BACKEND"),
         ({"SLACK_BOT_TOKEN": "xoxb-revoked"}, "SLACK_BOT_TOKEN"),  # Slack says invalid_auth
+        ({"SLACK_APP_TOKEN": "xapp-revoked"}, "SLACK_APP_TOKEN"),  # apps.connections.open says invalid_auth
+        ({"GPUBOT_GPU_BACKEND": "nvidia-smi", "GPUBOT_NVIDIA_SMI": "/nonexistent/nvidia-smi"}, "GPUBOT_NVIDIA_SMI"),
     ],
 )
 def test_a_bad_setting_gives_one_line_naming_it_and_exit_78(slack, tmp_path, overrides, variable):
@@ -99,47 +101,68 @@ def test_telemetry_backend_that_cannot_load_is_a_clear_error(slack, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "gpubot", "serve"], env=env, capture_output=True, text=True, timeout=30
     )
-    assert result.returncode != 0
+    # 78, not 1: restarting cannot make a GPU backend appear, so systemd must not retry forever.
+    assert result.returncode == 78
     assert "GPUBOT_NVIDIA_SMI" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_it_waits_for_an_unreachable_slack_and_connects_once_slack_is_back(slack, tmp_path):
-    slack.start_outage()
+def test_a_rejected_app_token_stops_it_at_start_without_a_connect_loop(slack, tmp_path):
+    env = daemon_env(slack, tmp_path, SLACK_APP_TOKEN="xapp-revoked")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gpubot", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 78 and time.monotonic() - started < 10
+    assert "Traceback" not in result.stderr and "SLACK_APP_TOKEN" in result.stderr
+    assert "invalid_auth" in result.stderr
+    assert len(slack.calls("apps.connections.open")) == 1  # asked once, not every 10 s
+
+
+def test_an_app_token_revoked_while_running_stops_it_with_78_and_no_traceback(slack, tmp_path):
+    daemon = start_daemon(slack, tmp_path)
+    slack.fail_next("apps.connections.open", "invalid_auth", times=50)
+    slack.disconnect()  # slack_sdk reconnects, and Slack refuses the token it asks with
+    code = stop_or_kill(daemon.process, 20, daemon.log)
+    log = daemon.log()
+    assert code == 78, log
+    # No traceback from the Socket Mode client and no retry: it stopped at the first refusal.
+    assert "slack_sdk" not in log and "Retrying" not in log, log
+    assert log.strip().splitlines()[-1].startswith("gpubot: SLACK_APP_TOKEN"), log
+    assert len(slack.calls("apps.connections.open")) <= 3, log
+
+
+def test_a_signal_while_slack_sdk_retries_its_connect_stops_it_within_ten_seconds(slack, tmp_path):
     env = daemon_env(slack, tmp_path)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stdout=out, stderr=out)
     try:
+        slack.wait_for_call("apps.connections.open", timeout=20)  # the start-up check of the app token
+        # From here every connect fails (HTTP 503): slack_sdk retries it every 10 s, at start or on reconnect.
+        slack.start_outage()
+        slack.drop_connections()
         deadline = time.monotonic() + 20
-        while "Slack is unreachable" not in log.read_text() and time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.1)
-        assert "Slack is unreachable (HTTP 503)" in log.read_text()
-        slack.clear_faults()
-        slack.wait_connected(timeout=20)
-        assert "4 of 4 GPUs free" in reply_text(slack.command("status"))
+        while not any(s in log.read_text() for s in ("Failed to connect", "Failed to check the current session")):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)
-        assert stop_or_kill(process, 10, log.read_text) == 0, log.read_text()
-    assert "Traceback" not in log.read_text()
+    assert stop_or_kill(process, 10, log.read_text) == 0, log.read_text()
 
 
-def test_a_signal_while_waiting_for_slack_stops_it_at_once(slack, tmp_path):
-    slack.start_outage()
-    env = daemon_env(slack, tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not any(call.method == "auth.test" for call in slack.calls()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert stop_or_kill(process, 10) == 0
-
-
-def test_a_normal_start_serve_and_stop_logs_no_warning_or_error(slack, tmp_path):
-    daemon = start_daemon(slack, tmp_path)
-    slack.command("claim 0 quiet 1h", user_id="U0ALICE")
-    slack.command("status", user_id="U0BOB")
-    slack.command("release 0", user_id="U0ALICE")
-    assert daemon.stop()[0] == 0
-    noisy = [line for line in daemon.log().splitlines() if " WARNING " in line or " ERROR " in line]
-    assert noisy == []
+def test_a_database_it_cannot_write_is_one_line_naming_the_file_and_exit_78(slack, tmp_path):
+    database = tmp_path / "gpubot.db"
+    subprocess.run(
+        [sys.executable, "-m", "gpubot", "db", "upgrade"],
+        env=daemon_env(slack, tmp_path),
+        check=True,
+        capture_output=True,
+    )
+    # SQLite's read-only mode refuses writes even to root, whom file modes do not stop.
+    env = daemon_env(slack, tmp_path, GPUBOT_DATABASE_URL=f"sqlite:///file:{database}?mode=ro&uri=true")
+    result = subprocess.run(
+        [sys.executable, "-m", "gpubot", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(database) in lines[0] and "readonly database" in lines[0], result.stderr

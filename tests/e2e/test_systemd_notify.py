@@ -12,7 +12,7 @@ import pytest
 
 from gpubot.standin import SlackStandin
 
-from .conftest import start_daemon
+from .conftest import reply_text, start_daemon
 
 
 @dataclass
@@ -88,3 +88,21 @@ def test_without_a_watchdog_there_are_no_pings(slack, tmp_path, notify_socket):
         assert daemon.stop()[0] == 0
     notify_socket.wait_for(lambda m: m.startswith("STOPPING=1"), timeout=1)
     assert "WATCHDOG=1" not in [m for _, m in notify_socket.received]
+
+
+def test_a_database_file_deleted_under_it_is_refused_said_and_stops_the_pings(slack, tmp_path, notify_socket):
+    daemon = start_daemon(slack, tmp_path, NOTIFY_SOCKET=notify_socket.name, WATCHDOG_USEC="2000000")
+    try:
+        assert "GPU 0" in reply_text(slack.command("claim 0 before the deletion", user_id="U0ALICE"))
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"gpubot.db{suffix}").unlink(missing_ok=True)
+        reply = reply_text(slack.command("claim 1 after the deletion", user_id="U0ALICE"))
+        assert "database file was deleted" in reply and "nothing was changed" in reply, reply
+        assert "Something went wrong" not in reply
+        notify_socket.wait_for(lambda m: "was deleted; restart gpubot" in m, timeout=10)
+        pings_then = [m for _, m in notify_socket.received].count("WATCHDOG=1")
+        time.sleep(3)  # a ping would be due every second
+        assert [m for _, m in notify_socket.received].count("WATCHDOG=1") == pings_then
+    finally:
+        daemon.stop()
+    assert f"the database file {tmp_path / 'gpubot.db'} was deleted; restart gpubot" in daemon.log()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from gpubot.core.errors import StoreBusy
+from gpubot.core.errors import StoreBusy, StoreReplaced
 from gpubot.health import Health
 from gpubot.watchdog import ClaimCount, ServiceWatchdog
 
@@ -163,3 +163,18 @@ def test_stopping_is_sent():
     watchdog, notifier, _ = make(Host())
     watchdog.stopping()
     assert notifier.sent == ["STOPPING=1"]
+
+
+def test_a_deleted_database_file_says_so_in_the_status_and_stops_the_pings_for_good():
+    host = Host()
+    watchdog, notifier, _ = make(host)
+    check(watchdog)
+    host.claims = StoreReplaced("/var/lib/gpubot/gpubot.db", "deleted")
+    host.now_s += 5
+    status = check(watchdog)
+    assert status.startswith("unhealthy: database file /var/lib/gpubot/gpubot.db was deleted; restart gpubot")
+    host.claims = ClaimCount(claimed=3, total=8)  # a later read would succeed (a new empty file, say)
+    host.now_s += 5
+    check(watchdog)
+    assert notifier.sent[-1].startswith("STATUS=unhealthy: database file")  # sent once, then unchanged
+    assert notifier.sent.count("WATCHDOG=1") == 1  # only the one before the file went

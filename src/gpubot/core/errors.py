@@ -1,6 +1,7 @@
 """Domain errors: every failure a user can cause, under one root.
 
-Slack listeners render these as a friendly ephemeral reply and the CLI as a message with exit 1.
+Slack listeners render these as a friendly ephemeral reply and the CLI as a message with exit 1
+(78 for a `ConfigError` or `SetupError`: restarting cannot fix those).
 """
 
 from __future__ import annotations
@@ -117,12 +118,49 @@ class StoreBusy(GpubotError):
         super().__init__("The claim database is busy; please try again in a moment.")
 
 
+class SetupError(GpubotError):
+    """The host is set up so that gpubot cannot run, and waiting or restarting cannot change that.
+
+    The CLI exits 78 (EX_CONFIG) on it, as on a `ConfigError`, so systemd does not restart the service
+    in a loop; the message names what to fix.
+    """
+
+
 class StoreUnavailable(GpubotError):
     """The database cannot be opened, created or migrated."""
 
 
+class StoreReadOnly(StoreUnavailable, SetupError):
+    """The database refuses writes: a read-only file or file system, no permission, a full disk."""
+
+
+class StoreReplaced(StoreUnavailable):
+    """The SQLite file was deleted or replaced under the running service; it must not confirm changes.
+
+    What it wrote since would be gone (deleted) or lost (replaced) at the next start, so every write
+    is refused until gpubot is restarted on the file that is there now.
+    """
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(
+            f"gpubot's claims database file was {what} while gpubot ran, so nothing was changed. "
+            "Please tell the admin: gpubot must be restarted."
+        )
+        self.path = path
+        self.what = what
+
+    @property
+    def status(self) -> str:
+        """A line for the log and `systemctl status`."""
+        return f"database file {self.path} was {self.what}; restart gpubot"
+
+
 class TelemetryError(GpubotError):
     """A telemetry backend cannot sample at all (one bad GPU is not this: it is reported as lost)."""
+
+
+class NoGpuBackend(TelemetryError, SetupError):
+    """No GPU backend can be opened at all (no NVML, no nvidia-smi, or the one chosen is unavailable)."""
 
 
 class CheckFailed(GpubotError):

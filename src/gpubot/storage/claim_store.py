@@ -10,6 +10,8 @@ conditional ``UPDATE ... WHERE status = 'active'`` so a retried or racing change
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 import uuid
@@ -24,7 +26,7 @@ from sqlalchemy import Connection, Engine, Insert, Row, and_, bindparam, func, i
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy, StoreReadOnly, StoreReplaced
 from gpubot.core.models import (
     Claim,
     ClaimEvent,
@@ -37,9 +39,11 @@ from gpubot.core.models import (
     OutboxItem,
 )
 from gpubot.storage import tables
-from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, read_only
+from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, is_write_refusal, read_only
 from gpubot.storage.fifo_lock import FifoLock
 from gpubot.storage.tables import UtcDateTime
+
+logger = logging.getLogger(__name__)
 
 _ACTIVE = ClaimStatus.ACTIVE.value
 
@@ -183,6 +187,19 @@ class SqlClaimStore:
         # to 100 ms (issue 5: claim/release p99 118 ms and a 0.9 s worst case at 8 in flight). Not a source
         # of truth: other processes still queue on the busy timeout, and the unique index decides races.
         self._writer_turn = FifoLock() if engine.dialect.name == "sqlite" else None
+        # The SQLite file as it was when opened. A file deleted or replaced under a running process
+        # keeps taking its writes (to the unlinked copy) and they vanish at the next start: issue 11
+        # saw 5 claims confirmed that way. Every write checks it first.
+        self._file = _FileIdentity.of(engine)
+
+    def check_file(self) -> None:
+        """Check that the SQLite file is still the one opened (a no-op for any other database).
+
+        Raises:
+            StoreReplaced: it was deleted or replaced; from then on, every time.
+        """
+        if self._file is not None:
+            self._file.check()
 
     # -- GPUs ---------------------------------------------------------------------------------------
 
@@ -783,11 +800,13 @@ class SqlClaimStore:
     def _writing(self) -> Iterator[_Write]:
         # One transaction that may write: BEGIN IMMEDIATE on SQLite (see engine.py), committed on exit.
         self._refuse_if_pinned()
+        self.check_file()
         with self._turn_to_write(), _locked_as_busy(), self._engine.connect() as connection:
             with connection.begin():
                 start = self._snapshot_current_at_start(connection)
                 write = _Write(connection)
                 yield write
+                self.check_file()  # once more before the commit confirms it: rolled back if the file went
             if start is not None and write.claims_written is not None:
                 self._patch_snapshot(start, write.claims_written, connection)
 
@@ -855,15 +874,70 @@ class SqlClaimStore:
             raise RuntimeError("a database call inside answering_from_memory(), which promised none")
 
 
+class _FileIdentity:
+    """A SQLite file's device and inode when it was opened, to tell whether it is still there and the same."""
+
+    def __init__(self, path: str, identity: tuple[int, int]) -> None:
+        self._path = path
+        self._identity = identity
+        self._lost: StoreReplaced | None = None
+
+    @classmethod
+    def of(cls, engine: Engine) -> _FileIdentity | None:
+        """The identity of `engine`'s SQLite file; None for another database or a file not there yet."""
+        database = engine.url.database or ""
+        if engine.dialect.name != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+            return None
+        path = os.path.abspath(os.path.expanduser(database))
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return cls(path, (stat.st_dev, stat.st_ino))
+
+    def check(self) -> None:
+        if self._lost is None:
+            try:
+                stat = os.stat(self._path)
+            except FileNotFoundError:
+                self._lost = StoreReplaced(self._path, "deleted")
+            except OSError:
+                return  # cannot tell (e.g. a directory not searchable for a moment): SQLite will say
+            else:
+                if (stat.st_dev, stat.st_ino) != self._identity:
+                    self._lost = StoreReplaced(self._path, "replaced")
+            if self._lost is not None:
+                logger.error("the %s: refusing every change until gpubot is restarted", self._lost.status)
+        if self._lost is not None:
+            raise StoreReplaced(self._lost.path, self._lost.what)
+
+
 @contextmanager
 def _locked_as_busy() -> Iterator[None]:
     # SQLite gives up after its busy timeout; the person waiting in Slack gets "try again", not a trace.
+    # A database that cannot be written (a file system remounted read-only, a full disk) gets a reply
+    # that says so, instead of "Something went wrong" (issue 11).
     try:
         yield
     except OperationalError as exc:
-        if any(message in str(exc.orig) for message in _LOCKED_MESSAGES):
+        reason = str(exc.orig)
+        if any(message in reason for message in _LOCKED_MESSAGES):
             raise StoreBusy() from exc
+        if is_write_refusal(reason):
+            raise StoreReadOnly(
+                f"gpubot cannot write its claims database ({_plain_cause(reason)}); nothing was changed. "
+                "Please tell the admin."
+            ) from exc
         raise
+
+
+def _plain_cause(reason: str) -> str:
+    lowered = reason.lower()
+    if "full" in lowered or "no space" in lowered:
+        return "the disk is full"
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return "it is read-only"
+    return reason
 
 
 def _event_values(

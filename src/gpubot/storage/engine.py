@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from gpubot.core.errors import ConfigError, StoreUnavailable
+from gpubot.core.errors import ConfigError, StoreReadOnly, StoreUnavailable
 
 # How long a SQLite writer waits for another writer's lock before giving up. Slack wants an answer
 # within 3 s, so a locked write must fail (as StoreBusy) well inside that.
@@ -43,7 +43,8 @@ def make_engine(url: str) -> Engine:
 
     Raises:
         ConfigError: the URL is malformed (it came from GPUBOT_DATABASE_URL).
-        StoreUnavailable: its driver is not installed, or the SQLite directory cannot be created.
+        StoreUnavailable: its driver is not installed.
+        StoreReadOnly: the SQLite file's directory cannot be created.
     """
     sa_url = parse_database_url(url)
     try:
@@ -55,6 +56,23 @@ def make_engine(url: str) -> Engine:
         raise StoreUnavailable(
             f"no database driver for {sa_url.drivername} ({error}); for PostgreSQL install gpubot[postgres]"
         ) from None
+
+
+# What SQLite (and PostgreSQL) say when the database cannot be written, as opposed to being busy.
+_WRITE_REFUSALS = (
+    "readonly database",
+    "read-only",
+    "unable to open database file",
+    "database or disk is full",
+    "disk i/o error",
+    "no space left",
+)
+
+
+def is_write_refusal(reason: str) -> bool:
+    """Whether a driver's error message means the database cannot be written (no retry helps)."""
+    lowered = reason.lower()
+    return any(refusal in lowered for refusal in _WRITE_REFUSALS)
 
 
 def parse_database_url(url: str) -> URL:
@@ -154,7 +172,7 @@ def _make_sqlite_engine(url: URL) -> Engine:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StoreUnavailable(f"cannot create the database directory {directory}: {error.strerror}") from None
+            raise StoreReadOnly(f"cannot create the database directory {directory}: {error.strerror}") from None
     engine = create_engine(url)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)

@@ -7,14 +7,15 @@ own user cannot write.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from gpubot.core.errors import StoreUnavailable
-from gpubot.storage.engine import make_engine, parse_database_url
+from gpubot.core.errors import StoreReadOnly, StoreUnavailable
+from gpubot.storage.engine import is_write_refusal, make_engine, parse_database_url
 from gpubot.storage.migrate import current_revision, head_revision
 
 
@@ -104,6 +105,47 @@ def require_head(engine: Engine) -> None:
             f"the database at {location} is at schema {revision or 'none (empty)'}, this gpubot needs {head}: "
             "run `gpubot db upgrade` (or start the service, which migrates on start)"
         )
+
+
+def require_writable(engine: Engine) -> None:
+    """Check, at `gpubot serve`'s start, that the database accepts a write; a new SQLite file is created.
+
+    For a SQLite file it first tries the file and its directory themselves (SQLite writes its WAL and
+    shared-memory files beside the database), so the message gives the operating system's own reason,
+    e.g. "Read-only file system", rather than SQLite's "unable to open database file".
+
+    Args:
+        engine: an engine from `make_engine`.
+
+    Raises:
+        StoreReadOnly: the file, its directory or the database refuses writes; the message names the
+            file and the cause.
+        StoreUnavailable: the database cannot be reached at all.
+    """
+    location = engine.url.render_as_string(hide_password=True)
+    database = engine.url.database or ""
+    if engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        _require_writable_file(Path(database).expanduser())
+    try:
+        _try_a_write(engine)
+    except DBAPIError as error:
+        reason = str(error.orig) if error.orig is not None else str(error)
+        if is_write_refusal(reason):
+            raise StoreReadOnly(f"cannot write the database at {location}: {reason}") from None
+        raise StoreUnavailable(f"cannot open the database at {location}: {reason}") from None
+
+
+def _require_writable_file(path: Path) -> None:
+    directory = path.parent
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".gpubot-write-check-"):
+            pass
+        if path.exists():
+            with path.open("r+b"):
+                pass
+    except OSError as error:
+        where = path if path.exists() and error.filename == str(path) else directory
+        raise StoreReadOnly(f"cannot write the database {path}: {where}: {error.strerror}") from None
 
 
 def _try_a_write(engine: Engine) -> None:

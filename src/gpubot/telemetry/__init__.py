@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gpubot.core.errors import TelemetryError
+from gpubot.core.errors import NoGpuBackend, TelemetryError
 from gpubot.core.models import HostSample
 from gpubot.core.ports import Telemetry
 from gpubot.telemetry.fake import FakeTelemetry
@@ -33,9 +33,19 @@ def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: s
         A backend ready to sample; the caller closes it.
 
     Raises:
-        TelemetryError: the kind is unknown, or the backend asked for (any backend, for `auto`) is
+        NoGpuBackend: the kind is unknown, or the backend asked for (any backend, for `auto`) is
             unavailable; the message says what failed and which settings choose another.
     """
+    try:
+        return _open(kind, fake_gpus_path, nvidia_smi)
+    except NoGpuBackend:
+        raise
+    except TelemetryError as error:
+        # Restarting cannot make a backend appear: the CLI exits 78 on this, so systemd does not loop.
+        raise NoGpuBackend(error.message) from error
+
+
+def _open(kind: str, fake_gpus_path: Path | None, nvidia_smi: str) -> Telemetry:
     if kind == "fake":
         if fake_gpus_path is None:
             raise TelemetryError(
@@ -53,7 +63,7 @@ def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: s
             try:
                 return _open_nvidia_smi(nvidia_smi)
             except TelemetryError as smi_error:
-                raise TelemetryError(
+                raise NoGpuBackend(
                     f"No GPU backend is available. NVML: {nvml_error.message} nvidia-smi: {smi_error.message} "
                     "Set GPUBOT_GPU_BACKEND=nvml|nvidia-smi|fake to choose one."
                 ) from smi_error
