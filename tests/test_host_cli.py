@@ -79,14 +79,18 @@ def test_status_lists_every_gpu_with_its_holder(host, capsys):
     claim(host, "U0ALICE", 1, "fine-tune llama")
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "GPUs on gpu-box-1: 2 of 3 free"
+    assert out.splitlines()[0] == "GPUs on gpu-box-1: 2 of 3 free (1 in use without a claim, 1 not responding)"
     assert re.search(
         r"^1 +NVIDIA H100 80GB HBM3 +U0ALICE +\w{3} \d\d \w{3} \d\d:\d\d CES?T "
         r"\((?:1h 59m|2h) left\) +fine-tune llama$",
         out,
         re.MULTILINE,
     ), out
-    assert re.search(r"^2 +NVIDIA H100 80GB HBM3 +free \(not responding\)$", out, re.MULTILINE), out
+    # A busy GPU is not simply "free", and one that stopped answering cannot be claimed (issue 11, point 14).
+    assert re.search(
+        r"^0 +NVIDIA H100 80GB HBM3 +free, but in use by alice's process python \(pid 4242\)$", out, re.MULTILINE
+    ), out
+    assert re.search(r"^2 +NVIDIA H100 80GB HBM3 +not responding$", out, re.MULTILINE), out
 
 
 def test_realtime_shows_load_and_processes(host, capsys):

@@ -130,7 +130,17 @@ async def _serve(settings: Settings) -> int:
             for user_id in set(user_ids):
                 home.refresh(user_id)
 
-        interactions = Interactions(service, api, dms, home, settings.timezone, after_ack, after_change, reads)
+        interactions = Interactions(
+            service,
+            api,
+            dms,
+            home,
+            settings.timezone,
+            after_ack,
+            after_change,
+            reads,
+            latest_sample=lambda: sampler.latest,
+        )
         commands = SlashCommands(
             service,
             latest_sample=lambda: sampler.latest,

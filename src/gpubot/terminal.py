@@ -18,7 +18,7 @@ from gpubot import figures
 from gpubot.core.durations import format_duration
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
 from gpubot.core.models import Claim, GpuSample, HostSample
-from gpubot.core.service import Dashboard
+from gpubot.core.service import Dashboard, GpuRow
 
 _BADGES = {
     LoadLevel.HIGH: "🔥",
@@ -48,16 +48,25 @@ def when(moment: datetime, timezone: ZoneInfo) -> str:
 def render_status(dashboard: Dashboard, timezone: ZoneInfo) -> str:
     """Every GPU, free or held: by whom, until when and for what (`gpubot status`)."""
     total = len(dashboard.rows)
+    caveats = [
+        f"{count} {what}"
+        for count, what in (
+            (dashboard.free_in_use_count, "in use without a claim"),
+            (dashboard.free_not_responding_count, "not responding"),
+        )
+        if count
+    ]
     title = f"GPUs on {printable(dashboard.host)}: {dashboard.free_count} of {total} free"
+    title += f" ({', '.join(caveats)})" if caveats else ""
     if not dashboard.rows:
         return f"GPUs on {printable(dashboard.host)}: none found"
     rows = []
     for row in dashboard.rows:
-        lost = " (not responding)" if row.sample is not None and row.sample.lost else ""
+        lost = " (not responding)" if row.use.not_responding else ""
         model = printable(row.gpu.name or "unknown model")
         claim = row.claim
         if claim is None:
-            rows.append([str(row.gpu.index), model, "free" + lost, "", ""])
+            rows.append([str(row.gpu.index), model, _free_state(row), "", ""])
         else:
             left = format_duration(claim.time_left(dashboard.now))
             rows.append(
@@ -72,6 +81,14 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo) -> str:
     return "\n".join([title, *table(["GPU", "MODEL", "HELD BY", "UNTIL", "PURPOSE"], rows)])
 
 
+def _free_state(row: GpuRow) -> str:
+    if row.use.not_responding:
+        return "not responding"
+    if row.use.in_use:
+        return f"free, but in use by {printable(row.use.description())}"
+    return "free"
+
+
 def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadThresholds) -> str:
     """Live load, temperature, utilization, memory, power and processes per GPU (`gpubot realtime`)."""
     driver = f"driver {printable(sample.driver_version)}" if sample.driver_version else "driver n/a"
@@ -81,7 +98,7 @@ def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadTh
     processes: dict[int, list[str]] = {}
     for row in dashboard.rows:
         gpu = samples.get(row.gpu.uuid)
-        holder = printable(row.claim.user_id) if row.claim else ""
+        holder = printable(row.claim.user_id) if row.claim else "free, but in use" if row.use.in_use else ""
         if gpu is None:
             rows.append([f"❔ {row.gpu.index}", "no telemetry", "n/a", "n/a", "n/a", "n/a", holder])
             continue

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
+from gpubot.core.models import HostSample
 from gpubot.core.service import ClaimService
 from gpubot.slack import actions, blocks
 from gpubot.slack.blocks import Message
@@ -40,8 +41,11 @@ class Interactions:
         after_ack: AfterAck,
         after_change: Callable[[Iterable[str]], None],
         reads: StateReads | None = None,
+        *,
+        latest_sample: Callable[[], HostSample | None],
     ) -> None:
         self._service = service
+        self._latest_sample = latest_sample
         self._reads = reads or StateReads()
         self._client = client
         self._dms = dms
@@ -76,7 +80,7 @@ class Interactions:
     async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
         """Open the claim form. The trigger expires about 3 s after the click, so this runs right after the ack;
         the form is built from the database (a local read) before opening, so it opens complete."""
-        dashboard = await self._reads.read(self._service.dashboard, None, in_ack=False)
+        dashboard = await self._reads.read(self._service.dashboard, self._latest_sample(), in_ack=False)
         view = blocks.claim_modal(dashboard, self._service.policy, preselect)
         await self._client.views_open(trigger_id=trigger_id, view=view)
 
@@ -87,7 +91,9 @@ class Interactions:
         """
         try:
             selection, purpose, duration = _read_claim_form(state)
-            outcome = await before_ack(self._service.claim, user_id, selection, purpose, duration)
+            outcome = await before_ack(
+                self._service.claim, user_id, selection, purpose, duration, self._latest_sample()
+            )
         except GpubotError as error:
             return blocks.claim_modal_errors(error)
         self._after_change([user_id])
