@@ -53,7 +53,7 @@ def test_upgrade_of_an_empty_file_builds_exactly_the_metadata(empty_engine: Engi
     upgrade_to_head(empty_engine)
 
     assert schema_differences(empty_engine) == []
-    assert current_revision(empty_engine) == head_revision() == "0001"
+    assert current_revision(empty_engine) == head_revision() == SCHEMA_REVISION
     assert is_at_head(empty_engine)
 
 
