@@ -12,7 +12,7 @@ import pytest
 
 from gpubot.cli import main
 from gpubot.core.commands import GpuSelection
-from gpubot.core.models import NoticeKind
+from gpubot.core.models import NoticeKind, Person
 from gpubot.core.service import ClaimPolicy, ClaimService
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
@@ -202,3 +202,45 @@ def test_telemetry_failing_is_a_message(host, tmp_path, monkeypatch, capsys):
 
 def test_host_commands_need_no_slack_tokens(host, capsys):
     assert main(["status"]) == 0  # the fixture removed SLACK_* from the environment
+
+
+# --- people by name (issue 11, point 13) ----------------------------------------------------------------
+
+
+def name(host: Host, user: str, display_name: str) -> None:
+    """As the daemon does after looking the person up in Slack."""
+    host.store.save_person(Person(user, display_name, SystemClock().now()))
+
+
+def test_every_host_table_names_the_holder_when_the_daemon_knows_the_name(host, capsys, monkeypatch):
+    name(host, "U0ALICE", "alice")
+    claim(host, "U0ALICE", 1, "train")
+    claim(host, "U0BOB", 0, "eval")  # never looked up: shown by ID
+
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1 +NVIDIA H100 80GB HBM3 +alice \(U0ALICE\) +\w{3} ", out, re.MULTILINE), out
+    assert re.search(r"^0 +NVIDIA H100 80GB HBM3 +U0BOB +\w{3} ", out, re.MULTILINE), out
+
+    assert main(["claims"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1 +alice \(U0ALICE\) +\w{3} ", out, re.MULTILINE), out
+
+    assert main(["claims", "--json"]) == 0
+    entries = {entry["user_id"]: entry["user_name"] for entry in json.loads(capsys.readouterr().out)}
+    assert entries == {"U0ALICE": "alice", "U0BOB": None}
+
+    assert main(["realtime"]) == 0
+    assert re.search(r"^💤 1 +idle .* alice \(U0ALICE\)$", capsys.readouterr().out, re.MULTILINE)
+
+    monkeypatch.setattr("gpubot.host.os.getlogin", lambda: "root")
+    assert main(["release", "1", "--force"]) == 0
+    assert capsys.readouterr().out.startswith("released GPU 1, held by alice (U0ALICE); ")
+
+
+def test_a_name_cannot_drive_the_terminal(host, capsys):
+    name(host, "U0ALICE", "evil\x1b[2J")
+    claim(host, "U0ALICE", 1, "train")
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil?[2J (U0ALICE)" in out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gpubot.core.errors import StoreUnavailable
 from gpubot.core.models import HostSample
+from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimService
 from gpubot.settings import Settings
 from gpubot.storage.claim_store import SqlClaimStore
@@ -31,6 +32,8 @@ class HostSession:
     service: ClaimService
     sample: HostSample
     clock: SystemClock
+    # Names the daemon looked up in Slack: the host has no Slack connection of its own.
+    people: PeopleDirectory
 
 
 @contextmanager
@@ -56,10 +59,11 @@ def open_host(settings: Settings) -> Iterator[HostSession]:
     try:
         require_head(engine)
         clock = SystemClock()
-        service = ClaimService(SqlClaimStore(engine), clock, settings.claim_policy(), host=sample.hostname)
+        store = SqlClaimStore(engine)
+        service = ClaimService(store, clock, settings.claim_policy(), host=sample.hostname)
         # As the daemon does on start: claims name GPUs by index, which the store must know.
         service.sync_inventory(sample)
-        yield HostSession(service=service, sample=sample, clock=clock)
+        yield HostSession(service=service, sample=sample, clock=clock, people=PeopleDirectory(store, clock))
     finally:
         engine.dispose()
 

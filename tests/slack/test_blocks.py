@@ -298,10 +298,17 @@ def test_claim_modal_when_nothing_is_free_has_no_submit():
 def test_modal_errors_land_on_the_right_field():
     from gpubot.core.errors import DurationOutOfBounds, InvalidPurpose
 
-    assert set(blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW))) == {"gpus"}
-    assert "@U7" in blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW))["gpus"]
-    assert set(blocks.claim_modal_errors(InvalidPurpose("empty"))) == {"purpose"}
-    assert set(blocks.claim_modal_errors(DurationOutOfBounds("too long"))) == {"duration"}
+    assert set(blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})) == {"gpus"}
+    assert set(blocks.claim_modal_errors(InvalidPurpose("empty"), {})) == {"purpose"}
+    assert set(blocks.claim_modal_errors(DurationOutOfBounds("too long"), {})) == {"duration"}
+
+
+def test_modal_errors_name_the_holder_where_a_mention_cannot_render():
+    # Issue 11, point 13: field errors are plain text, where <@U7> shows raw.
+    named = blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {"U7": "Bob"})["gpus"]
+    assert named == "GPU 1 is already claimed by Bob."
+    unknown = blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})["gpus"]
+    assert unknown == "GPU 1 is already claimed by @U7."
 
 
 def test_sparkline():
@@ -383,5 +390,5 @@ def test_claim_modal_when_only_unresponsive_gpus_are_unclaimed():
 def test_a_claim_refused_for_a_gpu_not_responding_lands_on_the_gpus_field():
     from gpubot.core.errors import GpuNotResponding
 
-    errors = blocks.claim_modal_errors(GpuNotResponding(2))
+    errors = blocks.claim_modal_errors(GpuNotResponding(2), {})
     assert set(errors) == {"gpus"} and "GPU 2 is not responding" in errors["gpus"]

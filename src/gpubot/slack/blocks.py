@@ -323,15 +323,21 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None
     }
 
 
-def claim_modal_errors(error: GpubotError) -> dict[str, str]:
-    """A refused claim as field errors of the claim form (`response_action: errors`)."""
+def claim_modal_errors(error: GpubotError, names: Mapping[str, str]) -> dict[str, str]:
+    """A refused claim as field errors of the claim form (`response_action: errors`).
+
+    Field errors are plain text, where a mention shows as its raw `<@U…>`: each person the message mentions
+    is named instead (`names` by user ID), or shown as @U… while their name is unknown.
+    """
     field = actions.GPUS_INPUT
     if isinstance(error, InvalidPurpose):
         field = actions.PURPOSE_INPUT
     elif isinstance(error, DurationOutOfBounds):
         field = actions.DURATION_INPUT
-    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render.
-    return {field: truncate(error.message.replace("<@", "@").replace(">", ""), 150)}
+    text = error.message
+    for user_id in error.mentions:
+        text = text.replace(mention(user_id), names.get(user_id) or f"@{user_id}")
+    return {field: truncate(text, 150)}
 
 
 def doctor_home_view() -> Block:

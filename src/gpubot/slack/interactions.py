@@ -22,10 +22,14 @@ from gpubot.slack import actions, blocks
 from gpubot.slack.blocks import Message
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
-from gpubot.slack.reads import StateReads, before_ack
+from gpubot.slack.people import SlackNames
+from gpubot.slack.reads import ACK_DEADLINE_S, StateReads, before_ack
 from gpubot.slack.tasks import AfterAck
 
 logger = logging.getLogger(__name__)
+
+# The most a refused claim form waits for Slack to name the holder (who is usually known already).
+_NAME_WAIT_S = 0.5
 
 
 class Interactions:
@@ -43,9 +47,11 @@ class Interactions:
         reads: StateReads | None = None,
         *,
         latest_sample: Callable[[], HostSample | None],
+        names: SlackNames,
     ) -> None:
         self._service = service
         self._latest_sample = latest_sample
+        self._names = names
         self._reads = reads or StateReads()
         self._client = client
         self._dms = dms
@@ -89,13 +95,17 @@ class Interactions:
 
         This one runs before the ack, whose answer it is; the confirming DM goes out after it.
         """
+        started = asyncio.get_running_loop().time()
         try:
             selection, purpose, duration = _read_claim_form(state)
             outcome = await before_ack(
                 self._service.claim, user_id, selection, purpose, duration, self._latest_sample()
             )
         except GpubotError as error:
-            return blocks.claim_modal_errors(error)
+            # Field errors are plain text: the holder is named, looked up in what time the ack has left.
+            left_s = ACK_DEADLINE_S - (asyncio.get_running_loop().time() - started)
+            names = await self._names.names(error.mentions, min(_NAME_WAIT_S, max(left_s, 0.0)))
+            return blocks.claim_modal_errors(error, names)
         self._after_change([user_id])
         message = blocks.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
         self._home.refresh(user_id, flash=message)
