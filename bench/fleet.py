@@ -17,7 +17,7 @@ def fake_host(gpu_count: int) -> dict[str, Any]:
     """A host of `gpu_count` GPUs: utilization cycling 0-95 %, every 16th GPU lost, most with 1-3 processes."""
     gpus: list[dict[str, Any]] = []
     for index in range(gpu_count):
-        if index % 16 == 15:
+        if index % 16 == 15:  # keep in step with responding_gpu
             gpus.append(
                 {"index": index, "name": "NVIDIA H100 80GB HBM3", "uuid": f"GPU-BENCH-{index:04d}", "lost": True}
             )
@@ -42,6 +42,11 @@ def fake_host(gpu_count: int) -> dict[str, Any]:
             }
         )
     return {"hostname": HOSTNAME, "driver_version": "550.54.15", "gpus": gpus}
+
+
+def responding_gpu(worker: int) -> int:
+    """The index of the `worker`-th GPU that answers (lost GPUs cannot be claimed), counting from 0."""
+    return worker + worker // 15
 
 
 def write_fake_host(path: Path, gpu_count: int) -> Path:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from fleet import HOSTNAME, write_fake_host
 from percentiles import summarize_s
 
-from gpubot.core.load import LoadThresholds
+from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, HostSample
 from gpubot.core.service import ClaimPolicy, Dashboard, GpuRow, HomeState
 from gpubot.slack import blocks
@@ -59,7 +59,7 @@ def state_for(sample: HostSample) -> tuple[HomeState, dict[str, tuple[float | No
                 started_at=_NOW - timedelta(hours=1),
                 ends_at=_NOW + timedelta(hours=1, minutes=position),
             )
-        rows.append(GpuRow(gpu=gpu, claim=claim, sample=gpu_sample))
+        rows.append(GpuRow(gpu=gpu, claim=claim, sample=gpu_sample, use=gpu_use(gpu_sample, LoadThresholds())))
     dashboard = Dashboard(host=HOSTNAME, rows=tuple(rows), now=_NOW)
     own = tuple(row.claim for row in rows if row.claim is not None and row.claim.user_id == VIEWER)
     trends = {

@@ -2,7 +2,7 @@
 
 A workload is a coroutine `op(worker) -> list[Sample]` that runs one or more envelopes in sequence for
 one simulated person, so N workers keep exactly N envelopes in flight (a closed loop). Each worker is
-its own Slack user and, for claims, owns GPU number `worker`, so no two workers contend for a GPU.
+its own Slack user and, for claims, owns the `worker`-th GPU that answers, so no two workers contend for a GPU.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from fleet import responding_gpu
 from loopback import Answered, LoopbackSlack
 
 from gpubot.slack import actions
@@ -61,9 +62,9 @@ def user_of(worker: int, prefix: str = "U0CMD") -> str:
 def command_text(kind: str, worker: int) -> str:
     """What worker `worker` types after `/gpu` for a command of `kind`."""
     if kind == "claim":
-        return f"claim {worker} benchmark run 2h"
+        return f"claim {responding_gpu(worker)} benchmark run 2h"
     if kind == "release":
-        return f"release {worker}"
+        return f"release {responding_gpu(worker)}"
     return kind
 
 

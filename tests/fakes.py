@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +20,7 @@ from gpubot.core.models import (
     Notice,
     NoticeKind,
     OutboxItem,
+    Person,
 )
 
 
@@ -72,6 +73,7 @@ class InMemoryClaimStore:
         self._claims: dict[int, Claim] = {}
         self._events: list[ClaimEvent] = []
         self._outbox: dict[int, _OutboxRecord] = {}
+        self._people: dict[str, Person] = {}
         self._next_claim_id = 1
         self._next_notice_id = 1
 
@@ -303,6 +305,15 @@ class InMemoryClaimStore:
     def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
         with self._lock:
             return [event for event in self._events if claim_id is None or event.claim_id == claim_id]
+
+    def people(self, user_ids: Collection[str]) -> dict[str, Person]:
+        with self._lock:
+            return {user_id: self._people[user_id] for user_id in user_ids if user_id in self._people}
+
+    def save_person(self, person: Person) -> None:
+        _require_aware(updated_at=person.updated_at)
+        with self._lock:
+            self._people[person.user_id] = replace(person, updated_at=_utc(person.updated_at))
 
     def _active(self, claim_id: int) -> Claim:
         claim = self._claims.get(claim_id)

@@ -13,7 +13,7 @@ import pytest
 
 from gpubot.cli import main
 from gpubot.core.commands import GpuSelection
-from gpubot.core.models import NoticeKind
+from gpubot.core.models import NoticeKind, Person
 from gpubot.core.service import ClaimPolicy, ClaimService
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
@@ -80,14 +80,18 @@ def test_status_lists_every_gpu_with_its_holder(host, capsys):
     claim(host, "U0ALICE", 1, "fine-tune llama")
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "GPUs on gpu-box-1: 2 of 3 free"
+    assert out.splitlines()[0] == "GPUs on gpu-box-1: 2 of 3 free (1 in use without a claim, 1 not responding)"
     assert re.search(
         r"^1 +NVIDIA H100 80GB HBM3 +U0ALICE +\w{3} \d\d \w{3} \d\d:\d\d CES?T "
         r"\((?:1h 59m|2h) left\) +fine-tune llama$",
         out,
         re.MULTILINE,
     ), out
-    assert re.search(r"^2 +NVIDIA H100 80GB HBM3 +free \(not responding\)$", out, re.MULTILINE), out
+    # A busy GPU is not simply "free", and one that stopped answering cannot be claimed (issue 11, point 14).
+    assert re.search(
+        r"^0 +NVIDIA H100 80GB HBM3 +free, but in use by alice's process python \(pid 4242\)$", out, re.MULTILINE
+    ), out
+    assert re.search(r"^2 +NVIDIA H100 80GB HBM3 +not responding$", out, re.MULTILINE), out
 
 
 def test_realtime_shows_load_and_processes(host, capsys):
@@ -180,7 +184,7 @@ def test_before_the_service_ever_ran_reads_show_every_gpu_free_and_create_nothin
     captured = capsys.readouterr()
     assert "no claims database exists yet" in captured.err and str(missing) in captured.err
     if command == "status":
-        assert captured.out.splitlines()[0] == "GPUs on gpu-box-1: 3 of 3 free"
+        assert captured.out.splitlines()[0].startswith("GPUs on gpu-box-1: 3 of 3 free")
     assert not missing.parent.exists()
 
 
@@ -271,3 +275,45 @@ def test_telemetry_failing_is_a_message(host, tmp_path, monkeypatch, capsys):
 
 def test_host_commands_need_no_slack_tokens(host, capsys):
     assert main(["status"]) == 0  # the fixture removed SLACK_* from the environment
+
+
+# --- people by name (issue 11, point 13) ----------------------------------------------------------------
+
+
+def name(host: Host, user: str, display_name: str) -> None:
+    """As the daemon does after looking the person up in Slack."""
+    host.store.save_person(Person(user, display_name, SystemClock().now()))
+
+
+def test_every_host_table_names_the_holder_when_the_daemon_knows_the_name(host, capsys, monkeypatch):
+    name(host, "U0ALICE", "alice")
+    claim(host, "U0ALICE", 1, "train")
+    claim(host, "U0BOB", 0, "eval")  # never looked up: shown by ID
+
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1 +NVIDIA H100 80GB HBM3 +alice \(U0ALICE\) +\w{3} ", out, re.MULTILINE), out
+    assert re.search(r"^0 +NVIDIA H100 80GB HBM3 +U0BOB +\w{3} ", out, re.MULTILINE), out
+
+    assert main(["claims"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1 +alice \(U0ALICE\) +\w{3} ", out, re.MULTILINE), out
+
+    assert main(["claims", "--json"]) == 0
+    entries = {entry["user_id"]: entry["user_name"] for entry in json.loads(capsys.readouterr().out)}
+    assert entries == {"U0ALICE": "alice", "U0BOB": None}
+
+    assert main(["realtime"]) == 0
+    assert re.search(r"^💤 1 +idle .* alice \(U0ALICE\)$", capsys.readouterr().out, re.MULTILINE)
+
+    monkeypatch.setattr("gpubot.host.os.getlogin", lambda: "root")
+    assert main(["release", "1", "--force"]) == 0
+    assert capsys.readouterr().out.startswith("released GPU 1, held by alice (U0ALICE); ")
+
+
+def test_a_name_cannot_drive_the_terminal(host, capsys):
+    name(host, "U0ALICE", "evil\x1b[2J")
+    claim(host, "U0ALICE", 1, "train")
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil?[2J (U0ALICE)" in out

@@ -174,7 +174,9 @@ def _status(args: argparse.Namespace) -> int:
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
         _note(host.note)
-        print(render_status(host.service.dashboard(host.sample), settings.timezone))
+        dashboard = host.service.dashboard(host.sample)
+        names = host.people.names(row.claim.user_id for row in dashboard.rows if row.claim)
+        print(render_status(dashboard, settings.timezone, names))
     return 0
 
 
@@ -185,7 +187,9 @@ def _realtime(args: argparse.Namespace) -> int:
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
         _note(host.note)
-        print(render_realtime(host.service.dashboard(host.sample), host.sample, settings.load_thresholds))
+        dashboard = host.service.dashboard(host.sample)
+        names = host.people.names(row.claim.user_id for row in dashboard.rows if row.claim)
+        print(render_realtime(dashboard, host.sample, settings.load_thresholds, names))
     return 0
 
 
@@ -198,8 +202,11 @@ def _claims(args: argparse.Namespace) -> int:
         _note(host.note)
         dashboard = host.service.dashboard(host.sample)
         active = [row.claim for row in dashboard.rows if row.claim is not None]
+        names = host.people.names(claim.user_id for claim in active)
         print(
-            claims_json(active, dashboard.now) if args.json else render_claims(active, dashboard.now, settings.timezone)
+            claims_json(active, dashboard.now, names)
+            if args.json
+            else render_claims(active, dashboard.now, settings.timezone, names)
         )
     return 0
 
@@ -207,6 +214,7 @@ def _claims(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     from gpubot.core.commands import parse_gpu_selection
     from gpubot.host import host_actor, open_host
+    from gpubot.terminal import person
 
     if not args.force:
         print(
@@ -218,9 +226,10 @@ def _release(args: argparse.Namespace) -> int:
     settings = _host_settings()
     with open_host(settings) as host:
         outcome = host.service.release(host_actor(), selection, as_admin=True)
+        names = host.people.names(claim.user_id for claim in outcome.forced)
     for claim in outcome.forced:
         print(
-            f"released GPU {claim.gpu_index}, held by {claim.user_id}; "
+            f"released GPU {claim.gpu_index}, held by {person(claim.user_id, names)}; "
             "they will get a DM saying so (sent by the running service)"
         )
     if not outcome.forced:

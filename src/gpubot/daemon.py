@@ -19,6 +19,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from gpubot.core.errors import ConfigError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.outbox import Outbox
+from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimService
 from gpubot.health import Health
 from gpubot.loops import guarded
@@ -31,6 +32,7 @@ from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
 from gpubot.slack.notifier import NoticeSender
+from gpubot.slack.people import SlackNames
 from gpubot.slack.reads import StateReads
 from gpubot.slack.socket_mode import GuardedSocketModeHandler
 from gpubot.slack.tasks import AfterAck
@@ -142,12 +144,27 @@ async def _serve(settings: Settings) -> int:
             service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack, reads
         )
 
-        def after_change(user_ids: Iterable[str]) -> None:
-            """A claim changed: the people concerned see their Home tab anew."""
-            for user_id in set(user_ids):
-                home.refresh(user_id)
+        # Names for what cannot render a mention (the host CLI, the claim form's errors), kept in the database.
+        names = SlackNames(PeopleDirectory(store, clock), api, after_ack)
 
-        interactions = Interactions(service, api, dms, home, settings.timezone, after_ack, after_change, reads)
+        def after_change(user_ids: Iterable[str]) -> None:
+            """A claim changed: the people concerned see their Home tab anew, and get known by name."""
+            concerned = set(user_ids)
+            for user_id in concerned:
+                home.refresh(user_id)
+            names.learn(concerned)
+
+        interactions = Interactions(
+            service,
+            api,
+            dms,
+            home,
+            settings.timezone,
+            after_change,
+            reads,
+            latest_sample=lambda: sampler.latest,
+            names=names,
+        )
         commands = SlashCommands(
             service,
             latest_sample=lambda: sampler.latest,

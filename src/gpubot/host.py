@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gpubot.core.errors import StoreUnavailable
 from gpubot.core.models import HostSample
+from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimService
 from gpubot.settings import Settings
 from gpubot.storage.claim_store import SqlClaimStore
@@ -32,6 +33,8 @@ class HostSession:
     service: ClaimService
     sample: HostSample
     clock: SystemClock
+    # Names the daemon looked up in Slack: the host has no Slack connection of its own.
+    people: PeopleDirectory
     # Said beside the output: e.g. that there is no claims database yet, so every GPU shows free.
     note: str | None = None
 
@@ -72,10 +75,11 @@ def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostS
         if missing is None:
             require_head(engine)
         clock = SystemClock()
-        service = ClaimService(SqlClaimStore(engine), clock, settings.claim_policy(), host=sample.hostname)
+        store = SqlClaimStore(engine)
+        service = ClaimService(store, clock, settings.claim_policy(), host=sample.hostname)
         # As the daemon does on start: claims name GPUs by index, which the store must know.
         service.sync_inventory(sample)
-        yield HostSession(service=service, sample=sample, clock=clock, note=note)
+        yield HostSession(service=service, sample=sample, clock=clock, people=PeopleDirectory(store, clock), note=note)
     finally:
         engine.dispose()
 

@@ -64,6 +64,7 @@ class Settings:
             warn_before=self.warn_before,
             admins=self.admins,
             duration_choices=self.duration_choices,
+            load=self.load_thresholds,
         )
 
     @classmethod

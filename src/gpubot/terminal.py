@@ -18,7 +18,7 @@ from gpubot import figures
 from gpubot.core.durations import format_duration
 from gpubot.core.load import LoadLevel, LoadThresholds, load_level
 from gpubot.core.models import Claim, GpuSample, HostSample
-from gpubot.core.service import Dashboard
+from gpubot.core.service import Dashboard, GpuRow
 
 _BADGES = {
     LoadLevel.HIGH: "🔥",
@@ -45,26 +45,41 @@ def when(moment: datetime, timezone: ZoneInfo) -> str:
 # --- host commands -----------------------------------------------------------------------------------
 
 
-def render_status(dashboard: Dashboard, timezone: ZoneInfo) -> str:
-    """Every GPU, free or held: by whom, until when and for what (`gpubot status`)."""
+def person(user_id: str, names: Mapping[str, str]) -> str:
+    """A Slack user as a terminal shows them: "alice (U0ALICE)", or the bare ID when no name is known."""
+    name = names.get(user_id)
+    return printable(f"{name} ({user_id})" if name else user_id)
+
+
+def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, str]) -> str:
+    """Every GPU, free or held: by whom (`names` by user ID), until when and for what (`gpubot status`)."""
     total = len(dashboard.rows)
+    caveats = [
+        f"{count} {what}"
+        for count, what in (
+            (dashboard.free_in_use_count, "in use without a claim"),
+            (dashboard.free_not_responding_count, "not responding"),
+        )
+        if count
+    ]
     title = f"GPUs on {printable(dashboard.host)}: {dashboard.free_count} of {total} free"
+    title += f" ({', '.join(caveats)})" if caveats else ""
     if not dashboard.rows:
         return f"GPUs on {printable(dashboard.host)}: none found"
     rows = []
     for row in dashboard.rows:
-        lost = " (not responding)" if row.sample is not None and row.sample.lost else ""
+        lost = " (not responding)" if row.use.not_responding else ""
         model = printable(row.gpu.name or "unknown model")
         claim = row.claim
         if claim is None:
-            rows.append([str(row.gpu.index), model, "free" + lost, "", ""])
+            rows.append([str(row.gpu.index), model, _free_state(row), "", ""])
         else:
             left = format_duration(claim.time_left(dashboard.now))
             rows.append(
                 [
                     str(row.gpu.index),
                     model,
-                    f"{printable(claim.user_id)}{lost}",
+                    f"{person(claim.user_id, names)}{lost}",
                     f"{when(claim.ends_at, timezone)} ({left} left)",
                     printable(claim.purpose),
                 ]
@@ -72,7 +87,17 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo) -> str:
     return "\n".join([title, *table(["GPU", "MODEL", "HELD BY", "UNTIL", "PURPOSE"], rows)])
 
 
-def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadThresholds) -> str:
+def _free_state(row: GpuRow) -> str:
+    if row.use.not_responding:
+        return "not responding"
+    if row.use.in_use:
+        return f"free, but in use by {printable(row.use.description())}"
+    return "free"
+
+
+def render_realtime(
+    dashboard: Dashboard, sample: HostSample, thresholds: LoadThresholds, names: Mapping[str, str]
+) -> str:
     """Live load, temperature, utilization, memory, power and processes per GPU (`gpubot realtime`)."""
     driver = f"driver {printable(sample.driver_version)}" if sample.driver_version else "driver n/a"
     lines = [f"Live GPU load on {printable(dashboard.host)} ({driver})"]
@@ -81,7 +106,7 @@ def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadTh
     processes: dict[int, list[str]] = {}
     for row in dashboard.rows:
         gpu = samples.get(row.gpu.uuid)
-        holder = printable(row.claim.user_id) if row.claim else ""
+        holder = person(row.claim.user_id, names) if row.claim else "free, but in use" if row.use.in_use else ""
         if gpu is None:
             rows.append([f"❔ {row.gpu.index}", "no telemetry", "n/a", "n/a", "n/a", "n/a", holder])
             continue
@@ -108,14 +133,14 @@ def render_realtime(dashboard: Dashboard, sample: HostSample, thresholds: LoadTh
     return "\n".join(lines)
 
 
-def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo) -> str:
+def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo, names: Mapping[str, str]) -> str:
     """Active claims, one per line (`gpubot claims`)."""
     if not claims:
         return "No active claims."
     rows = [
         [
             str(claim.gpu_index),
-            printable(claim.user_id),
+            person(claim.user_id, names),
             when(claim.started_at, timezone),
             when(claim.ends_at, timezone),
             format_duration(claim.time_left(now)),
@@ -126,8 +151,9 @@ def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo) ->
     return "\n".join(table(["GPU", "HELD BY", "SINCE", "UNTIL", "LEFT", "PURPOSE"], rows))
 
 
-def claims_json(claims: Sequence[Claim], now: datetime) -> str:
-    """Active claims as a JSON array, times in ISO 8601 UTC (`gpubot claims --json`)."""
+def claims_json(claims: Sequence[Claim], now: datetime, names: Mapping[str, str]) -> str:
+    """Active claims as a JSON array, times in ISO 8601 UTC (`gpubot claims --json`); `user_name` is null
+    while the holder's name is unknown."""
     return json.dumps(
         [
             {
@@ -136,6 +162,7 @@ def claims_json(claims: Sequence[Claim], now: datetime) -> str:
                 "gpu_index": claim.gpu_index,
                 "gpu_uuid": claim.gpu_uuid,
                 "user_id": claim.user_id,
+                "user_name": names.get(claim.user_id),
                 "purpose": claim.purpose,
                 "started_at": claim.started_at.isoformat(),
                 "ends_at": claim.ends_at.isoformat(),

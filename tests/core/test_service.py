@@ -9,12 +9,14 @@ from gpubot.core.errors import (
     AlreadyHeld,
     ClaimRefused,
     CommandError,
+    GpuNotResponding,
     NoFreeGpu,
     NotClaimed,
     NotHolder,
     UnknownGpu,
 )
-from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, NoticeKind
+from gpubot.core.load import Availability, LoadThresholds
+from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, NoticeKind, ProcessSample
 from gpubot.core.service import ClaimPolicy, ClaimService
 from tests.fakes import FakeClock, InMemoryClaimStore
 
@@ -166,3 +168,93 @@ def test_the_host_cli_releases_as_admin_without_being_listed(service, store, clo
     assert [c.gpu_index for c in outcome.forced] == [0]
     (item,) = store.pending_notices(clock.now())
     assert item.notice.actor_id == "host:root"
+
+
+# --- a GPU that is busy is not "free" (issue 11, point 14) ---------------------------------------------
+
+ALICE_JOB = ProcessSample(1234, "python", 30_000, "alice")
+
+
+def telemetry(**gpus):
+    """A sample of the four GPUs: idle unless named, e.g. g2=dict(utilization_gpu_pct=95)."""
+    return HostSample(
+        "box",
+        "550",
+        tuple(
+            GpuSample(i, f"GPU-{i}", name="H100", **{"utilization_gpu_pct": 0, **gpus.get(f"g{i}", {})})
+            for i in range(4)
+        ),
+    )
+
+
+def test_claiming_a_gpu_in_use_succeeds_with_a_warning_naming_the_process(service):
+    sample = telemetry(g2={"utilization_gpu_pct": 95, "processes": (ALICE_JOB,)})
+    outcome = service.claim("U1", gpus(2), "train", None, sample)
+    assert [c.gpu_index for c in outcome.claims] == [2]
+    (warning,) = outcome.warnings
+    assert "GPU 2 is in use by alice's process python (pid 1234)" in warning
+
+
+def test_claiming_an_idle_gpu_gives_no_warning(service):
+    assert service.claim("U1", gpus(1), "train", None, telemetry()).warnings == ()
+
+
+def test_a_process_alone_makes_a_gpu_in_use_and_utilization_alone_too(service):
+    sample = telemetry(g0={"processes": (ProcessSample(7, None, None, None),)}, g1={"utilization_gpu_pct": 10})
+    outcome = service.claim("U1", gpus(0, 1), "train", None, sample)
+    assert len(outcome.warnings) == 2
+    assert "an unknown user's process (pid 7)" in outcome.warnings[0]
+    assert "a process gpubot cannot see (10 % utilization)" in outcome.warnings[1]
+
+
+def test_utilization_below_the_active_threshold_is_idle(store, clock):
+    service = ClaimService(store, clock, ClaimPolicy(load=LoadThresholds(active_pct=50)), host="box")
+    service.sync_inventory(telemetry())
+    assert service.claim("U1", gpus(0), "train", None, telemetry(g0={"utilization_gpu_pct": 49})).warnings == ()
+
+
+def test_claiming_a_gpu_that_is_not_responding_is_refused(service, store):
+    with pytest.raises(GpuNotResponding, match="GPU 3 is not responding") as raised:
+        service.claim("U1", gpus(0, 3), "train", None, telemetry(g3={"lost": True}))
+    assert raised.value.gpu_index == 3
+    assert store.active_claims("box") == []
+
+
+def test_claim_any_prefers_an_idle_gpu_over_a_busy_one(service):
+    sample = telemetry(g0={"utilization_gpu_pct": 99}, g1={"processes": (ALICE_JOB,)}, g2={"lost": True})
+    outcome = service.claim("U1", GpuSelection(any_free=True), "train", None, sample)
+    assert [c.gpu_index for c in outcome.claims] == [3] and outcome.warnings == ()
+
+
+def test_claim_any_takes_a_busy_gpu_with_a_warning_when_no_idle_one_is_left(service):
+    service.claim("U2", gpus(3), "eval", None)
+    sample = telemetry(g0={"lost": True}, g1={"utilization_gpu_pct": 99}, g2={"processes": (ALICE_JOB,)})
+    outcome = service.claim("U1", GpuSelection(any_free=True), "train", None, sample)
+    assert [c.gpu_index for c in outcome.claims] == [1]
+    assert "GPU 1 is in use" in outcome.warnings[0]
+
+
+def test_claim_any_never_takes_a_gpu_that_is_not_responding(service, store):
+    service.claim("U2", gpus(0, 1), "eval", None)
+    with pytest.raises(NoFreeGpu, match="only unclaimed GPUs 2, 3 are not responding") as raised:
+        service.claim("U1", GpuSelection(any_free=True), "train", None, telemetry(g2={"lost": True}, g3={"lost": True}))
+    assert raised.value.not_responding == (2, 3)
+    assert [c.gpu_index for c in store.active_claims("box")] == [0, 1]
+
+
+def test_without_telemetry_every_gpu_is_unknown_and_claimable(service):
+    outcome = service.claim("U1", GpuSelection(any_free=True), "train", None, None)
+    assert [c.gpu_index for c in outcome.claims] == [0] and outcome.warnings == ()
+
+
+def test_the_dashboard_says_which_free_gpus_are_in_use_or_not_responding(service):
+    service.claim("U2", gpus(0), "eval", None)
+    sample = telemetry(g0={"utilization_gpu_pct": 99}, g1={"processes": (ALICE_JOB,)}, g2={"lost": True})
+    dashboard = service.dashboard(sample)
+    assert [row.use.availability for row in dashboard.rows] == [
+        Availability.IN_USE,
+        Availability.IN_USE,
+        Availability.NOT_RESPONDING,
+        Availability.IDLE,
+    ]
+    assert (dashboard.free_count, dashboard.free_in_use_count, dashboard.free_not_responding_count) == (3, 1, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,20 @@ def test_a_release_from_the_host_reaches_the_holder_through_the_running_daemon(s
     daemon = start_daemon(slack, tmp_path)
     try:
         slack.command("claim 1 long training run 4h", user_id="U0ALICE")
-        status = host_command(daemon, "status")
-        assert status.returncode == 0 and "U0ALICE" in status.stdout and "long training run" in status.stdout
+        # The daemon looks the holder's name up after the ack and keeps it where the host CLI reads it.
+        slack.wait_for_call("users.info", lambda call: call.params.get("user") == "U0ALICE", timeout=10)
+        deadline = time.monotonic() + 10
+        while True:
+            status = host_command(daemon, "status")
+            assert status.returncode == 0 and "long training run" in status.stdout, status.stderr
+            if "u0alice (U0ALICE)" in status.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert "u0alice (U0ALICE)" in status.stdout, status.stdout
 
         released = host_command(daemon, "release", "1", "--force")
         assert released.returncode == 0, released.stderr
-        assert "released GPU 1, held by U0ALICE" in released.stdout
+        assert "released GPU 1, held by u0alice (U0ALICE)" in released.stdout
 
         # Queued in the outbox by the CLI, delivered by the daemon's sender on its next poll.
         dm = slack.wait_for_call(

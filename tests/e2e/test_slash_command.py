@@ -25,7 +25,10 @@ def test_status_lists_every_gpu_with_a_summary(slack, daemon):
     for index in range(4):
         assert f"GPU {index}*" in text
     assert "NVIDIA H100 80GB HBM3" in text
-    assert "⚠️ not responding" in text  # GPU 3 is lost
+    # GPU 0 runs alice's unclaimed job and GPU 3 is lost: neither is plainly "free" (issue 11, point 14).
+    assert "🟡 *GPU 0*" in text and "*free, but in use* by alice's process python (pid 4242)" in text
+    assert "⚠️ *GPU 3*" in text and "*not responding*" in text
+    assert "(1 in use without a claim, 1 not responding)" in text
     assert "/gpu claim" in text
     assert reply_text(slack.command("status", user_id="U0BOB")).count("GPU ") >= 4
 
@@ -47,9 +50,18 @@ def test_someone_else_is_refused_naming_the_holder(slack, daemon):
     assert "<@U0ALICE>" in reply_text(slack.command("status", user_id="U0BOB"))
 
 
-def test_claim_any_and_default_duration(slack, daemon):
+def test_claim_any_prefers_the_idle_gpu_and_takes_the_default_duration(slack, daemon):
     text = reply_text(slack.command("claim any quick test", user_id="U0ALICE"))
-    assert "GPU 0" in text and "(2h)" in text
+    assert "GPU 1*" in text and "(2h)" in text  # GPU 0 is free but 85 % busy with alice's job
+
+
+def test_claiming_a_gpu_in_use_warns_and_one_not_responding_is_refused(slack, daemon):
+    text = reply_text(slack.command("claim 0 train", user_id="U0BOB"))
+    assert "CUDA_VISIBLE_DEVICES=0" in text
+    assert "GPU 0 is in use by alice's process python (pid 4242)" in text
+    text = reply_text(slack.command("claim 3 train", user_id="U0BOB"))
+    assert "GPU 3 is not responding" in text and "CUDA_VISIBLE_DEVICES" not in text
+    assert "<@U0BOB>" not in reply_text(slack.command("status", user_id="U0BOB")).split("GPU 3*")[1]
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from gpubot.core.commands import GpuSelection
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
+from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimPolicy, ClaimService
 from gpubot.slack import actions
 from gpubot.slack.app import build_app
@@ -36,6 +37,7 @@ from gpubot.slack.commands import SlashCommands
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
+from gpubot.slack.people import SlackNames
 from gpubot.slack.tasks import AfterAck
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p
@@ -335,7 +337,10 @@ async def _run(
     zone = ZoneInfo("UTC")
     home = HomeTab(service, client, lambda: None, UtilizationHistory(), zone, LoadThresholds(), after_ack)
     dms = DirectMessages(client)
-    interactions = Interactions(service, client, dms, home, zone, after_ack, lambda users: None)
+    names = SlackNames(PeopleDirectory(store, clock), client, after_ack)
+    interactions = Interactions(
+        service, client, dms, home, zone, lambda users: None, latest_sample=lambda: None, names=names
+    )
     commands = SlashCommands(
         service,
         latest_sample=lambda: None,

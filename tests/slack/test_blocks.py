@@ -8,7 +8,7 @@ import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 
 from gpubot.core.errors import AlreadyHeld, CommandError
-from gpubot.core.load import LoadThresholds
+from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample, Notice, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.service import (
     ClaimOutcome,
@@ -55,12 +55,17 @@ def _sample(index=0, **overrides):
     return GpuSample(index=index, uuid=f"GPU-{index}", **values)
 
 
+def _row(gpu, claim, sample):
+    """A dashboard row as the service builds it: what the sample says of the GPU's use comes with it."""
+    return GpuRow(gpu, claim, sample, gpu_use(sample, LoadThresholds()))
+
+
 def _dashboard(count, claimed=(), purpose="fine-tune llama", with_samples=False):
     rows = tuple(
-        GpuRow(
-            gpu=Gpu("box", f"GPU-{i}", i, "NVIDIA H100 80GB HBM3"),
-            claim=_claim(i, purpose=purpose) if i in claimed else None,
-            sample=_sample(i) if with_samples else None,
+        _row(
+            Gpu("box", f"GPU-{i}", i, "NVIDIA H100 80GB HBM3"),
+            _claim(i, purpose=purpose) if i in claimed else None,
+            _sample(i) if with_samples else None,
         )
         for i in range(count)
     )
@@ -137,9 +142,9 @@ def test_realtime_shows_every_figure_and_the_processes():
 
 def test_realtime_unknown_fields_read_na_and_a_lost_gpu_does_not_break_the_listing():
     rows = (
-        GpuRow(Gpu("box", "GPU-0", 0, "A"), None, GpuSample(0, "GPU-0", name="A", lost=True)),
-        GpuRow(Gpu("box", "GPU-1", 1, "B"), None, GpuSample(1, "GPU-1", name="B")),
-        GpuRow(Gpu("box", "GPU-2", 2, "C"), None, _sample(2, utilization_gpu_pct=3, processes=())),
+        _row(Gpu("box", "GPU-0", 0, "A"), None, GpuSample(0, "GPU-0", name="A", lost=True)),
+        _row(Gpu("box", "GPU-1", 1, "B"), None, GpuSample(1, "GPU-1", name="B")),
+        _row(Gpu("box", "GPU-2", 2, "C"), None, _sample(2, utilization_gpu_pct=3, processes=())),
     )
     dashboard = Dashboard("box", rows, NOW)
     sample = HostSample("box", None, tuple(row.sample for row in rows))
@@ -160,7 +165,7 @@ def test_realtime_before_any_sample():
 def test_realtime_keeps_within_limits_with_many_gpus_and_processes(count):
     procs = tuple(ProcessSample(p, "python" * 10, 100, "user" * 8) for p in range(40))
     dashboard = _dashboard(count, with_samples=True)
-    rows = tuple(GpuRow(r.gpu, r.claim, _sample(r.gpu.index, processes=procs)) for r in dashboard.rows)
+    rows = tuple(_row(r.gpu, r.claim, _sample(r.gpu.index, processes=procs)) for r in dashboard.rows)
     dashboard = Dashboard("box", rows, NOW)
     message = blocks.realtime_message(
         dashboard, HostSample("box", "1", tuple(r.sample for r in rows)), LoadThresholds()
@@ -210,7 +215,7 @@ def test_an_error_fallback_text_is_escaped_too():
 
 
 def test_claim_form_errors_escape_what_was_typed():
-    errors = blocks.claim_modal_errors(CommandError("`<!channel>` is not a GPU."))
+    errors = blocks.claim_modal_errors(CommandError("`<!channel>` is not a GPU."), {})
     assert errors == {"gpus": "`&lt;!channel&gt;` is not a GPU."}
 
 
@@ -312,11 +317,97 @@ def test_claim_modal_when_nothing_is_free_has_no_submit():
 def test_modal_errors_land_on_the_right_field():
     from gpubot.core.errors import DurationOutOfBounds, InvalidPurpose
 
-    assert set(blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW))) == {"gpus"}
-    assert "@U7" in blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW))["gpus"]
-    assert set(blocks.claim_modal_errors(InvalidPurpose("empty"))) == {"purpose"}
-    assert set(blocks.claim_modal_errors(DurationOutOfBounds("too long"))) == {"duration"}
+    assert set(blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})) == {"gpus"}
+    assert set(blocks.claim_modal_errors(InvalidPurpose("empty"), {})) == {"purpose"}
+    assert set(blocks.claim_modal_errors(DurationOutOfBounds("too long"), {})) == {"duration"}
+
+
+def test_modal_errors_name_the_holder_where_a_mention_cannot_render():
+    # Issue 11, point 13: field errors are plain text, where <@U7> shows raw.
+    named = blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {"U7": "Bob"})["gpus"]
+    assert named == "GPU 1 is already claimed by Bob."
+    unknown = blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})["gpus"]
+    assert unknown == "GPU 1 is already claimed by @U7."
 
 
 def test_sparkline():
     assert blocks.sparkline([0, 50, 100, None]) == "▁▅█·"
+
+
+# --- a GPU that is busy is not "free" (issue 11, point 14) ---------------------------------------------
+
+
+def _mixed_dashboard():
+    """GPU 0 idle, 1 running alice's unclaimed job, 2 not responding, 3 claimed."""
+    gpu = [Gpu("box", f"GPU-{i}", i, "H100") for i in range(4)]
+    rows = (
+        _row(gpu[0], None, _sample(0, utilization_gpu_pct=0, processes=())),
+        _row(gpu[1], None, _sample(1, utilization_gpu_pct=95)),
+        _row(gpu[2], None, GpuSample(2, "GPU-2", lost=True)),
+        _row(gpu[3], _claim(3), _sample(3)),
+    )
+    return Dashboard("box", rows, NOW)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_status_says_free_but_in_use_and_not_responding_instead_of_free(compact, monkeypatch):
+    if compact:
+        monkeypatch.setattr(blocks, "MAX_MESSAGE_BLOCKS", 7)  # 3 blocks for 4 GPUs: compact lines
+    text = _texts(blocks.status_message(_mixed_dashboard(), POLICY, BERLIN))
+    assert "3 of 4 GPUs free* (1 in use without a claim, 1 not responding)" in text
+    gpu = "*" if compact else "*GPU "
+    assert f"🟢 {gpu}0*" in text
+    assert f"🟡 {gpu}1*" in text and "*free, but in use* by alice's process python (pid 4242)" in text
+    assert f"⚠️ {gpu}2*" in text and "*not responding*" in text
+    assert "🟢" not in text.split(f"🟢 {gpu}0*")[1]  # only the idle GPU is plainly free
+
+
+def test_home_offers_no_claim_button_on_a_gpu_that_is_not_responding():
+    state = HomeState("U9", (), _mixed_dashboard())
+    view = blocks.home_view(state, POLICY, BERLIN, LoadThresholds(), {}, None)
+    accessories = [b["accessory"]["action_id"] for b in view["blocks"] if "accessory" in b]
+    assert accessories == ["claim_gpu:0", "claim_gpu:1"]
+    text = json.dumps(view, ensure_ascii=False)
+    assert "3 of 4 free (1 in use without a claim, 1 not responding)" in text and "free, but in use" in text
+
+
+def test_realtime_says_an_unclaimed_busy_gpu_is_free_but_in_use():
+    dashboard = _mixed_dashboard()
+    sample = HostSample("box", "1", tuple(row.sample for row in dashboard.rows))
+    lines = [b["text"]["text"] for b in blocks.realtime_message(dashboard, sample, LoadThresholds()).blocks[2:]]
+    assert "· *free*" in lines[0]
+    assert "*free, but in use* by alice's process python (pid 4242)" in lines[1]
+    assert "held by <@U1>" in lines[3]
+
+
+def test_claim_reply_carries_the_in_use_warning_escaped():
+    outcome = ClaimOutcome((_claim(1),), warnings=("GPU 1 is in use by <!here>'s process python (pid 4242)",))
+    message = blocks.claim_message(outcome, NOW, BERLIN)
+    assert len(message.blocks) == 2
+    warning = message.blocks[1]["text"]["text"]
+    assert warning.startswith("⚠️ GPU 1 is in use by &lt;!here&gt;'s process")
+    no_warning = blocks.claim_message(ClaimOutcome((_claim(1),)), NOW, BERLIN)
+    assert len(no_warning.blocks) == 1
+
+
+def test_claim_modal_leaves_out_gpus_that_are_not_responding_and_labels_busy_ones():
+    modal = blocks.claim_modal(_mixed_dashboard(), POLICY, preselect=2)
+    gpus = modal["blocks"][0]["element"]
+    assert [o["value"] for o in gpus["options"]] == ["0", "1"]
+    assert gpus["options"][1]["text"]["text"].startswith("GPU 1 · H100 · in use by alice's process python")
+    assert "initial_options" not in gpus  # the clicked GPU stopped answering meanwhile
+    assert "GPU 2 is not responding, so it cannot be claimed" in json.dumps(modal, ensure_ascii=False)
+    SdkBlock.parse(modal["blocks"][1]).validate_json()
+
+
+def test_claim_modal_when_only_unresponsive_gpus_are_unclaimed():
+    rows = (_row(Gpu("box", "GPU-0", 0, "A"), None, GpuSample(0, "GPU-0", lost=True)),)
+    modal = blocks.claim_modal(Dashboard("box", rows, NOW), POLICY, preselect=None)
+    assert "submit" not in modal and "GPU 0 is not responding" in json.dumps(modal)
+
+
+def test_a_claim_refused_for_a_gpu_not_responding_lands_on_the_gpus_field():
+    from gpubot.core.errors import GpuNotResponding
+
+    errors = blocks.claim_modal_errors(GpuNotResponding(2), {})
+    assert set(errors) == {"gpus"} and "GPU 2 is not responding" in errors["gpus"]

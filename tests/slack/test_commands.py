@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gpubot.core.load import LoadThresholds
-from gpubot.core.models import GpuSample, HostSample
+from gpubot.core.models import GpuSample, HostSample, ProcessSample
 from gpubot.core.service import ClaimPolicy, ClaimService
 from gpubot.slack import reads as reads_module
 from gpubot.slack.commands import SlashCommands
@@ -25,13 +25,13 @@ class SlowStore(InMemoryClaimStore):
         return super().list_gpus(host)
 
 
-def make_commands(store, opened_forms=None):
+def make_commands(store, opened_forms=None, sample=None):
     service = ClaimService(store, FakeClock(), ClaimPolicy(), "box")
     service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0", name="H100"),)))
     changed: list[list[str]] = []
     commands = SlashCommands(
         service,
-        latest_sample=lambda: None,
+        latest_sample=lambda: sample,
         timezone=ZoneInfo("UTC"),
         thresholds=LoadThresholds(),
         after_change=lambda users: changed.append(list(users)),
@@ -76,3 +76,16 @@ def test_refusals_are_replies_not_exceptions(text):
     message = asyncio.run(commands.answer("U1", text))
     assert "⚠️" in json.dumps(message.blocks, ensure_ascii=False)
     assert changed == []
+
+
+def test_a_claim_is_judged_on_the_latest_telemetry():
+    job = ProcessSample(1234, "python", 9000, "alice")
+    busy = HostSample("box", None, (GpuSample(0, "GPU-0", utilization_gpu_pct=95, processes=(job,)),))
+    commands, _ = make_commands(InMemoryClaimStore(), sample=busy)
+    reply = json.dumps(asyncio.run(commands.answer("U1", "claim 0 train 1h")).blocks)
+    assert "CUDA_VISIBLE_DEVICES=0" in reply and "GPU 0 is in use by alice's process python (pid 1234)" in reply
+
+    lost = HostSample("box", None, (GpuSample(0, "GPU-0", lost=True),))
+    commands, changed = make_commands(InMemoryClaimStore(), sample=lost)
+    reply = json.dumps(asyncio.run(commands.answer("U1", "claim 0 train 1h")).blocks)
+    assert "GPU 0 is not responding" in reply and changed == []

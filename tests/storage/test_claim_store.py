@@ -17,8 +17,9 @@ from gpubot.core.models import (
     NewClaim,
     Notice,
     NoticeKind,
+    Person,
 )
-from gpubot.core.ports import ClaimStore
+from gpubot.core.ports import ClaimStore, PeopleStore
 from gpubot.storage.claim_store import SqlClaimStore
 from tests.storage.conftest import needs_postgres
 
@@ -577,3 +578,25 @@ def test_on_notice_queued_runs_after_the_commit_of_a_queued_notice_and_only_then
         claim.id, ClaimStatus.EXPIRED, EventKind.EXPIRED, None, NOW, Notice(NoticeKind.EXPIRED, "U_ALICE", claim.id)
     )
     assert seen[-1] == [NoticeKind.EXPIRY_WARNING, NoticeKind.EXPIRED]
+
+
+# -- people (issue 11, point 13) ----------------------------------------------------------------------
+
+
+def test_people_are_saved_replaced_and_read_back_by_id(store: PeopleStore) -> None:
+    assert store.people(["U_ALICE"]) == {}
+    assert store.people([]) == {}
+    store.save_person(Person("U_ALICE", "alice", NOW))
+    store.save_person(Person("U_BOB", "bob", NOW))
+    later = NOW + timedelta(days=2)
+    store.save_person(Person("U_ALICE", "Alice Liddell", later.astimezone(timezone(timedelta(hours=1)))))
+
+    people = store.people(["U_ALICE", "U_BOB", "U_NOBODY"])
+
+    assert people == {"U_ALICE": Person("U_ALICE", "Alice Liddell", later), "U_BOB": Person("U_BOB", "bob", NOW)}
+    assert people["U_ALICE"].updated_at.tzinfo == timezone.utc
+
+
+def test_a_person_with_a_naive_time_is_refused(store: PeopleStore) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        store.save_person(Person("U_ALICE", "alice", NOW.replace(tzinfo=None)))

@@ -6,6 +6,7 @@ Slack listeners render these as a friendly ephemeral reply and the CLI as a mess
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 
@@ -80,10 +81,31 @@ class AlreadyHeld(ClaimRefused):
 
 
 class NoFreeGpu(ClaimRefused):
-    """`any` was asked for but every GPU is taken."""
+    """`any` was asked for but every GPU is taken, or the only unclaimed ones are not responding."""
 
-    def __init__(self) -> None:
-        super().__init__("Every GPU is claimed right now; see `/gpu status` for when they end.")
+    def __init__(self, not_responding: Sequence[int] = ()) -> None:
+        if not_responding:
+            listing = ", ".join(str(index) for index in not_responding)
+            them = f"GPU {listing} is" if len(not_responding) == 1 else f"GPUs {listing} are"
+            message = (
+                f"No GPU can be claimed right now: the only unclaimed {them} not responding."
+                " See `/gpu status` for when the others end."
+            )
+        else:
+            message = "Every GPU is claimed right now; see `/gpu status` for when they end."
+        super().__init__(message)
+        self.not_responding = tuple(not_responding)
+
+
+class GpuNotResponding(ClaimRefused):
+    """The GPU is known but telemetry cannot read it (fallen off the bus, driver trouble): no one may claim it."""
+
+    def __init__(self, gpu_index: int) -> None:
+        super().__init__(
+            f"GPU {gpu_index} is not responding, so it cannot be claimed; tell the host's admin."
+            " `/gpu status` shows the GPUs that can."
+        )
+        self.gpu_index = gpu_index
 
 
 class NotHolder(ClaimRefused):

@@ -1,11 +1,11 @@
-"""How busy a GPU is, for the status indicators of `/gpu realtime`."""
+"""How busy a GPU is: the load badges of `/gpu realtime`, and whether an unclaimed GPU is in use."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
-from gpubot.core.models import GpuSample
+from gpubot.core.models import GpuSample, ProcessSample
 
 
 class LoadLevel(str, enum.Enum):
@@ -35,3 +35,64 @@ def load_level(sample: GpuSample, thresholds: LoadThresholds) -> LoadLevel:
     if sample.utilization_gpu_pct >= thresholds.active_pct:
         return LoadLevel.ACTIVE
     return LoadLevel.IDLE
+
+
+class Availability(str, enum.Enum):
+    """Whether a GPU nobody claimed can be used, by what telemetry says of it."""
+
+    IDLE = "idle"
+    IN_USE = "in use"
+    NOT_RESPONDING = "not responding"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class GpuUse:
+    """What is running on a GPU now: the one rule for "in use", which every view and the claim rules share.
+
+    A GPU is in use when its utilization is at or above the active threshold, or when any process holds it
+    (a job that loaded its model but is not computing yet still holds the memory). It is not responding
+    when telemetry could not read it at all; unknown when there is no sample of it, or a sample without
+    utilization and without processes.
+    """
+
+    availability: Availability
+    utilization_pct: int | None = None
+    processes: tuple[ProcessSample, ...] = ()
+
+    @property
+    def in_use(self) -> bool:
+        return self.availability is Availability.IN_USE
+
+    @property
+    def not_responding(self) -> bool:
+        return self.availability is Availability.NOT_RESPONDING
+
+    def description(self) -> str:
+        """Whose work it is, for "in use by …": e.g. "alice's process python (pid 1234) and 2 more processes"."""
+        if not self.processes:
+            util = f"{self.utilization_pct} %" if self.utilization_pct is not None else "some"
+            return f"a process gpubot cannot see ({util} utilization)"
+        # The process holding the most memory is the job; the rest are usually its helpers.
+        lead = max(self.processes, key=lambda process: process.used_memory_mib or 0)
+        owner = f"{lead.user}'s" if lead.user else "an unknown user's"
+        name = f" {lead.name}" if lead.name else ""
+        text = f"{owner} process{name} (pid {lead.pid})"
+        others = len(self.processes) - 1
+        if others:
+            text += f" and {others} more process{'es' if others > 1 else ''}"
+        return text
+
+
+def gpu_use(sample: GpuSample | None, thresholds: LoadThresholds) -> GpuUse:
+    """How a GPU is used, by its latest sample (None: no telemetry for it)."""
+    if sample is None:
+        return GpuUse(Availability.UNKNOWN)
+    if sample.lost:
+        return GpuUse(Availability.NOT_RESPONDING)
+    util = sample.utilization_gpu_pct
+    if sample.processes or (util is not None and util >= thresholds.active_pct):
+        return GpuUse(Availability.IN_USE, util, sample.processes)
+    if util is None:
+        return GpuUse(Availability.UNKNOWN)
+    return GpuUse(Availability.IDLE, util)

@@ -148,6 +148,15 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class Person:
+    """A Slack user's display name, as looked up at `updated_at`."""
+
+    user_id: str
+    display_name: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class ClaimEvent:
     """One row of the audit log."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -16,6 +16,7 @@ from gpubot.core.models import (
     NewClaim,
     Notice,
     OutboxItem,
+    Person,
 )
 
 
@@ -36,6 +37,22 @@ class Telemetry(Protocol):
 
     def close(self) -> None:
         """Release whatever the backend holds (NVML handle, nothing for the others)."""
+        ...
+
+
+class PeopleStore(Protocol):
+    """People's display names, kept so that what has no Slack connection (the host CLI) can show them."""
+
+    def people(self, user_ids: Collection[str]) -> dict[str, Person]:
+        """The names known for these users, by user ID; those never looked up are left out."""
+        ...
+
+    def save_person(self, person: Person) -> None:
+        """Record (or replace) a user's display name.
+
+        Raises:
+            StoreBusy: the database stayed locked.
+        """
         ...
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gpubot.core.clock import Clock
@@ -17,11 +17,13 @@ from gpubot.core.errors import (
     ClaimNotActive,
     ClaimRefused,
     DurationOutOfBounds,
+    GpuNotResponding,
     NoFreeGpu,
     NotClaimed,
     NotHolder,
     UnknownGpu,
 )
+from gpubot.core.load import Availability, GpuUse, LoadThresholds, gpu_use
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
@@ -47,6 +49,8 @@ class ClaimPolicy:
     admins: frozenset[str] = frozenset()
     # What the claim form offers; only those within the bounds are shown.
     duration_choices: tuple[timedelta, ...] = tuple(timedelta(hours=h) for h in (0.5, 1, 2, 4, 8, 12))
+    # The utilization at which an unclaimed GPU counts as in use (see `GpuUse`).
+    load: LoadThresholds = field(default_factory=LoadThresholds)
 
     def check_duration(self, duration: timedelta) -> None:
         """Raises:
@@ -69,11 +73,13 @@ class ClaimPolicy:
 
 @dataclass(frozen=True)
 class GpuRow:
-    """One GPU as a person sees it: the GPU, its active claim if any, its latest sample if any."""
+    """One GPU as a person sees it: the GPU, its active claim if any, its latest sample if any, and what
+    that sample says of its use (for an unclaimed GPU: free, free but in use, or not responding)."""
 
     gpu: Gpu
     claim: Claim | None
     sample: GpuSample | None
+    use: GpuUse
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,18 @@ class Dashboard:
 
     @property
     def free_count(self) -> int:
+        """Unclaimed GPUs, in use or not responding included (the next two counts say how many are)."""
         return sum(1 for row in self.rows if row.claim is None)
+
+    @property
+    def free_in_use_count(self) -> int:
+        """Unclaimed GPUs that someone's job is using anyway."""
+        return sum(1 for row in self.rows if row.claim is None and row.use.in_use)
+
+    @property
+    def free_not_responding_count(self) -> int:
+        """Unclaimed GPUs that telemetry cannot read, which cannot be claimed."""
+        return sum(1 for row in self.rows if row.claim is None and row.use.not_responding)
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,8 @@ class DueReport:
 @dataclass(frozen=True)
 class ClaimOutcome:
     claims: tuple[Claim, ...]
+    # Claimed anyway, but worth knowing: e.g. someone's unclaimed job is running on the GPU.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,12 @@ class ClaimService:
         claims = {claim.gpu_uuid: claim for claim in self._live_claims(now)}
         samples = {gpu.uuid: gpu for gpu in sample.gpus} if sample else {}
         rows = tuple(
-            GpuRow(gpu=gpu, claim=claims.get(gpu.uuid), sample=samples.get(gpu.uuid))
+            GpuRow(
+                gpu=gpu,
+                claim=claims.get(gpu.uuid),
+                sample=samples.get(gpu.uuid),
+                use=gpu_use(samples.get(gpu.uuid), self.policy.load),
+            )
             for gpu in self._store.list_gpus(self.host)
         )
         return Dashboard(host=self.host, rows=rows, now=now)
@@ -163,23 +187,29 @@ class ClaimService:
         selection: GpuSelection,
         purpose: str,
         duration: timedelta | None,
+        sample: HostSample | None = None,
         *,
         confirm_by_dm: bool = False,
     ) -> ClaimOutcome:
-        """Claim the selected GPUs all or nothing (`any`: the first free one).
+        """Claim the selected GPUs all or nothing (`any`: a free one, idle ones first).
+
+        `sample` is the latest telemetry (None: none yet). A GPU it shows not responding is refused; one
+        that someone's unclaimed job is using is claimed, with a warning in the outcome.
 
         With `confirm_by_dm`, each claim's holder is owed a DM confirming it, queued with the claim: for
         the claim form, which closes on submit and has no reply to carry the confirmation.
 
         Raises:
-            ClaimRefused: bad purpose or duration, unknown GPU, GPU held (AlreadyHeld), none free (NoFreeGpu).
+            ClaimRefused: bad purpose or duration, unknown GPU, GPU held (AlreadyHeld), not responding
+                (GpuNotResponding), none free (NoFreeGpu).
         """
         purpose = validate_purpose(purpose, "/gpu claim <gpu> <purpose> [duration]")
         duration = self.policy.default_duration if duration is None else duration
         self.policy.check_duration(duration)
         gpus = self._store.list_gpus(self.host)
+        uses = self._uses(gpus, sample)
         if selection.any_free:
-            return self._claim_first_free(user_id, gpus, purpose, duration, confirm_by_dm)
+            return self._claim_first_free(user_id, gpus, purpose, duration, uses, confirm_by_dm)
         chosen = _resolve(selection, gpus)
         now = self._clock.now()
         self._expire_overdue(now)
@@ -192,9 +222,13 @@ class ClaimService:
                 )
             if holder is not None:
                 raise AlreadyHeld(gpu.index, holder.user_id, holder.ends_at)
+        for gpu in chosen:
+            if uses[gpu.uuid].not_responding:
+                raise GpuNotResponding(gpu.index)
         # The store re-checks atomically: a racing claim that won meanwhile raises AlreadyHeld here.
         new = _new_claims(chosen, user_id, purpose, now, duration)
-        return ClaimOutcome(tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm)))
+        claims = tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm))
+        return ClaimOutcome(claims, _in_use_warnings(chosen, uses))
 
     def release(self, user_id: str, selection: GpuSelection | None, *, as_admin: bool = False) -> ReleaseOutcome:
         """Release the caller's claims on the selected GPUs (None: all of the caller's claims).
@@ -323,20 +357,36 @@ class ClaimService:
         return claim
 
     def _claim_first_free(
-        self, user_id: str, gpus: Sequence[Gpu], purpose: str, duration: timedelta, confirm_by_dm: bool
+        self,
+        user_id: str,
+        gpus: Sequence[Gpu],
+        purpose: str,
+        duration: timedelta,
+        uses: dict[str, GpuUse],
+        confirm_by_dm: bool,
     ) -> ClaimOutcome:
+        """Claim one free GPU: an idle one if any, then one without telemetry, then one in use; never one
+        that is not responding."""
         now = self._clock.now()
         self._expire_overdue(now)
         held = {claim.gpu_uuid for claim in self._store.active_claims(self.host)}
-        for gpu in gpus:
-            if gpu.uuid in held:
-                continue
+        free = [gpu for gpu in gpus if gpu.uuid not in held]
+        candidates = sorted(
+            (gpu for gpu in free if not uses[gpu.uuid].not_responding),
+            key=lambda gpu: _PREFERENCE[uses[gpu.uuid].availability],
+        )
+        for gpu in candidates:
             try:
                 new = _new_claims([gpu], user_id, purpose, now, duration)
-                return ClaimOutcome(tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm)))
+                claims = tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm))
+                return ClaimOutcome(claims, _in_use_warnings([gpu], uses))
             except AlreadyHeld:
                 continue  # Someone won this one a moment ago; try the next free GPU.
-        raise NoFreeGpu()
+        raise NoFreeGpu(not_responding=[gpu.index for gpu in free if gpu not in candidates])
+
+    def _uses(self, gpus: Sequence[Gpu], sample: HostSample | None) -> dict[str, GpuUse]:
+        samples = {gpu.uuid: gpu for gpu in sample.gpus} if sample else {}
+        return {gpu.uuid: gpu_use(samples.get(gpu.uuid), self.policy.load) for gpu in gpus}
 
     def _held_claims(self, gpus: Sequence[Gpu]) -> list[Claim]:
         live = {claim.gpu_uuid: claim for claim in self._store.active_claims(self.host)}
@@ -368,6 +418,19 @@ class ClaimService:
             except ClaimNotActive:
                 continue  # Another tick or daemon expired it first.
         return expired
+
+
+# Which free GPU `any` takes first: a GPU known to be idle before one without telemetry, before one in use.
+_PREFERENCE = {Availability.IDLE: 0, Availability.UNKNOWN: 1, Availability.IN_USE: 2, Availability.NOT_RESPONDING: 3}
+
+
+def _in_use_warnings(gpus: Sequence[Gpu], uses: dict[str, GpuUse]) -> tuple[str, ...]:
+    return tuple(
+        f"GPU {gpu.index} is in use by {uses[gpu.uuid].description()}, which holds no claim."
+        " Check with them before you start, or your jobs will share the GPU."
+        for gpu in gpus
+        if uses[gpu.uuid].in_use
+    )
 
 
 def _resolve(selection: GpuSelection, gpus: Sequence[Gpu]) -> list[Gpu]:

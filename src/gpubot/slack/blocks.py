@@ -69,7 +69,7 @@ def status_message(dashboard: Dashboard, policy: ClaimPolicy, timezone: ZoneInfo
     """The allocation dashboard: every GPU, free or held, by whom, for what and until when."""
     total = len(dashboard.rows)
     free = dashboard.free_count
-    summary = f"*{free} of {total} GPUs free*" if total else "*No GPUs found on this host.*"
+    summary = f"*{free} of {total} GPUs free*{_free_caveats(dashboard)}" if total else "*No GPUs found on this host.*"
     compact = total > MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS
     lines = [_status_line(row, dashboard.now, timezone, compact) for row in dashboard.rows]
     blocks = [
@@ -119,7 +119,10 @@ def claim_message(outcome: ClaimOutcome, now: datetime, timezone: ZoneInfo) -> M
         # PCI_BUS_ID makes CUDA number GPUs as nvidia-smi and NVML do; its default order can differ.
         f"Use {'it' if len(claims) == 1 else 'them'} with `CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES={indices}`"
     )
-    return Message(text=f"You have {noun} {indices}", blocks=[section(text)])
+    result = [section(text)]
+    if outcome.warnings:
+        result.append(section("\n".join(f"⚠️ {escape(warning)}" for warning in outcome.warnings)))
+    return Message(text=f"You have {noun} {indices}", blocks=result)
 
 
 def release_message(outcome: ReleaseOutcome) -> Message:
@@ -246,7 +249,7 @@ def home_view(
         top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {c.gpu_index}" for c in extra)))
     top.append({"type": "actions", "elements": [button("Claim GPUs…", actions.CLAIM_FORM, "open", style="primary")]})
     top.append({"type": "divider"})
-    top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free"))
+    top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free{_free_caveats(dashboard)}"))
     footer = context(
         f"Updated {date_token(dashboard.now, timezone)} · 📈 utilization over the last hour · "
         + " · ".join(f"{LOAD_BADGES[level]} {level.value}" for level in LoadLevel)
@@ -264,8 +267,13 @@ def home_view(
 
 
 def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None) -> Block:
-    """The claim form: free GPUs (the clicked one preselected), a purpose, a duration."""
-    free = [row.gpu for row in dashboard.rows if row.claim is None][:MAX_SELECT_OPTIONS]
+    """The claim form: free GPUs (the clicked one preselected; those in use say by whom), a purpose, a duration.
+
+    A GPU that is not responding cannot be claimed, so it is not offered; a line under the choice says so.
+    """
+    unclaimed = [row for row in dashboard.rows if row.claim is None]
+    free = [row for row in unclaimed if not row.use.not_responding][:MAX_SELECT_OPTIONS]
+    silent = [row.gpu.index for row in unclaimed if row.use.not_responding]
     base: Block = {
         "type": "modal",
         "callback_id": actions.CLAIM_MODAL_CALLBACK,
@@ -273,8 +281,11 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None
         "close": plain("Cancel"),
     }
     if not free:
-        return {**base, "blocks": [section("Every GPU is claimed right now; `/gpu status` shows when they end.")]}
-    options = {gpu.index: option(f"GPU {gpu.index} · {gpu.name or 'unknown model'}", str(gpu.index)) for gpu in free}
+        nothing = "Every GPU is claimed right now; `/gpu status` shows when they end."
+        if silent:
+            nothing = f"No GPU can be claimed right now: {_not_responding_list(silent)}. {nothing}"
+        return {**base, "blocks": [section(nothing)]}
+    options = {row.gpu.index: option(_gpu_option_text(row), str(row.gpu.index)) for row in free}
     gpu_select: Block = {
         "type": "multi_static_select",
         "action_id": actions.GPUS_INPUT,
@@ -285,11 +296,13 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None
         gpu_select["initial_options"] = [options[preselect]]
     durations = [option(format_duration(d), str(int(d.total_seconds()))) for d in policy.offered_durations()]
     default = str(int(policy.default_duration.total_seconds()))
+    notes = [context(f"⚠️ {_not_responding_list(silent)}, so it cannot be claimed.")] if silent else []
     return {
         **base,
         "submit": plain("Claim"),
         "blocks": [
             _input(actions.GPUS_INPUT, "GPUs", gpu_select),
+            *notes,
             _input(
                 actions.PURPOSE_INPUT,
                 "Purpose",
@@ -314,18 +327,22 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None
     }
 
 
-def claim_modal_errors(error: GpubotError) -> dict[str, str]:
-    """A refused claim as field errors of the claim form (`response_action: errors`)."""
+def claim_modal_errors(error: GpubotError, names: Mapping[str, str]) -> dict[str, str]:
+    """A refused claim as field errors of the claim form (`response_action: errors`).
+
+    Field errors are plain text, where a mention shows as its raw `<@U…>`: each person the message mentions
+    is named instead (`names` by user ID), or shown as @U… while their name is unknown.
+    """
     field = actions.GPUS_INPUT
     if isinstance(error, InvalidPurpose):
         field = actions.PURPOSE_INPUT
     elif isinstance(error, DurationOutOfBounds):
         field = actions.DURATION_INPUT
-    # Field errors are plain text: show the holder's mention as the ID Slack would otherwise render, and
-    # escape what is left, which may echo what the person typed.
+    # Field errors are plain text, where mentions do not render: name the holder, and escape what is left,
+    # which may echo what the person typed.
     text = error.message
     for user_id in error.mentions:
-        text = text.replace(mention(user_id), f"@{user_id}")
+        text = text.replace(mention(user_id), names.get(user_id) or f"@{user_id}")
     return {field: truncate(escape(text), 150)}
 
 
@@ -420,19 +437,50 @@ def context(*texts: str) -> Block:
     return {"type": "context", "elements": elements[:MAX_CONTEXT_ELEMENTS]}
 
 
+def _free_caveats(dashboard: Dashboard) -> str:
+    """What the count of free GPUs must not hide: e.g. " (1 in use without a claim, 1 not responding)"."""
+    caveats = []
+    if dashboard.free_in_use_count:
+        caveats.append(f"{dashboard.free_in_use_count} in use without a claim")
+    if dashboard.free_not_responding_count:
+        caveats.append(f"{dashboard.free_not_responding_count} not responding")
+    return f" ({', '.join(caveats)})" if caveats else ""
+
+
+def _free_state(row: GpuRow) -> tuple[str, str]:
+    """An unclaimed GPU's badge and state, e.g. ("🟡", "*free, but in use* by alice's process …")."""
+    if row.use.not_responding:
+        return "⚠️", "*not responding*"
+    if row.use.in_use:
+        return "🟡", f"*free, but in use* by {escape(row.use.description())}"
+    return "🟢", "*free*"
+
+
+def _gpu_option_text(row: GpuRow) -> str:
+    text = f"GPU {row.gpu.index} · {row.gpu.name or 'unknown model'}"
+    if row.use.in_use:
+        text += f" · in use by {row.use.description()}"
+    return text
+
+
+def _not_responding_list(indices: Sequence[int]) -> str:
+    if len(indices) == 1:
+        return f"GPU {indices[0]} is not responding"
+    return f"GPUs {', '.join(str(index) for index in indices)} are not responding"
+
+
 def _status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -> str:
     gpu, claim = row.gpu, row.claim
     model = escape(gpu.name or "unknown model")
-    lost = " · ⚠️ not responding" if row.sample is not None and row.sample.lost else ""
+    lost = " · ⚠️ not responding" if row.use.not_responding else ""
+    if claim is None:
+        badge, state = _free_state(row)
+        return f"{badge} *{gpu.index}* {state}" if compact else f"{badge} *GPU {gpu.index}* · {model} — {state}"
     if compact:
-        if claim is None:
-            return f"🟢 *{gpu.index}* free{lost}"
         purpose = escape(truncate(claim.purpose, _COMPACT_PURPOSE_CHARS))
         return (
             f"🔴 *{gpu.index}* {mention(claim.user_id)} until {date_token(claim.ends_at, timezone)} · {purpose}{lost}"
         )
-    if claim is None:
-        return f"🟢 *GPU {gpu.index}* · {model} — *free*{lost}"
     return (
         f"🔴 *GPU {gpu.index}* · {model} — {mention(claim.user_id)} until"
         f" {date_token(claim.ends_at, timezone)} ({format_duration(claim.time_left(now))} left){lost}\n"
@@ -442,7 +490,7 @@ def _status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) 
 
 def _realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool) -> str:
     gpu, sample = row.gpu, row.sample
-    holder = f" · held by {mention(row.claim.user_id)}" if row.claim else ""
+    holder = f" · held by {mention(row.claim.user_id)}" if row.claim else " · " + _free_state(row)[1]
     if sample is None:
         return f"❔ *GPU {gpu.index}* · no telemetry for this GPU{holder}"
     level = load_level(sample, thresholds)
@@ -527,7 +575,7 @@ def _home_gpu_block(
                 "text": f"mem {figures.percent(sample.memory_used_pct)} · {figures.temperature(sample)}",
             },
         ]
-    if row.claim is None:
+    if row.claim is None and not row.use.not_responding:
         block["accessory"] = button("Claim", actions.claim_gpu_action_id(row.gpu.index), str(row.gpu.index))
     return block
 

@@ -79,7 +79,8 @@ class SlashCommands:
             case HelpCommand():
                 return blocks.help_message(policy)
             case ClaimCommand(selection, purpose, duration):
-                claimed = await before_ack(service.claim, user_id, selection, purpose, duration)
+                sample = self._latest_sample()
+                claimed = await before_ack(service.claim, user_id, selection, purpose, duration, sample)
                 self._after_change([user_id])
                 return blocks.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
             case ReleaseCommand(selection):

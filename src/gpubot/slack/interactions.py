@@ -16,15 +16,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
+from gpubot.core.models import HostSample
 from gpubot.core.service import ClaimOutcome, ClaimService
 from gpubot.slack import actions, blocks
 from gpubot.slack.blocks import Message
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
-from gpubot.slack.reads import StateReads, before_ack
-from gpubot.slack.tasks import AfterAck
+from gpubot.slack.people import SlackNames
+from gpubot.slack.reads import ACK_DEADLINE_S, StateReads, before_ack
 
 logger = logging.getLogger(__name__)
+
+# The most a refused claim form waits for Slack to name the holder (who is usually known already).
+_NAME_WAIT_S = 0.5
 
 
 class Interactions:
@@ -37,17 +41,20 @@ class Interactions:
         dms: DirectMessages,
         home: HomeTab,
         timezone: ZoneInfo,
-        after_ack: AfterAck,
         after_change: Callable[[Iterable[str]], None],
         reads: StateReads | None = None,
+        *,
+        latest_sample: Callable[[], HostSample | None],
+        names: SlackNames,
     ) -> None:
         self._service = service
+        self._latest_sample = latest_sample
+        self._names = names
         self._reads = reads or StateReads()
         self._client = client
         self._dms = dms
         self._home = home
         self._timezone = timezone
-        self._after_ack = after_ack
         self._after_change = after_change
 
     async def release_pressed(self, user_id: str, value: str, container: Mapping[str, Any]) -> None:
@@ -76,7 +83,7 @@ class Interactions:
     async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
         """Open the claim form. The trigger expires about 3 s after the click, so this runs right after the ack;
         the form is built from the database (a local read) before opening, so it opens complete."""
-        dashboard = await self._reads.read(self._service.dashboard, None, in_ack=False)
+        dashboard = await self._reads.read(self._service.dashboard, self._latest_sample(), in_ack=False)
         view = blocks.claim_modal(dashboard, self._service.policy, preselect)
         await self._client.views_open(trigger_id=trigger_id, view=view)
 
@@ -86,11 +93,15 @@ class Interactions:
         This one runs before the ack, whose answer it is. The form closes on submit, so the confirmation
         travels as a DM, queued with the claims and delivered (and retried) by the outbox.
         """
+        started = asyncio.get_running_loop().time()
         try:
             selection, purpose, duration = _read_claim_form(state)
             outcome = await before_ack(self._claim_confirmed_by_dm, user_id, selection, purpose, duration)
         except GpubotError as error:
-            return blocks.claim_modal_errors(error)
+            # Field errors are plain text: the holder is named, looked up in what time the ack has left.
+            left_s = ACK_DEADLINE_S - (asyncio.get_running_loop().time() - started)
+            names = await self._names.names(error.mentions, min(_NAME_WAIT_S, max(left_s, 0.0)))
+            return blocks.claim_modal_errors(error, names)
         except Exception:
             # The one boundary where an unexpected failure becomes an answer: an ack without one would leave
             # the form spinning until Slack gives up on it.
@@ -104,7 +115,8 @@ class Interactions:
     def _claim_confirmed_by_dm(
         self, user_id: str, selection: GpuSelection, purpose: str, duration: timedelta
     ) -> ClaimOutcome:
-        return self._service.claim(user_id, selection, purpose, duration, confirm_by_dm=True)
+        sample = self._latest_sample()
+        return self._service.claim(user_id, selection, purpose, duration, sample, confirm_by_dm=True)
 
     async def _show(self, user_id: str, container: Mapping[str, Any], message: Message) -> None:
         if container.get("type") == "message":

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -37,6 +37,7 @@ from gpubot.core.models import (
     Notice,
     NoticeKind,
     OutboxItem,
+    Person,
 )
 from gpubot.storage import tables
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, commit_counter, is_write_refusal, read_only
@@ -731,6 +732,37 @@ class SqlClaimStore:
                 )
                 for row in connection.execute(query)
             ]
+
+    # -- People -------------------------------------------------------------------------------------
+
+    def people(self, user_ids: Collection[str]) -> dict[str, Person]:
+        """The display names known for these users, by user ID; those never looked up are left out."""
+        if not user_ids:
+            return {}
+        query = select(*tables.people.c).where(tables.people.c.user_id.in_(list(user_ids)))
+        with self._reading() as connection:
+            return {
+                row.user_id: Person(row.user_id, row.display_name, row.updated_at) for row in connection.execute(query)
+            }
+
+    def save_person(self, person: Person) -> None:
+        """Record (or replace) a user's display name.
+
+        Raises:
+            ValueError: `updated_at` is naive.
+            StoreBusy: the database stayed locked.
+        """
+        _require_aware(updated_at=person.updated_at)
+        row = {"user_id": person.user_id, "display_name": person.display_name, "updated_at": person.updated_at}
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(tables.people).values(row)
+        # Upsert: two daemons looking the same person up at once must not collide.
+        upsert = statement.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={"display_name": statement.excluded.display_name, "updated_at": statement.excluded.updated_at},
+        )
+        with self._writing() as write:
+            write.connection.execute(upsert)
 
     # -- Snapshot of the hot reads ------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003_people"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -143,6 +143,16 @@ claim_events = Table(
     # A JSON object as text: small, written once, read only for display and audits.
     Column("detail", Text, nullable=False),
     Index("ix_claim_events_claim_id", "claim_id"),
+)
+
+# A Slack user's display name as last looked up, for what cannot render a mention (the host CLI's tables,
+# the claim form's plain-text errors).
+people = Table(
+    "people",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("display_name", String(255), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # A DM owed to a person, written in the same transaction as the change it reports.
