@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
@@ -246,5 +247,33 @@ def test_dms_owed_while_slack_is_down_are_delivered_once_it_is_back(fresh_slack,
         wait_for_dm(slack, "U0ALICE", "ends", timeout=20)
         assert len([c for c in slack.calls("chat.postMessage") if c.http_status == 429]) == 2
         assert len(dms_to(slack, "U0ALICE", lambda t: "ends" in t)) == 3  # two refused, one delivered
+    finally:
+        assert daemon.stop()[0] == 0
+
+
+def test_a_dm_waiting_out_a_rate_limit_survives_a_locked_database(fresh_slack, tmp_path):
+    # Issue 11's reproduction: a DM waits on a 429's Retry-After while another process holds the database
+    # with BEGIN EXCLUSIVE for 8 s; the sender's writes fail meanwhile. Once the lock goes, the DM goes out,
+    # once, and the failure is logged once, not per retry.
+    slack = fresh_slack
+    daemon = start_daemon(slack, tmp_path, GPUBOT_WARN_BEFORE="3h")
+    try:
+        slack.rate_limit_next("chat.postMessage", retry_after_s=1)
+        slack.command("claim 2 locked out 2h", user_id="U0LOCK")
+        slack.wait_for_call("chat.postMessage", lambda call: call.http_status == 429, timeout=15)
+        locker = sqlite3.connect(tmp_path / "gpubot.db", isolation_level=None, timeout=10)
+        try:
+            locker.execute("BEGIN EXCLUSIVE")
+            time.sleep(8)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        wait_for_dm(slack, "U0LOCK", "ends", timeout=40)
+        time.sleep(2)  # a second delivery, were there one, would come now
+        assert len(dms_to(slack, "U0LOCK", lambda t: "ends" in t)) == 2  # the refused one, then the delivered
+        log = daemon.log()
+        assert log.count("DM sender failed") == 1, log
+        assert "DM sender recovered" in log, log
+        slack.command("release 2", user_id="U0LOCK")
     finally:
         assert daemon.stop()[0] == 0
