@@ -58,6 +58,8 @@ _DUE_WORK_MAX_AGE_S = 60.0
 SENDER_HEARTBEAT = "dm-sender"
 _SENDER_MAX_AGE_S = 60.0
 _DRAIN_TIMEOUT_S = 2.0
+# A due-work or telemetry run takes milliseconds; one still running at a stop gets this long, then is cancelled.
+_JOB_DRAIN_TIMEOUT_S = 1.0
 # Waiting for an unreachable Slack at start-up: 1 s, doubling to a try a minute.
 _SLACK_RETRY_FIRST_S = 1.0
 _SLACK_RETRY_LONGEST_S = 60.0
@@ -258,7 +260,7 @@ async def _serve(settings: Settings) -> int:
     finally:
         notifier.stopping()
         if jobs is not None:
-            jobs.stop()
+            await jobs.stop(_JOB_DRAIN_TIMEOUT_S)
         for task in background:
             task.cancel()
         if background:
