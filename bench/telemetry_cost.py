@@ -1,7 +1,7 @@
 """What one telemetry sample costs, per backend.
 
 * fake: `FakeTelemetry.sample()` on the benchmark host of 8 and 64 GPUs (a JSON file read and parsed);
-* nvidia-smi: `parse_nvidia_smi_xml` over every real capture in ../shared/fixtures/nvidia-smi/
+* nvidia-smi: `parse_nvidia_smi_xml` over every real capture in tests/data/nvidia-smi/
   (the parse only: no nvidia-smi runs on a machine without a GPU);
 * NVML: a full sample (every field and process of every GPU) through `NvmlTelemetry`, beside one
   real `nvidia-smi -q -x` on the same machine. Only where NVML initialises; otherwise the entry says
@@ -31,7 +31,7 @@ from gpubot.core.ports import Telemetry
 from gpubot.telemetry.fake import FakeTelemetry
 from gpubot.telemetry.nvidia_smi import parse_nvidia_smi_xml
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nvidia-smi"
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "nvidia-smi"
 
 
 def _timed(work: Callable[[], object], repeats: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from gpubot.telemetry.nvml import NvmlTelemetry
 from tests.telemetry.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeDevice, FakeNvml, process
 
 REPO = Path(__file__).resolve().parents[2]
-CAPTURE = REPO.parent / "shared" / "fixtures" / "nvidia-smi" / "telegraf__a100-sxm4-v12.xml"
+CAPTURE = REPO / "tests" / "data" / "nvidia-smi" / "telegraf__a100-sxm4-v12.xml"
 
 
 @pytest.fixture
