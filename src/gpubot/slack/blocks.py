@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gpubot import figures
+from gpubot.core import figures
 from gpubot.core.commands import PURPOSE_MAX_CHARS, USAGES
 from gpubot.core.durations import ACCEPTED_FORMS, format_duration
 from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
-from gpubot.core.load import LoadLevel, LoadThresholds, load_level
+from gpubot.core.figures import LOAD_BADGES
+from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.service import (
     ClaimOutcome,
@@ -42,19 +43,10 @@ MAX_CONTEXT_ELEMENTS = 10
 # Room left in a message for the header, summary and footer around the per-GPU blocks.
 _FRAME_BLOCKS = 4
 _COMPACT_PURPOSE_CHARS = 40
-_PROCESSES_SHOWN = 5
 # The Home tab lists at most this many of a person's own claims with buttons; the rest as lines.
 _HOME_CLAIMS_WITH_BUTTONS = 10
 _QUICK_EXTENSIONS = (timedelta(hours=1), timedelta(hours=2))
 _SPARK = "▁▂▃▄▅▆▇█"
-
-LOAD_BADGES = {
-    LoadLevel.HIGH: "🔥",
-    LoadLevel.ACTIVE: "⚡",
-    LoadLevel.IDLE: "💤",
-    LoadLevel.UNKNOWN: "❔",
-    LoadLevel.LOST: "⚠️",
-}
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ def realtime_message(dashboard: Dashboard, sample: HostSample | None, thresholds
     compact = len(dashboard.rows) > MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS
     lines = [_realtime_line(row, thresholds, compact) for row in dashboard.rows]
     driver = f"driver {escape(sample.driver_version)}" if sample.driver_version else "driver n/a"
-    legend = " · ".join(f"{LOAD_BADGES[level]} {level.value}" for level in LoadLevel)
+    legend = figures.load_legend()
     blocks = [
         header(f"Live GPU load on {dashboard.host}"),
         context(driver, legend),
@@ -251,8 +243,7 @@ def home_view(
     top.append({"type": "divider"})
     top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free{_free_caveats(dashboard)}"))
     footer = context(
-        f"Updated {date_token(dashboard.now, timezone)} · 📈 utilization over the last hour · "
-        + " · ".join(f"{LOAD_BADGES[level]} {level.value}" for level in LoadLevel)
+        f"Updated {date_token(dashboard.now, timezone)} · 📈 utilization over the last hour · " + figures.load_legend()
     )
     budget = MAX_VIEW_BLOCKS - len(top) - 1
     rows = dashboard.rows
@@ -513,14 +504,10 @@ def _realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool) -> st
 def _process_lines(processes: Sequence[ProcessSample]) -> list[str]:
     if not processes:
         return ["no processes"]
-    ordered = sorted(processes, key=lambda p: p.used_memory_mib or 0, reverse=True)
-    lines = [
-        f"`{p.pid}` {escape(p.name or 'n/a')} · {escape(p.user or 'n/a')} · {figures.mib(p.used_memory_mib)}"
-        for p in ordered[:_PROCESSES_SHOWN]
-    ]
-    if len(ordered) > _PROCESSES_SHOWN:
-        lines.append(f"…and {len(ordered) - _PROCESSES_SHOWN} more processes")
-    return lines
+    return figures.process_lines(
+        processes,
+        lambda p: f"`{p.pid}` {escape(p.name or 'n/a')} · {escape(p.user or 'n/a')} · {figures.mib(p.used_memory_mib)}",
+    )
 
 
 def _gpu_list(claims: Sequence[Claim]) -> str:

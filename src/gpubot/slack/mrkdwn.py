@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gpubot.core.figures import when
+
 
 def escape(text: str) -> str:
     """Escape the three characters Slack treats as control syntax.
@@ -38,7 +40,6 @@ def truncate(text: str, limit: int) -> str:
     return cut + "…"
 
 
-def date_token(when: datetime, timezone: ZoneInfo) -> str:
+def date_token(moment: datetime, timezone: ZoneInfo) -> str:
     """A Slack date token: each reader sees their own local time; the fallback names the bot's zone."""
-    fallback = when.astimezone(timezone).strftime("%a %d %b %H:%M %Z")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{when(moment, timezone)}>"
