@@ -20,7 +20,7 @@ from gpubot.settings import Settings
 from gpubot.slack.manifest import BOT_SCOPES
 from gpubot.slack.probe import SlackProbe
 from gpubot.storage.probe import probe_database
-from gpubot.telemetry import open_backend
+from gpubot.telemetry import open_configured
 
 MIN_PYTHON = (3, 10)
 
@@ -163,9 +163,7 @@ def _check_telemetry(settings: Settings) -> CheckResult:
         "(nvml, nvidia-smi, fake)"
     )
     try:
-        telemetry = open_backend(
-            settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
-        )
+        telemetry = open_configured(settings)
         try:
             sample = telemetry.sample()
         finally:

@@ -57,7 +57,7 @@ def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostS
         StoreUnavailable: the database cannot be opened or is not at the newest schema.
         ConfigError: GPUBOT_DATABASE_URL is malformed.
     """
-    sample = sample_once(settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi)
+    sample = sample_once(settings)
     missing = missing_sqlite_file(settings.database_url)
     note = None
     if missing is not None:
