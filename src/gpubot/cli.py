@@ -12,6 +12,7 @@ from gpubot import __version__
 from gpubot.core.errors import ConfigError, GpubotError, SetupError
 from gpubot.logs import configure_logging
 from gpubot.settings import Settings, host_environment
+from gpubot.terminal import error_text
 
 # sysexits.h's EX_CONFIG, on a ConfigError (a setting) or a SetupError (a database gpubot cannot write, no
 # GPU backend): restarting cannot fix either, and the systemd unit does not restart on 78.
@@ -103,15 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except ConfigError as error:
-        print(f"gpubot: {error.variable}: expected {error.expected}", file=sys.stderr)
-        return EX_CONFIG
-    except SetupError as error:
-        print(f"gpubot: {error.message}", file=sys.stderr)
-        return EX_CONFIG
     except GpubotError as error:
-        print(f"gpubot: {error.message}", file=sys.stderr)
-        return 1
+        print(f"gpubot: {error_text(error)}", file=sys.stderr)
+        return EX_CONFIG if isinstance(error, (ConfigError, SetupError)) else 1
     except KeyboardInterrupt:
         return 130
 

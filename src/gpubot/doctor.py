@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gpubot.core.errors import CheckFailed, ConfigError, StoreUnavailable, TelemetryError
+from gpubot.core.errors import CheckFailed, ConfigError, NoDatabase, StoreUnavailable, TelemetryError
 from gpubot.settings import Settings
 from gpubot.slack.manifest import BOT_SCOPES
 from gpubot.slack.probe import SlackProbe
@@ -138,14 +138,14 @@ def _check_database(settings: Settings) -> CheckResult:
         probe = probe_database(settings.database_url)
     except ConfigError as error:
         return CheckResult("database", Outcome.FAILED, f"{error.variable}: expected {error.expected}")
+    except NoDatabase as error:
+        fix = "start the service (it creates the database), or run `gpubot db upgrade` as the service's user"
+        return CheckResult("database", Outcome.FAILED, error.message, fix)
     except StoreUnavailable as error:
-        if error.message.startswith("there is no database"):
-            fix = "start the service (it creates the database), or run `gpubot db upgrade` as the service's user"
-        else:
-            fix = (
-                "check GPUBOT_DATABASE_URL, that the database server is up, and that the service's user may "
-                "write the database (for SQLite: the file and its directory)"
-            )
+        fix = (
+            "check GPUBOT_DATABASE_URL, that the database server is up, and that the service's user may "
+            "write the database (for SQLite: the file and its directory)"
+        )
         return CheckResult("database", Outcome.FAILED, error.message, fix)
     if not probe.at_head:
         return CheckResult(

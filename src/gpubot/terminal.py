@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
 from gpubot.core.durations import format_duration
+from gpubot.core.errors import ConfigError, GpubotError, NoDatabase, NotHolder
 from gpubot.core.figures import LOAD_BADGES, when
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim, GpuSample, HostSample
@@ -31,6 +32,18 @@ def printable(text: str) -> str:
 
 
 # --- host commands -----------------------------------------------------------------------------------
+
+
+def error_text(error: GpubotError, names: Mapping[str, str] | None = None) -> str:
+    """A refusal or failure as the host commands print it: people by name and ID, hints as `gpubot …`."""
+    names = names or {}
+    if isinstance(error, ConfigError):
+        return f"{error.variable}: expected {error.expected}"
+    if isinstance(error, NoDatabase):
+        return f"{error.message}: start the service, or run `gpubot db upgrade` as its user"
+    if isinstance(error, NotHolder):
+        return f"GPU {error.gpu_index} is claimed by {person(error.holder_id, names)}, not by you."
+    return printable(error.message)
 
 
 def person(user_id: str, names: Mapping[str, str]) -> str:

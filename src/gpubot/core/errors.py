@@ -152,6 +152,14 @@ class StoreUnavailable(GpubotError):
     """The database cannot be opened, created or migrated."""
 
 
+class NoDatabase(StoreUnavailable):
+    """The SQLite file does not exist yet: the service has never run, or runs with another database."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"there is no database at {location} yet")
+        self.location = location
+
+
 class StoreReadOnly(StoreUnavailable, SetupError):
     """The database refuses writes: a read-only file or file system, no permission, a full disk."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -118,15 +118,12 @@ class SlackProbe:
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
         view = blocks.doctor_home_view()
-        try:
-            await self._user_call(client.views_publish(user_id=user_id, view=view), "views.publish", user_id)
-        except CheckFailed as failure:
-            if "(not_enabled)" not in failure.message:
-                raise
-            raise CheckFailed(
-                "the Home tab is off (views.publish: not_enabled)",
-                "turn on App Home → Show Tabs → Home Tab (features.app_home.home_tab_enabled in manifest.yml)",
-            ) from None
+        off = CheckFailed(
+            "the Home tab is off (views.publish: not_enabled)",
+            "turn on App Home → Show Tabs → Home Tab (features.app_home.home_tab_enabled in manifest.yml)",
+        )
+        call = client.views_publish(user_id=user_id, view=view)
+        await self._user_call(call, "views.publish", user_id, refusals={"not_enabled": off})
 
     async def messages_tab(self, token: str, user_id: str) -> str:
         """DM `user_id` the way expiry warnings travel: `conversations.open`, then `chat.postMessage`.
@@ -162,11 +159,16 @@ class SlackProbe:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise _unreachable(self._api_url, error) from None
 
-    async def _user_call(self, call: Awaitable[T], method: str, user_id: str) -> T:
+    async def _user_call(
+        self, call: Awaitable[T], method: str, user_id: str, refusals: Mapping[str, CheckFailed] | None = None
+    ) -> T:
+        """Make a call that names `user_id`; `refusals` are the failures to report for particular Slack errors."""
         try:
             return await asyncio.wait_for(call, self._timeout_s)
         except SlackApiError as error:
-            raise _user_or_generic_failure(method, str(error.response.get("error", "rejected")), user_id) from None
+            reason = str(error.response.get("error", "rejected"))
+            known = (refusals or {}).get(reason)
+            raise (known or _user_or_generic_failure(method, reason, user_id)) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise _unreachable(self._api_url, error) from None
 
