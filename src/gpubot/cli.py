@@ -207,7 +207,7 @@ def _claims(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from gpubot.core.commands import parse_gpu_selection
+    from gpubot.core.selection import parse_gpu_selection
     from gpubot.host import host_actor, open_host
     from gpubot.terminal import person
 
@@ -217,7 +217,7 @@ def _release(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EX_USAGE
-    selection = parse_gpu_selection(args.gpu, allow_any=False, syntax="gpubot release <gpu> --force")
+    selection = parse_gpu_selection(args.gpu, allow_any=False)
     settings = _host_settings()
     with open_host(settings) as host:
         outcome = host.service.release(host_actor(), selection, as_admin=True)

@@ -16,14 +16,6 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def escape_except_mentions(text: str, user_ids: tuple[str, ...]) -> str:
-    """Escape `text`, then restore the mentions of the given (trusted, stored) user IDs."""
-    escaped = escape(text)
-    for user_id in user_ids:
-        escaped = escaped.replace(f"&lt;@{user_id}&gt;", mention(user_id))
-    return escaped
-
-
 def mention(user_id: str) -> str:
     return f"<@{user_id}>"
 

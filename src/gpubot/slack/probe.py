@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from gpubot.core.errors import CheckFailed
-from gpubot.slack import blocks
+from gpubot.slack import messages, views
 from gpubot.slack.manifest import APP_TOKEN_SCOPE, BOT_SCOPES
 
 T = TypeVar("T")
@@ -117,7 +117,7 @@ class SlackProbe:
             CheckFailed: the Home tab is off, the user is unknown, or Slack refuses.
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
-        view = blocks.doctor_home_view()
+        view = views.doctor_home_view()
         off = CheckFailed(
             "the Home tab is off (views.publish: not_enabled)",
             "turn on App Home → Show Tabs → Home Tab (features.app_home.home_tab_enabled in manifest.yml)",
@@ -138,7 +138,7 @@ class SlackProbe:
             CheckFailed: the DM cannot be opened or posted.
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
-        message = blocks.doctor_dm_message()
+        message = messages.doctor_dm_message()
         opened = await self._user_call(client.conversations_open(users=user_id), "conversations.open", user_id)
         channel = str(opened["channel"]["id"])
         post = client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
