@@ -24,8 +24,9 @@ from percentiles import summarize_s
 
 from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, HostSample
-from gpubot.core.service import ClaimPolicy, Dashboard, GpuRow, HomeState
-from gpubot.slack import blocks
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.service import Dashboard, GpuRow, HomeState
+from gpubot.slack import blocks, messages, views
 from gpubot.telemetry.fake import FakeTelemetry
 
 GPU_COUNTS = (8, 64, 256)
@@ -87,9 +88,9 @@ def measure(gpu_count: int, repeats: int) -> list[dict[str, Any]]:
     state, trends = state_for(sample)
     policy, thresholds = ClaimPolicy(), LoadThresholds()
     builds: dict[str, Any] = {
-        "dashboard": lambda: blocks.status_message(state.dashboard, policy, _TIMEZONE).blocks,
-        "realtime": lambda: blocks.realtime_message(state.dashboard, sample, thresholds).blocks,
-        "home": lambda: blocks.home_view(state, policy, _TIMEZONE, thresholds, trends)["blocks"],
+        "dashboard": lambda: messages.status_message(state.dashboard, policy, _TIMEZONE).blocks,
+        "realtime": lambda: messages.realtime_message(state.dashboard, sample, thresholds).blocks,
+        "home": lambda: views.home_view(state, policy, _TIMEZONE, thresholds, trends)["blocks"],
     }
     limits = {
         "dashboard": blocks.MAX_MESSAGE_BLOCKS,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gpubot.cli import build_parser
-from gpubot.core.commands import USAGES
+from gpubot.slack.messages import USAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from gpubot.cli import main
-from gpubot.core.commands import GpuSelection
 from gpubot.core.models import NoticeKind, Person
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head

@@ -4,9 +4,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.models import GpuSample, HostSample, NoticeKind
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from gpubot.health import Health
 from gpubot.loops import FailureStreak, guarded
 from gpubot.sampling import TelemetrySampler

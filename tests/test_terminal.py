@@ -70,3 +70,14 @@ def test_tables_align_by_display_width():
 
 def test_control_characters_cannot_reach_the_terminal():
     assert printable("a\x1b[31mred\x07\r\nb\tc") == "a?[31mred?? b c"
+
+
+def test_errors_print_people_by_name_and_id_and_the_host_commands_hint():
+    from gpubot.core.errors import NoDatabase, NotHolder
+    from gpubot.terminal import error_text
+
+    assert (
+        error_text(NotHolder(1, "U0ALICE"), {"U0ALICE": "alice"}) == "GPU 1 is claimed by alice (U0ALICE), not by you."
+    )
+    assert error_text(NotHolder(1, "U0BOB")) == "GPU 1 is claimed by U0BOB, not by you."
+    assert error_text(NoDatabase("/var/lib/gpubot/gpubot.db")).endswith("run `gpubot db upgrade` as its user")

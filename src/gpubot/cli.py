@@ -12,6 +12,7 @@ from gpubot import __version__
 from gpubot.core.errors import ConfigError, GpubotError, SetupError
 from gpubot.logs import configure_logging
 from gpubot.settings import Settings, host_environment
+from gpubot.terminal import error_text
 
 # sysexits.h's EX_CONFIG, on a ConfigError (a setting) or a SetupError (a database gpubot cannot write, no
 # GPU backend): restarting cannot fix either, and the systemd unit does not restart on 78.
@@ -103,15 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except ConfigError as error:
-        print(f"gpubot: {error.variable}: expected {error.expected}", file=sys.stderr)
-        return EX_CONFIG
-    except SetupError as error:
-        print(f"gpubot: {error.message}", file=sys.stderr)
-        return EX_CONFIG
     except GpubotError as error:
-        print(f"gpubot: {error.message}", file=sys.stderr)
-        return 1
+        print(f"gpubot: {error_text(error)}", file=sys.stderr)
+        return EX_CONFIG if isinstance(error, (ConfigError, SetupError)) else 1
     except KeyboardInterrupt:
         return 130
 
@@ -212,7 +207,7 @@ def _claims(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from gpubot.core.commands import parse_gpu_selection
+    from gpubot.core.selection import parse_gpu_selection
     from gpubot.host import host_actor, open_host
     from gpubot.terminal import person
 
@@ -222,7 +217,7 @@ def _release(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EX_USAGE
-    selection = parse_gpu_selection(args.gpu, allow_any=False, syntax="gpubot release <gpu> --force")
+    selection = parse_gpu_selection(args.gpu, allow_any=False)
     settings = _host_settings()
     with open_host(settings) as host:
         outcome = host.service.release(host_actor(), selection, as_admin=True)

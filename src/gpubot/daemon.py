@@ -43,7 +43,7 @@ from gpubot.storage.migrate import migrate_apart
 from gpubot.storage.probe import require_writable
 from gpubot.system_clock import SystemClock
 from gpubot.systemd_notify import SystemdNotifier
-from gpubot.telemetry import open_backend
+from gpubot.telemetry import open_configured
 from gpubot.watchdog import ServiceWatchdog, claim_counter
 
 logger = logging.getLogger(__name__)
@@ -92,9 +92,7 @@ async def _serve(settings: Settings) -> int:
     health = Health()
 
     engine = make_engine(settings.database_url)
-    telemetry = open_backend(
-        settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
-    )
+    telemetry = open_configured(settings)
     background: list[asyncio.Task[None]] = []
     handler: GuardedSocketModeHandler | None = None
     jobs: PeriodicJobs | None = None

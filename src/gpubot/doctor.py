@@ -15,12 +15,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gpubot.core.errors import CheckFailed, ConfigError, StoreUnavailable, TelemetryError
+from gpubot.core.errors import CheckFailed, ConfigError, NoDatabase, StoreUnavailable, TelemetryError
 from gpubot.settings import Settings
 from gpubot.slack.manifest import BOT_SCOPES
 from gpubot.slack.probe import SlackProbe
 from gpubot.storage.probe import probe_database
-from gpubot.telemetry import open_backend
+from gpubot.telemetry import open_configured
 
 MIN_PYTHON = (3, 10)
 
@@ -138,14 +138,14 @@ def _check_database(settings: Settings) -> CheckResult:
         probe = probe_database(settings.database_url)
     except ConfigError as error:
         return CheckResult("database", Outcome.FAILED, f"{error.variable}: expected {error.expected}")
+    except NoDatabase as error:
+        fix = "start the service (it creates the database), or run `gpubot db upgrade` as the service's user"
+        return CheckResult("database", Outcome.FAILED, error.message, fix)
     except StoreUnavailable as error:
-        if error.message.startswith("there is no database"):
-            fix = "start the service (it creates the database), or run `gpubot db upgrade` as the service's user"
-        else:
-            fix = (
-                "check GPUBOT_DATABASE_URL, that the database server is up, and that the service's user may "
-                "write the database (for SQLite: the file and its directory)"
-            )
+        fix = (
+            "check GPUBOT_DATABASE_URL, that the database server is up, and that the service's user may "
+            "write the database (for SQLite: the file and its directory)"
+        )
         return CheckResult("database", Outcome.FAILED, error.message, fix)
     if not probe.at_head:
         return CheckResult(
@@ -163,9 +163,7 @@ def _check_telemetry(settings: Settings) -> CheckResult:
         "(nvml, nvidia-smi, fake)"
     )
     try:
-        telemetry = open_backend(
-            settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi
-        )
+        telemetry = open_configured(settings)
         try:
             sample = telemetry.sample()
         finally:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from gpubot.core.errors import StoreUnavailable
+from gpubot.core.errors import NoDatabase
 from gpubot.core.models import HostSample
 from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimService
@@ -54,18 +54,17 @@ def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostS
 
     Raises:
         TelemetryError: the GPU backend cannot sample.
+        NoDatabase: the SQLite file does not exist yet (and `missing_ok` is not set).
         StoreUnavailable: the database cannot be opened or is not at the newest schema.
         ConfigError: GPUBOT_DATABASE_URL is malformed.
     """
-    sample = sample_once(settings.gpu_backend, fake_gpus_path=settings.fake_gpus_path, nvidia_smi=settings.nvidia_smi)
+    sample = sample_once(settings)
     missing = missing_sqlite_file(settings.database_url)
     note = None
     if missing is not None:
         # Not created here: a host command run as root would leave a file the service cannot write.
         if not missing_ok:
-            raise StoreUnavailable(
-                f"there is no database at {missing} yet: start the service, or run `gpubot db upgrade` as its user"
-            )
+            raise NoDatabase(str(missing))
         note = f"no claims database exists yet at {missing}: every GPU is shown free (the service creates it)"
         engine = make_engine("sqlite://")
         metadata.create_all(engine)

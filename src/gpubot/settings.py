@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gpubot.core.durations import parse_duration
 from gpubot.core.errors import CommandError, ConfigError
 from gpubot.core.load import LoadThresholds
-from gpubot.core.service import ClaimPolicy
+from gpubot.core.policy import ClaimPolicy
 
 GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake")
 # Where the installed service (systemd/gpubot.service) takes its settings and keeps its state; the host

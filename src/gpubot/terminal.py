@@ -14,20 +14,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gpubot import figures
+from gpubot.core import figures
 from gpubot.core.durations import format_duration
-from gpubot.core.load import LoadLevel, LoadThresholds, load_level
+from gpubot.core.errors import ConfigError, GpubotError, NoDatabase, NotHolder
+from gpubot.core.figures import LOAD_BADGES, when
+from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim, GpuSample, HostSample
 from gpubot.core.service import Dashboard, GpuRow
 
-_BADGES = {
-    LoadLevel.HIGH: "🔥",
-    LoadLevel.ACTIVE: "⚡",
-    LoadLevel.IDLE: "💤",
-    LoadLevel.UNKNOWN: "❔",
-    LoadLevel.LOST: "⚠️",
-}
-_PROCESSES_SHOWN = 5
 _RULE = "─"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -37,12 +31,19 @@ def printable(text: str) -> str:
     return _CONTROL.sub("?", text.replace("\n", " ").replace("\t", " "))
 
 
-def when(moment: datetime, timezone: ZoneInfo) -> str:
-    """A moment as the host's people read it, e.g. "Tue 14 May 16:00 CEST"."""
-    return moment.astimezone(timezone).strftime("%a %d %b %H:%M %Z")
-
-
 # --- host commands -----------------------------------------------------------------------------------
+
+
+def error_text(error: GpubotError, names: Mapping[str, str] | None = None) -> str:
+    """A refusal or failure as the host commands print it: people by name and ID, hints as `gpubot …`."""
+    names = names or {}
+    if isinstance(error, ConfigError):
+        return f"{error.variable}: expected {error.expected}"
+    if isinstance(error, NoDatabase):
+        return f"{error.message}: start the service, or run `gpubot db upgrade` as its user"
+    if isinstance(error, NotHolder):
+        return f"GPU {error.gpu_index} is claimed by {person(error.holder_id, names)}, not by you."
+    return printable(error.message)
 
 
 def person(user_id: str, names: Mapping[str, str]) -> str:
@@ -113,7 +114,7 @@ def render_realtime(
         level = load_level(gpu, thresholds)
         rows.append(
             [
-                f"{_BADGES[level]} {row.gpu.index}",
+                f"{LOAD_BADGES[level]} {row.gpu.index}",
                 level.value,
                 figures.temperature(gpu),
                 figures.percent(gpu.utilization_gpu_pct),
@@ -198,15 +199,13 @@ def _width(text: str) -> int:
 
 
 def _process_lines(gpu: GpuSample) -> list[str]:
-    ordered = sorted(gpu.processes, key=lambda process: process.used_memory_mib or 0, reverse=True)
-    lines = [
-        f"pid {process.pid} {printable(process.name or 'n/a')} ({printable(process.user or 'n/a')}), "
-        f"{figures.mib(process.used_memory_mib)}"
-        for process in ordered[:_PROCESSES_SHOWN]
-    ]
-    if len(ordered) > _PROCESSES_SHOWN:
-        lines.append(f"…and {len(ordered) - _PROCESSES_SHOWN} more processes")
-    return lines
+    return figures.process_lines(
+        gpu.processes,
+        lambda process: (
+            f"pid {process.pid} {printable(process.name or 'n/a')} "
+            f"({printable(process.user or 'n/a')}), {figures.mib(process.used_memory_mib)}"
+        ),
+    )
 
 
 # --- Block Kit, as a person reads it -----------------------------------------------------------------

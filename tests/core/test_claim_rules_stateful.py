@@ -12,10 +12,11 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import GpubotError
 from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, NoticeKind
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 GPUS = 3

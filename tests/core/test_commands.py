@@ -3,12 +3,10 @@ from datetime import timedelta
 import pytest
 
 from gpubot.core.commands import (
-    PURPOSE_MAX_CHARS,
-    USAGES,
+    SUBCOMMANDS,
     ClaimCommand,
     ClaimDialogCommand,
     ExtendCommand,
-    GpuSelection,
     HelpCommand,
     RealtimeCommand,
     ReleaseCommand,
@@ -16,6 +14,9 @@ from gpubot.core.commands import (
     parse_command,
 )
 from gpubot.core.errors import CommandError
+from gpubot.core.policy import PURPOSE_MAX_CHARS
+from gpubot.core.selection import GpuSelection
+from gpubot.slack.messages import USAGES
 
 
 @pytest.mark.parametrize("text", ["", "   ", "status", "STATUS"])
@@ -123,6 +124,15 @@ def test_extend_reads_a_two_word_duration():
     assert parse_command("extend 2 1h 30m") == ExtendCommand(GpuSelection(indices=(2,)), timedelta(minutes=90))
 
 
+def test_a_bad_argument_names_its_subcommand_and_an_unknown_verb_names_them_all():
+    with pytest.raises(CommandError) as raised:
+        parse_command("extend 0 soon")
+    assert raised.value.usage == ("extend",)
+    with pytest.raises(CommandError) as raised:
+        parse_command("frobnicate")
+    assert raised.value.usage == SUBCOMMANDS
+
+
 def test_purpose_length_cap():
     assert parse_command("claim 0 " + "a" * PURPOSE_MAX_CHARS).purpose == "a" * PURPOSE_MAX_CHARS
     with pytest.raises(CommandError, match="keep it within"):
@@ -140,6 +150,7 @@ def test_release_all_and_extend():
 
 
 def test_every_subcommand_has_usage_and_an_example_that_parses():
+    assert list(USAGES) == list(SUBCOMMANDS)
     for name, usage in USAGES.items():
         assert usage.summary
         example = usage.example.removeprefix("/gpu").strip()

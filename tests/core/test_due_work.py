@@ -4,10 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import ClaimChanged, ClaimNotActive, NotHolder
 from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, NoticeKind
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 MINUTE = timedelta(minutes=1)

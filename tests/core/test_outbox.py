@@ -1,9 +1,10 @@
 from datetime import timedelta
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.outbox import Outbox, retry_delay, stale_reason
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 

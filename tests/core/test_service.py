@@ -4,12 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import (
     AlreadyHeld,
+    AlreadyYours,
     ClaimRefused,
-    CommandError,
     GpuNotResponding,
+    InvalidPurpose,
     NoFreeGpu,
     NotClaimed,
     NotHolder,
@@ -17,7 +17,9 @@ from gpubot.core.errors import (
 )
 from gpubot.core.load import Availability, LoadThresholds
 from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, NoticeKind, ProcessSample
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy, check_purpose
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 HOUR = timedelta(hours=1)
@@ -83,15 +85,30 @@ def test_unknown_gpu_lists_the_known_ones(service):
         service.claim("U1", gpus(9), "train", None)
 
 
-def test_empty_purpose_is_refused(service):
-    with pytest.raises(CommandError):
-        service.claim("U1", gpus(0), "   ", None)
+def test_an_empty_or_invisible_purpose_is_refused_before_it_reaches_the_service():
+    for purpose in ("   ", "\u200b\u200c"):
+        with pytest.raises(InvalidPurpose):
+            check_purpose(purpose)
+    assert check_purpose("  fine-tune\n llama ") == "fine-tune llama"
 
 
 def test_claiming_your_own_gpu_again_points_to_extend(service):
     service.claim("U1", gpus(0), "train", None)
-    with pytest.raises(ClaimRefused, match="extend"):
+    with pytest.raises(AlreadyYours, match="extend") as raised:
         service.claim("U1", gpus(0), "again", None)
+    assert raised.value.gpu_index == 0
+
+
+def test_refusals_carry_their_data_in_plain_words_without_slack_syntax(service):
+    service.claim("U1", gpus(0), "train", None)
+    with pytest.raises(AlreadyHeld) as held:
+        service.claim("U2", gpus(0), "eval", None)
+    with pytest.raises(NotHolder) as not_holder:
+        service.release("U2", gpus(0))
+    for error in (held.value, not_holder.value, NoFreeGpu(), NoFreeGpu([3]), GpuNotResponding(3)):
+        assert "<@" not in error.message and "/gpu" not in error.message
+    assert (held.value.gpu_index, held.value.holder_id, held.value.people) == (0, "U1", ("U1",))
+    assert not_holder.value.people == ("U1",)
 
 
 def test_an_expired_claim_frees_the_gpu_even_before_the_scheduler_runs(service, store, clock):

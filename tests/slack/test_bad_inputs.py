@@ -25,12 +25,13 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.people import PeopleDirectory
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from gpubot.slack import actions
 from gpubot.slack.app import build_app
 from gpubot.slack.commands import SlashCommands

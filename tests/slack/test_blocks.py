@@ -7,19 +7,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 
-from gpubot.core.errors import AlreadyHeld, CommandError
+from gpubot.core.errors import AlreadyHeld, AlreadyYours, CommandError, GpuNotResponding, NoFreeGpu, NotHolder
 from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample, Notice, NoticeKind, OutboxItem, ProcessSample
+from gpubot.core.policy import ClaimPolicy
 from gpubot.core.service import (
     ClaimOutcome,
-    ClaimPolicy,
     Dashboard,
     ExtendOutcome,
     GpuRow,
     HomeState,
     ReleaseOutcome,
 )
-from gpubot.slack import blocks
+from gpubot.slack import messages, views
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -88,7 +88,7 @@ def _assert_within_limits(message, max_blocks=50):
 
 
 def test_status_shows_free_and_held_with_mention_date_token_and_time_left():
-    message = blocks.status_message(_dashboard(3, claimed={1}), POLICY, BERLIN)
+    message = messages.status_message(_dashboard(3, claimed={1}), POLICY, BERLIN)
     text = _texts(message)
     assert "2 of 3 GPUs free" in text
     assert "<@U1>" in text
@@ -101,7 +101,9 @@ def test_status_shows_free_and_held_with_mention_date_token_and_time_left():
 
 
 def test_purpose_is_escaped_so_it_never_pings():
-    message = blocks.status_message(_dashboard(2, claimed={0}, purpose="<!channel> <!here> <@U2> & co"), POLICY, BERLIN)
+    message = messages.status_message(
+        _dashboard(2, claimed={0}, purpose="<!channel> <!here> <@U2> & co"), POLICY, BERLIN
+    )
     text = _texts(message)
     assert "<!channel>" not in text and "<!here>" not in text and "<@U2>" not in text
     assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U2&gt; &amp; co" in text
@@ -110,7 +112,7 @@ def test_purpose_is_escaped_so_it_never_pings():
 
 @pytest.mark.parametrize("count", [1, 8, 47, 48, 64, 256, 1000])
 def test_dashboard_compacts_rather_than_overflows(count):
-    message = blocks.status_message(
+    message = messages.status_message(
         _dashboard(count, claimed=set(range(0, count, 2)), purpose=WORST_PURPOSE), POLICY, BERLIN
     )
     _assert_within_limits(message)
@@ -123,7 +125,7 @@ def test_dashboard_compacts_rather_than_overflows(count):
 def test_realtime_shows_every_figure_and_the_processes():
     dashboard = _dashboard(1, claimed={0}, with_samples=True)
     sample = HostSample("box", "550.54.15", (dashboard.rows[0].sample,))
-    text = _texts(blocks.realtime_message(dashboard, sample, LoadThresholds()))
+    text = _texts(messages.realtime_message(dashboard, sample, LoadThresholds()))
     for fragment in [
         "🔥",
         "high load",
@@ -148,7 +150,7 @@ def test_realtime_unknown_fields_read_na_and_a_lost_gpu_does_not_break_the_listi
     )
     dashboard = Dashboard("box", rows, NOW)
     sample = HostSample("box", None, tuple(row.sample for row in rows))
-    message = blocks.realtime_message(dashboard, sample, LoadThresholds())
+    message = messages.realtime_message(dashboard, sample, LoadThresholds())
     text = _texts(message)
     assert "⚠️ *GPU 0*" in text and "lost" in text
     assert "❔ *GPU 1*" in text and "util n/a" in text and "mem n/a" in text and "power n/a" in text
@@ -158,7 +160,7 @@ def test_realtime_unknown_fields_read_na_and_a_lost_gpu_does_not_break_the_listi
 
 
 def test_realtime_before_any_sample():
-    assert "No telemetry" in _texts(blocks.realtime_message(_dashboard(2), None, LoadThresholds()))
+    assert "No telemetry" in _texts(messages.realtime_message(_dashboard(2), None, LoadThresholds()))
 
 
 @pytest.mark.parametrize("count", [8, 64, 256])
@@ -167,7 +169,7 @@ def test_realtime_keeps_within_limits_with_many_gpus_and_processes(count):
     dashboard = _dashboard(count, with_samples=True)
     rows = tuple(_row(r.gpu, r.claim, _sample(r.gpu.index, processes=procs)) for r in dashboard.rows)
     dashboard = Dashboard("box", rows, NOW)
-    message = blocks.realtime_message(
+    message = messages.realtime_message(
         dashboard, HostSample("box", "1", tuple(r.sample for r in rows)), LoadThresholds()
     )
     _assert_within_limits(message)
@@ -176,52 +178,68 @@ def test_realtime_keeps_within_limits_with_many_gpus_and_processes(count):
 
 def test_claim_reply_names_gpus_end_and_cuda_line():
     outcome = ClaimOutcome((_claim(0, purpose="<!here>"), _claim(2, purpose="<!here>")))
-    text = _texts(blocks.claim_message(outcome, NOW, BERLIN))
+    text = _texts(messages.claim_message(outcome, NOW, BERLIN))
     assert "GPUs 0,2" in text and "CUDA_VISIBLE_DEVICES=0,2" in text and "<!date^" in text and "(2h)" in text
     assert "&lt;!here&gt;" in text and "<!here>" not in text
 
 
 def test_release_reply_names_forced_holders():
     outcome = ReleaseOutcome(released=(_claim(0),), forced=(_claim(1, user="U2"),))
-    text = _texts(blocks.release_message(outcome))
+    text = _texts(messages.release_message(outcome))
     assert "Released GPU 0." in text and "GPU 1, held by <@U2>" in text
 
 
 def test_extend_reply_mentions_the_cap():
     outcome = ExtendOutcome(claims=(_claim(0, hours=12),), capped=True, now=NOW)
-    text = _texts(blocks.extend_message(outcome, POLICY, NOW, BERLIN))
+    text = _texts(messages.extend_message(outcome, POLICY, NOW, BERLIN))
     assert "12h left" in text and "capped" in text
 
 
 def test_help_lists_every_command_with_an_example():
-    text = _texts(blocks.help_message(POLICY))
+    text = _texts(messages.help_message(POLICY))
     for command in ["status", "claim", "release", "extend", "realtime", "help"]:
         assert f"/gpu {command}" in text
     assert "e.g." in text
 
 
 def test_errors_escape_user_text_but_keep_holder_mentions():
-    error = CommandError("I don't know `<!channel>`.", usage="/gpu claim <gpu> <purpose>")
-    text = _texts(blocks.error_message(error))
+    error = CommandError("I don't know `<!channel>`.", usage=("claim",))
+    text = _texts(messages.error_message(error))
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "&lt;gpu&gt;" in text
-    held = _texts(blocks.error_message(AlreadyHeld(3, "U7", NOW)))
+    held = _texts(messages.error_message(AlreadyHeld(3, "U7", NOW)))
     assert "<@U7>" in held
+
+
+def test_errors_are_written_from_their_fields_with_slack_hints():
+    assert messages.error_text(AlreadyYours(2)) == (
+        "You already hold GPU 2; use `/gpu extend 2 &lt;duration&gt;` for more time."
+    )
+    assert "See `/gpu status`" in messages.error_text(NoFreeGpu([3]))
+    assert "`/gpu status` shows the GPUs that can" in messages.error_text(GpuNotResponding(1))
+    held = messages.error_message(NotHolder(1, "U7"))
+    assert "GPU 1 is claimed by <@U7>, not by you." in _texts(held) and held.text == "That did not work"
+
+
+def test_claim_form_errors_name_the_holder_in_plain_text():
+    errors = views.claim_modal_errors(AlreadyHeld(3, "U7", NOW), {"U7": "<b>ob"})
+    assert errors == {"gpus": "GPU 3 is already claimed by &lt;b&gt;ob."}
+    assert views.claim_modal_errors(AlreadyHeld(3, "U7", NOW), {}) == {"gpus": "GPU 3 is already claimed by @U7."}
 
 
 def test_an_error_fallback_text_is_escaped_too():
     # Notifications and screen readers show `text`, which Slack reads as mrkdwn like the blocks.
-    message = blocks.error_message(CommandError("`<!here>` is not a GPU & never was."))
+    message = messages.error_message(CommandError("`<!here>` is not a GPU & never was."))
     assert message.text == "`&lt;!here&gt;` is not a GPU &amp; never was."
 
 
 def test_claim_form_errors_escape_what_was_typed():
-    errors = blocks.claim_modal_errors(CommandError("`<!channel>` is not a GPU."), {})
+    errors = views.claim_modal_errors(CommandError("`<!channel>` is not a GPU."), {})
     assert errors == {"gpus": "`&lt;!channel&gt;` is not a GPU."}
 
 
 def test_a_claim_confirmation_dm_is_the_claim_reply_with_its_cuda_line():
     claim = _claim(2, purpose="<!here> llama")
-    message = blocks.notice_message(OutboxItem(1, Notice(NoticeKind.CLAIMED, "U1", claim.id), claim), BERLIN, NOW)
+    message = messages.notice_message(OutboxItem(1, Notice(NoticeKind.CLAIMED, "U1", claim.id), claim), BERLIN, NOW)
     _assert_within_limits(message)
     text = _texts(message)
     assert "CUDA_VISIBLE_DEVICES=2" in text and "&lt;!here&gt; llama" in text
@@ -229,19 +247,19 @@ def test_a_claim_confirmation_dm_is_the_claim_reply_with_its_cuda_line():
 
 def test_force_release_notice_names_the_admin_and_escapes_purpose():
     item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "U9"), _claim(0, purpose="<!everyone>"))
-    text = _texts(blocks.notice_message(item, BERLIN, NOW))
+    text = _texts(messages.notice_message(item, BERLIN, NOW))
     assert "released by <@U9>" in text and "&lt;!everyone&gt;" in text
 
 
 def test_a_release_from_the_host_cli_names_the_unix_user_not_a_slack_mention():
     item = OutboxItem(1, Notice(NoticeKind.FORCE_RELEASED, "U1", 1, "host:root"), _claim(0))
-    text = _texts(blocks.notice_message(item, BERLIN, NOW))
+    text = _texts(messages.notice_message(item, BERLIN, NOW))
     assert "`root` on the GPU host" in text and "<@host" not in text
 
 
 def test_expiry_warning_dm_has_extend_and_release_buttons_carrying_the_end():
     claim = _claim(3, hours=0.25)
-    message = blocks.notice_message(
+    message = messages.notice_message(
         OutboxItem(1, Notice(NoticeKind.EXPIRY_WARNING, "U1", claim.id), claim), BERLIN, NOW
     )
     _assert_within_limits(message)
@@ -255,7 +273,9 @@ def test_expiry_warning_dm_has_extend_and_release_buttons_carrying_the_end():
 
 def test_expired_dm_says_the_gpu_is_free():
     claim = _claim(1)
-    text = _texts(blocks.notice_message(OutboxItem(1, Notice(NoticeKind.EXPIRED, "U1", claim.id), claim), BERLIN, NOW))
+    text = _texts(
+        messages.notice_message(OutboxItem(1, Notice(NoticeKind.EXPIRED, "U1", claim.id), claim), BERLIN, NOW)
+    )
     assert "GPU 1" in text and "free again" in text
 
 
@@ -264,7 +284,7 @@ def _home(count, own=(), claimed=(), flash=None):
     own_claims = tuple(row.claim for row in dashboard.rows if row.gpu.index in own)
     state = HomeState("U1", own_claims, dashboard)
     trends = {row.gpu.uuid: (None, 10.0, 50.0, 100.0) for row in dashboard.rows}
-    return blocks.home_view(state, POLICY, BERLIN, LoadThresholds(), trends, flash)
+    return views.home_view(state, POLICY, BERLIN, LoadThresholds(), trends, flash)
 
 
 def test_home_shows_own_claims_with_release_and_extend_then_every_gpu_with_claim_buttons():
@@ -281,7 +301,7 @@ def test_home_shows_own_claims_with_release_and_extend_then_every_gpu_with_claim
 
 
 def test_home_flash_shows_the_outcome_at_the_top():
-    flash = blocks.release_message(ReleaseOutcome(released=(_claim(0),), forced=()))
+    flash = messages.release_message(ReleaseOutcome(released=(_claim(0),), forced=()))
     view = _home(2, flash=flash)
     assert "Released GPU 0." in json.dumps(view["blocks"][:3])
 
@@ -299,7 +319,7 @@ def test_home_stays_within_100_blocks(count):
 
 
 def test_claim_modal_offers_free_gpus_preselected_and_bounded_durations():
-    modal = blocks.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect=2)
+    modal = views.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect=2)
     gpus, purpose, duration = modal["blocks"]
     assert [o["value"] for o in gpus["element"]["options"]] == ["0", "2", "3"]
     assert gpus["element"]["initial_options"][0]["value"] == "2"
@@ -310,28 +330,28 @@ def test_claim_modal_offers_free_gpus_preselected_and_bounded_durations():
 
 
 def test_claim_modal_when_nothing_is_free_has_no_submit():
-    modal = blocks.claim_modal(_dashboard(2, claimed={0, 1}), POLICY, preselect=None)
+    modal = views.claim_modal(_dashboard(2, claimed={0, 1}), POLICY, preselect=None)
     assert "submit" not in modal and "Every GPU is claimed" in json.dumps(modal)
 
 
 def test_modal_errors_land_on_the_right_field():
     from gpubot.core.errors import DurationOutOfBounds, InvalidPurpose
 
-    assert set(blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})) == {"gpus"}
-    assert set(blocks.claim_modal_errors(InvalidPurpose("empty"), {})) == {"purpose"}
-    assert set(blocks.claim_modal_errors(DurationOutOfBounds("too long"), {})) == {"duration"}
+    assert set(views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})) == {"gpus"}
+    assert set(views.claim_modal_errors(InvalidPurpose("empty"), {})) == {"purpose"}
+    assert set(views.claim_modal_errors(DurationOutOfBounds("too long"), {})) == {"duration"}
 
 
 def test_modal_errors_name_the_holder_where_a_mention_cannot_render():
     # Issue 11, point 13: field errors are plain text, where <@U7> shows raw.
-    named = blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {"U7": "Bob"})["gpus"]
+    named = views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {"U7": "Bob"})["gpus"]
     assert named == "GPU 1 is already claimed by Bob."
-    unknown = blocks.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})["gpus"]
+    unknown = views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})["gpus"]
     assert unknown == "GPU 1 is already claimed by @U7."
 
 
 def test_sparkline():
-    assert blocks.sparkline([0, 50, 100, None]) == "▁▅█·"
+    assert views.sparkline([0, 50, 100, None]) == "▁▅█·"
 
 
 # --- a GPU that is busy is not "free" (issue 11, point 14) ---------------------------------------------
@@ -352,8 +372,8 @@ def _mixed_dashboard():
 @pytest.mark.parametrize("compact", [False, True])
 def test_status_says_free_but_in_use_and_not_responding_instead_of_free(compact, monkeypatch):
     if compact:
-        monkeypatch.setattr(blocks, "MAX_MESSAGE_BLOCKS", 7)  # 3 blocks for 4 GPUs: compact lines
-    text = _texts(blocks.status_message(_mixed_dashboard(), POLICY, BERLIN))
+        monkeypatch.setattr(messages, "MAX_MESSAGE_BLOCKS", 7)  # 3 blocks for 4 GPUs: compact lines
+    text = _texts(messages.status_message(_mixed_dashboard(), POLICY, BERLIN))
     assert "3 of 4 GPUs free* (1 in use without a claim, 1 not responding)" in text
     gpu = "*" if compact else "*GPU "
     assert f"🟢 {gpu}0*" in text
@@ -364,7 +384,7 @@ def test_status_says_free_but_in_use_and_not_responding_instead_of_free(compact,
 
 def test_home_offers_no_claim_button_on_a_gpu_that_is_not_responding():
     state = HomeState("U9", (), _mixed_dashboard())
-    view = blocks.home_view(state, POLICY, BERLIN, LoadThresholds(), {}, None)
+    view = views.home_view(state, POLICY, BERLIN, LoadThresholds(), {}, None)
     accessories = [b["accessory"]["action_id"] for b in view["blocks"] if "accessory" in b]
     assert accessories == ["claim_gpu:0", "claim_gpu:1"]
     text = json.dumps(view, ensure_ascii=False)
@@ -374,7 +394,7 @@ def test_home_offers_no_claim_button_on_a_gpu_that_is_not_responding():
 def test_realtime_says_an_unclaimed_busy_gpu_is_free_but_in_use():
     dashboard = _mixed_dashboard()
     sample = HostSample("box", "1", tuple(row.sample for row in dashboard.rows))
-    lines = [b["text"]["text"] for b in blocks.realtime_message(dashboard, sample, LoadThresholds()).blocks[2:]]
+    lines = [b["text"]["text"] for b in messages.realtime_message(dashboard, sample, LoadThresholds()).blocks[2:]]
     assert "· *free*" in lines[0]
     assert "*free, but in use* by alice's process python (pid 4242)" in lines[1]
     assert "held by <@U1>" in lines[3]
@@ -382,16 +402,16 @@ def test_realtime_says_an_unclaimed_busy_gpu_is_free_but_in_use():
 
 def test_claim_reply_carries_the_in_use_warning_escaped():
     outcome = ClaimOutcome((_claim(1),), warnings=("GPU 1 is in use by <!here>'s process python (pid 4242)",))
-    message = blocks.claim_message(outcome, NOW, BERLIN)
+    message = messages.claim_message(outcome, NOW, BERLIN)
     assert len(message.blocks) == 2
     warning = message.blocks[1]["text"]["text"]
     assert warning.startswith("⚠️ GPU 1 is in use by &lt;!here&gt;'s process")
-    no_warning = blocks.claim_message(ClaimOutcome((_claim(1),)), NOW, BERLIN)
+    no_warning = messages.claim_message(ClaimOutcome((_claim(1),)), NOW, BERLIN)
     assert len(no_warning.blocks) == 1
 
 
 def test_claim_modal_leaves_out_gpus_that_are_not_responding_and_labels_busy_ones():
-    modal = blocks.claim_modal(_mixed_dashboard(), POLICY, preselect=2)
+    modal = views.claim_modal(_mixed_dashboard(), POLICY, preselect=2)
     gpus = modal["blocks"][0]["element"]
     assert [o["value"] for o in gpus["options"]] == ["0", "1"]
     assert gpus["options"][1]["text"]["text"].startswith("GPU 1 · H100 · in use by alice's process python")
@@ -402,12 +422,12 @@ def test_claim_modal_leaves_out_gpus_that_are_not_responding_and_labels_busy_one
 
 def test_claim_modal_when_only_unresponsive_gpus_are_unclaimed():
     rows = (_row(Gpu("box", "GPU-0", 0, "A"), None, GpuSample(0, "GPU-0", lost=True)),)
-    modal = blocks.claim_modal(Dashboard("box", rows, NOW), POLICY, preselect=None)
+    modal = views.claim_modal(Dashboard("box", rows, NOW), POLICY, preselect=None)
     assert "submit" not in modal and "GPU 0 is not responding" in json.dumps(modal)
 
 
 def test_a_claim_refused_for_a_gpu_not_responding_lands_on_the_gpus_field():
     from gpubot.core.errors import GpuNotResponding
 
-    errors = blocks.claim_modal_errors(GpuNotResponding(2), {})
+    errors = views.claim_modal_errors(GpuNotResponding(2), {})
     assert set(errors) == {"gpus"} and "GPU 2 is not responding" in errors["gpus"]

@@ -9,7 +9,8 @@ import pytest
 
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample, ProcessSample
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.service import ClaimService
 from gpubot.slack import reads as reads_module
 from gpubot.slack.commands import SlashCommands
 from tests.fakes import FakeClock, InMemoryClaimStore

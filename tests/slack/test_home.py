@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.service import ClaimService
 from gpubot.slack.home import HomeTab
 from gpubot.slack.tasks import AfterAck
 from tests.fakes import FakeClock, InMemoryClaimStore

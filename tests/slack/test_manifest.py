@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpubot.core.commands import USAGES
 from gpubot.slack.manifest import BOT_EVENTS, BOT_SCOPES, SLASH_COMMAND
+from gpubot.slack.messages import USAGES
 from gpubot.standin import DEFAULT_SCOPES
 
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "manifest.yml"

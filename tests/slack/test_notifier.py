@@ -9,11 +9,12 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import StoreBusy
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.outbox import Outbox
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from gpubot.loops import FailureStreak
 from gpubot.slack.notifier import NoticeSender
 from tests.fakes import FakeClock, FlakyStore, InMemoryClaimStore

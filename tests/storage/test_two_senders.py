@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.outbox import Outbox
-from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
+from gpubot.core.service import ClaimService
 from gpubot.slack.notifier import NoticeSender
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine

@@ -130,9 +130,14 @@ def test_the_fake_backend_never_loads_the_nvml_binding() -> None:
 
 
 def test_sample_once_reads_every_gpu_of_the_chosen_backend(tmp_path):
+    from gpubot.settings import Settings
     from gpubot.telemetry import sample_once
 
     path = tmp_path / "gpus.json"
     path.write_text('{"hostname": "box", "gpus": [{"index": 0, "uuid": "GPU-0", "name": "A"}]}')
-    sample = sample_once("fake", fake_gpus_path=path)
+    settings = Settings.from_env(
+        {"GPUBOT_GPU_BACKEND": "fake", "GPUBOT_FAKE_GPUS": str(path), "GPUBOT_DATABASE_URL": "sqlite://"},
+        require_tokens=False,
+    )
+    sample = sample_once(settings)
     assert sample.hostname == "box" and [gpu.uuid for gpu in sample.gpus] == ["GPU-0"]

@@ -1,7 +1,9 @@
 """Domain errors: every failure a user can cause, under one root.
 
-Slack listeners render these as a friendly ephemeral reply and the CLI as a message with exit 1
-(78 for a `ConfigError` or `SetupError`: restarting cannot fix those).
+Each carries its data (the GPU, the holder, the bounds) and a message in plain words, with no Slack or
+terminal syntax: Slack listeners render them as a friendly ephemeral reply (the holder as a mention, hints
+as `/gpu …`) and the CLI as a line with exit 1 (78 for a `ConfigError` or `SetupError`: restarting cannot
+fix those).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from datetime import datetime
 class GpubotError(Exception):
     """Root of every error gpubot reports to a person."""
 
-    def __init__(self, message: str, usage: str | None = None, mentions: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, usage: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
+        # The subcommands whose syntax would help (e.g. `("claim",)`); each surface writes its own syntax.
         self.usage = usage
-        # User IDs written as <@U…> in `message`: renderers escape the rest, which may echo user input.
-        self.mentions = mentions
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        """The user IDs this error is about, so a renderer can look up their names first."""
+        return ()
 
 
 def quote(text: str, limit: int = 40) -> str:
@@ -47,6 +53,9 @@ class ClaimRefused(GpubotError):
 class InvalidPurpose(CommandError):
     """A claim's purpose is missing or too long."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, usage=("claim",))
+
 
 class DurationOutOfBounds(ClaimRefused):
     """A claim's duration is outside the configured bounds."""
@@ -74,10 +83,22 @@ class AlreadyHeld(ClaimRefused):
     """The GPU is already claimed by someone else (or by the caller)."""
 
     def __init__(self, gpu_index: int, holder_id: str, ends_at: datetime) -> None:
-        super().__init__(f"GPU {gpu_index} is already claimed by <@{holder_id}>.", mentions=(holder_id,))
+        super().__init__(f"GPU {gpu_index} is already claimed by {holder_id}.")
         self.gpu_index = gpu_index
         self.holder_id = holder_id
         self.ends_at = ends_at
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        return (self.holder_id,)
+
+
+class AlreadyYours(ClaimRefused):
+    """The caller already holds the GPU they tried to claim: extending it is what they want."""
+
+    def __init__(self, gpu_index: int) -> None:
+        super().__init__(f"You already hold GPU {gpu_index}; extend your claim for more time.")
+        self.gpu_index = gpu_index
 
 
 class NoFreeGpu(ClaimRefused):
@@ -87,12 +108,9 @@ class NoFreeGpu(ClaimRefused):
         if not_responding:
             listing = ", ".join(str(index) for index in not_responding)
             them = f"GPU {listing} is" if len(not_responding) == 1 else f"GPUs {listing} are"
-            message = (
-                f"No GPU can be claimed right now: the only unclaimed {them} not responding."
-                " See `/gpu status` for when the others end."
-            )
+            message = f"No GPU can be claimed right now: the only unclaimed {them} not responding."
         else:
-            message = "Every GPU is claimed right now; see `/gpu status` for when they end."
+            message = "Every GPU is claimed right now."
         super().__init__(message)
         self.not_responding = tuple(not_responding)
 
@@ -101,10 +119,7 @@ class GpuNotResponding(ClaimRefused):
     """The GPU is known but telemetry cannot read it (fallen off the bus, driver trouble): no one may claim it."""
 
     def __init__(self, gpu_index: int) -> None:
-        super().__init__(
-            f"GPU {gpu_index} is not responding, so it cannot be claimed; tell the host's admin."
-            " `/gpu status` shows the GPUs that can."
-        )
+        super().__init__(f"GPU {gpu_index} is not responding, so it cannot be claimed; tell the host's admin.")
         self.gpu_index = gpu_index
 
 
@@ -112,9 +127,13 @@ class NotHolder(ClaimRefused):
     """The caller does not hold the claim they tried to change."""
 
     def __init__(self, gpu_index: int, holder_id: str) -> None:
-        super().__init__(f"GPU {gpu_index} is claimed by <@{holder_id}>, not by you.", mentions=(holder_id,))
+        super().__init__(f"GPU {gpu_index} is claimed by {holder_id}, not by you.")
         self.gpu_index = gpu_index
         self.holder_id = holder_id
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        return (self.holder_id,)
 
 
 class NotClaimed(ClaimRefused):
@@ -150,6 +169,14 @@ class SetupError(GpubotError):
 
 class StoreUnavailable(GpubotError):
     """The database cannot be opened, created or migrated."""
+
+
+class NoDatabase(StoreUnavailable):
+    """The SQLite file does not exist yet: the service has never run, or runs with another database."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"there is no database at {location} yet")
+        self.location = location
 
 
 class StoreReadOnly(StoreUnavailable, SetupError):

@@ -1,4 +1,4 @@
-"""How busy a GPU is: the load badges of `/gpu realtime`, and whether an unclaimed GPU is in use."""
+"""How busy a GPU is: its load level (the badges are in `figures`), and whether an unclaimed GPU is in use."""
 
 from __future__ import annotations
 

@@ -6,24 +6,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gpubot.core.clock import Clock
-from gpubot.core.commands import GpuSelection, validate_purpose
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import (
     AlreadyHeld,
+    AlreadyYours,
     ClaimNotActive,
     ClaimRefused,
-    DurationOutOfBounds,
     GpuNotResponding,
     NoFreeGpu,
     NotClaimed,
     NotHolder,
     UnknownGpu,
 )
-from gpubot.core.load import Availability, GpuUse, LoadThresholds, gpu_use
+from gpubot.core.load import Availability, GpuUse, gpu_use
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
@@ -35,40 +34,9 @@ from gpubot.core.models import (
     Notice,
     NoticeKind,
 )
+from gpubot.core.policy import ClaimPolicy, Purpose
 from gpubot.core.ports import ClaimStore
-
-
-@dataclass(frozen=True)
-class ClaimPolicy:
-    """The bounds a claim must respect and who may release anyone's claim."""
-
-    min_duration: timedelta = timedelta(minutes=30)
-    max_duration: timedelta = timedelta(hours=12)
-    default_duration: timedelta = timedelta(hours=2)
-    warn_before: timedelta = timedelta(minutes=15)
-    admins: frozenset[str] = frozenset()
-    # What the claim form offers; only those within the bounds are shown.
-    duration_choices: tuple[timedelta, ...] = tuple(timedelta(hours=h) for h in (0.5, 1, 2, 4, 8, 12))
-    # The utilization at which an unclaimed GPU counts as in use (see `GpuUse`).
-    load: LoadThresholds = field(default_factory=LoadThresholds)
-
-    def check_duration(self, duration: timedelta) -> None:
-        """Raises:
-        DurationOutOfBounds: the duration is outside the configured bounds.
-        """
-        if duration < self.min_duration:
-            raise DurationOutOfBounds(
-                f"{format_duration(duration)} is shorter than the minimum of {format_duration(self.min_duration)}."
-            )
-        if duration > self.max_duration:
-            raise DurationOutOfBounds(
-                f"{format_duration(duration)} is longer than the maximum of {format_duration(self.max_duration)}."
-            )
-
-    def offered_durations(self) -> tuple[timedelta, ...]:
-        """The claim form's choices: those within bounds, always including the default, shortest first."""
-        within = {d for d in self.duration_choices if self.min_duration <= d <= self.max_duration}
-        return tuple(sorted(within | {self.default_duration}))
+from gpubot.core.selection import GpuSelection
 
 
 @dataclass(frozen=True)
@@ -185,7 +153,7 @@ class ClaimService:
         self,
         user_id: str,
         selection: GpuSelection,
-        purpose: str,
+        purpose: Purpose,
         duration: timedelta | None,
         sample: HostSample | None = None,
         *,
@@ -199,11 +167,12 @@ class ClaimService:
         With `confirm_by_dm`, each claim's holder is owed a DM confirming it, queued with the claim: for
         the claim form, which closes on submit and has no reply to carry the confirmation.
 
+        The purpose was checked on the way in (`check_purpose`), once.
+
         Raises:
-            ClaimRefused: bad purpose or duration, unknown GPU, GPU held (AlreadyHeld), not responding
-                (GpuNotResponding), none free (NoFreeGpu).
+            ClaimRefused: duration out of bounds, unknown GPU, GPU held (AlreadyHeld, AlreadyYours), not
+                responding (GpuNotResponding), none free (NoFreeGpu).
         """
-        purpose = validate_purpose(purpose, "/gpu claim <gpu> <purpose> [duration]")
         duration = self.policy.default_duration if duration is None else duration
         self.policy.check_duration(duration)
         gpus = self._store.list_gpus(self.host)
@@ -217,9 +186,7 @@ class ClaimService:
         for gpu in chosen:
             holder = live.get(gpu.uuid)
             if holder is not None and holder.user_id == user_id:
-                raise ClaimRefused(
-                    f"You already hold GPU {gpu.index}; use `/gpu extend {gpu.index} <duration>` for more time."
-                )
+                raise AlreadyYours(gpu.index)
             if holder is not None:
                 raise AlreadyHeld(gpu.index, holder.user_id, holder.ends_at)
         for gpu in chosen:
@@ -360,7 +327,7 @@ class ClaimService:
         self,
         user_id: str,
         gpus: Sequence[Gpu],
-        purpose: str,
+        purpose: Purpose,
         duration: timedelta,
         uses: dict[str, GpuUse],
         confirm_by_dm: bool,

@@ -12,7 +12,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gpubot.slack import actions, blocks
+from gpubot.slack import actions, messages
 from gpubot.slack.commands import SlashCommands
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
@@ -122,7 +122,7 @@ def build_app(
             # A malformed payload (a listener found a field missing): one line, no traceback.
             logger.warning("acked a malformed %s request: %r", kind, error)
         if isinstance(body, dict) and "command" in body:
-            message = blocks.internal_error_message()
+            message = messages.internal_error_message()
             return BoltResponse(
                 status=200, body={"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
             )

@@ -21,7 +21,7 @@ from gpubot.core.errors import GpubotError
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import HostSample
 from gpubot.core.service import ClaimService
-from gpubot.slack import blocks
+from gpubot.slack import messages
 from gpubot.slack.blocks import Message
 from gpubot.slack.reads import StateReads, before_ack
 
@@ -59,11 +59,11 @@ class SlashCommands:
                 return None
             return await self._run(user_id, command)
         except GpubotError as error:
-            return blocks.error_message(error)
+            return messages.error_message(error)
         except Exception:
             # The one boundary where an unexpected failure becomes a reply, so Slack still gets its ack.
             logger.exception("/gpu %r from %s failed", text, user_id)
-            return blocks.internal_error_message()
+            return messages.internal_error_message()
 
     async def _run(self, user_id: str, command: Command) -> Message:
         service = self._service
@@ -71,24 +71,24 @@ class SlashCommands:
         match command:
             case StatusCommand():
                 dashboard = await self._reads.read(service.dashboard, self._latest_sample(), in_ack=True)
-                return blocks.status_message(dashboard, policy, self._timezone)
+                return messages.status_message(dashboard, policy, self._timezone)
             case RealtimeCommand():
                 sample = self._latest_sample()
                 dashboard = await self._reads.read(service.dashboard, sample, in_ack=True)
-                return blocks.realtime_message(dashboard, sample, self._thresholds)
+                return messages.realtime_message(dashboard, sample, self._thresholds)
             case HelpCommand():
-                return blocks.help_message(policy)
+                return messages.help_message(policy)
             case ClaimCommand(selection, purpose, duration):
                 sample = self._latest_sample()
                 claimed = await before_ack(service.claim, user_id, selection, purpose, duration, sample)
                 self._after_change([user_id])
-                return blocks.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
+                return messages.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
             case ReleaseCommand(selection):
                 released = await before_ack(service.release, user_id, selection)
                 self._after_change([user_id, *(claim.user_id for claim in released.forced)])
-                return blocks.release_message(released)
+                return messages.release_message(released)
             case ExtendCommand(selection, duration):
                 extended = await before_ack(service.extend, user_id, selection, duration)
                 self._after_change([user_id])
-                return blocks.extend_message(extended, policy, extended.now, self._timezone)
+                return messages.extend_message(extended, policy, extended.now, self._timezone)
         raise TypeError(f"unhandled command {command!r}")  # parse_command returns only the cases above

@@ -14,7 +14,7 @@ from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import HostSample
 from gpubot.core.service import ClaimService
-from gpubot.slack import blocks
+from gpubot.slack import views
 from gpubot.slack.blocks import Message
 from gpubot.slack.reads import StateReads
 from gpubot.slack.tasks import AfterAck
@@ -101,7 +101,7 @@ class HomeTab:
     async def _publish_now(self, user_id: str, flash: Message | None) -> None:
         state = await self._reads.read(self._service.home, user_id, self._latest_sample(), in_ack=False)
         trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}
-        view = blocks.home_view(state, self._service.policy, self._timezone, self._thresholds, trends, flash)
+        view = views.home_view(state, self._service.policy, self._timezone, self._thresholds, trends, flash)
         await self._client.views_publish(user_id=user_id, view=view)
 
 

@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gpubot.core.commands import GpuSelection
 from gpubot.core.errors import CommandError, DurationOutOfBounds, GpubotError
 from gpubot.core.models import HostSample
+from gpubot.core.policy import Purpose, check_purpose
+from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimOutcome, ClaimService
-from gpubot.slack import actions, blocks
+from gpubot.slack import actions, messages, views
 from gpubot.slack.blocks import Message
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.home import HomeTab
@@ -61,10 +62,10 @@ class Interactions:
         """Release (a DM's or the Home tab's button), then show the outcome where it was pressed."""
         try:
             outcome = await asyncio.to_thread(self._service.release_claim, user_id, actions.parse_int(value))
-            message = blocks.release_message(outcome)
+            message = messages.release_message(outcome)
             self._after_change([user_id, *(claim.user_id for claim in outcome.forced)])
         except GpubotError as error:
-            message = blocks.error_message(error)
+            message = messages.error_message(error)
         await self._show(user_id, container, message)
 
     async def extend_pressed(self, user_id: str, value: str, container: Mapping[str, Any]) -> None:
@@ -74,17 +75,17 @@ class Interactions:
             outcome = await asyncio.to_thread(
                 self._service.extend_claim, user_id, request.claim_id, request.duration, request.expected_ends_at
             )
-            message = blocks.extend_message(outcome, self._service.policy, outcome.now, self._timezone)
+            message = messages.extend_message(outcome, self._service.policy, outcome.now, self._timezone)
             self._after_change([user_id])
         except GpubotError as error:
-            message = blocks.error_message(error)
+            message = messages.error_message(error)
         await self._show(user_id, container, message)
 
     async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
         """Open the claim form. The trigger expires about 3 s after the click, so this runs right after the ack;
         the form is built from the database (a local read) before opening, so it opens complete."""
         dashboard = await self._reads.read(self._service.dashboard, self._latest_sample(), in_ack=False)
-        view = blocks.claim_modal(dashboard, self._service.policy, preselect)
+        view = views.claim_modal(dashboard, self._service.policy, preselect)
         await self._client.views_open(trigger_id=trigger_id, view=view)
 
     async def submit_claim(self, user_id: str, state: Mapping[str, Any]) -> dict[str, str] | None:
@@ -100,20 +101,20 @@ class Interactions:
         except GpubotError as error:
             # Field errors are plain text: the holder is named, looked up in what time the ack has left.
             left_s = ACK_DEADLINE_S - (asyncio.get_running_loop().time() - started)
-            names = await self._names.names(error.mentions, min(_NAME_WAIT_S, max(left_s, 0.0)))
-            return blocks.claim_modal_errors(error, names)
+            names = await self._names.names(error.people, min(_NAME_WAIT_S, max(left_s, 0.0)))
+            return views.claim_modal_errors(error, names)
         except Exception:
             # The one boundary where an unexpected failure becomes an answer: an ack without one would leave
             # the form spinning until Slack gives up on it.
             logger.exception("the claim form from %s failed", user_id)
-            return blocks.claim_modal_internal_error()
+            return views.claim_modal_internal_error()
         self._after_change([user_id])
-        message = blocks.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
+        message = messages.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
         self._home.refresh(user_id, flash=message)
         return None
 
     def _claim_confirmed_by_dm(
-        self, user_id: str, selection: GpuSelection, purpose: str, duration: timedelta
+        self, user_id: str, selection: GpuSelection, purpose: Purpose, duration: timedelta
     ) -> ClaimOutcome:
         sample = self._latest_sample()
         return self._service.claim(user_id, selection, purpose, duration, sample, confirm_by_dm=True)
@@ -125,7 +126,7 @@ class Interactions:
         self._home.refresh(user_id, flash=message)
 
 
-def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, str, timedelta]:
+def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, Purpose, timedelta]:
     try:
         values = state.get("values", {})
         chosen = values[actions.GPUS_INPUT][actions.GPUS_INPUT].get("selected_options") or []
@@ -143,4 +144,4 @@ def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, str, timed
         raise DurationOutOfBounds("Pick how long you need the GPUs.") from None
     if not indices:
         raise CommandError("Pick at least one GPU.")
-    return GpuSelection(indices=indices), purpose, duration
+    return GpuSelection(indices=indices), check_purpose(purpose), duration

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gpubot.core.figures import when
+
 
 def escape(text: str) -> str:
     """Escape the three characters Slack treats as control syntax.
@@ -12,14 +14,6 @@ def escape(text: str) -> str:
     This is what defuses `<!channel>`, `<!here>`, `<!everyone>` and `<@U…>` typed by a user.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def escape_except_mentions(text: str, user_ids: tuple[str, ...]) -> str:
-    """Escape `text`, then restore the mentions of the given (trusted, stored) user IDs."""
-    escaped = escape(text)
-    for user_id in user_ids:
-        escaped = escaped.replace(f"&lt;@{user_id}&gt;", mention(user_id))
-    return escaped
 
 
 def mention(user_id: str) -> str:
@@ -38,7 +32,6 @@ def truncate(text: str, limit: int) -> str:
     return cut + "…"
 
 
-def date_token(when: datetime, timezone: ZoneInfo) -> str:
+def date_token(moment: datetime, timezone: ZoneInfo) -> str:
     """A Slack date token: each reader sees their own local time; the fallback names the bot's zone."""
-    fallback = when.astimezone(timezone).strftime("%a %d %b %H:%M %Z")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{when(moment, timezone)}>"

@@ -28,7 +28,7 @@ from gpubot.core.clock import Clock
 from gpubot.core.models import OutboxItem
 from gpubot.core.outbox import Outbox
 from gpubot.loops import FailureStreak
-from gpubot.slack import blocks
+from gpubot.slack import messages
 from gpubot.slack.dm import DirectMessages
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class NoticeSender:
         if item.unsettled_since is not None and await self._dms.find_posted(user_id, NOTICE_EVENT_TYPE, payload):
             logger.info("DM %s to %s had reached Slack already; not posted again", item.id, user_id)
             return
-        message = blocks.notice_message(item, self._timezone, self._clock.now())
+        message = messages.notice_message(item, self._timezone, self._clock.now())
         await self._dms.send(user_id, message, metadata={"event_type": NOTICE_EVENT_TYPE, "event_payload": payload})
 
     async def _refused(self, item: OutboxItem, error: SlackApiError, started: datetime) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from gpubot.core.errors import CheckFailed
-from gpubot.slack import blocks
+from gpubot.slack import messages, views
 from gpubot.slack.manifest import APP_TOKEN_SCOPE, BOT_SCOPES
 
 T = TypeVar("T")
@@ -117,16 +117,13 @@ class SlackProbe:
             CheckFailed: the Home tab is off, the user is unknown, or Slack refuses.
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
-        view = blocks.doctor_home_view()
-        try:
-            await self._user_call(client.views_publish(user_id=user_id, view=view), "views.publish", user_id)
-        except CheckFailed as failure:
-            if "(not_enabled)" not in failure.message:
-                raise
-            raise CheckFailed(
-                "the Home tab is off (views.publish: not_enabled)",
-                "turn on App Home → Show Tabs → Home Tab (features.app_home.home_tab_enabled in manifest.yml)",
-            ) from None
+        view = views.doctor_home_view()
+        off = CheckFailed(
+            "the Home tab is off (views.publish: not_enabled)",
+            "turn on App Home → Show Tabs → Home Tab (features.app_home.home_tab_enabled in manifest.yml)",
+        )
+        call = client.views_publish(user_id=user_id, view=view)
+        await self._user_call(call, "views.publish", user_id, refusals={"not_enabled": off})
 
     async def messages_tab(self, token: str, user_id: str) -> str:
         """DM `user_id` the way expiry warnings travel: `conversations.open`, then `chat.postMessage`.
@@ -141,7 +138,7 @@ class SlackProbe:
             CheckFailed: the DM cannot be opened or posted.
         """
         client = AsyncWebClient(base_url=self._api_url, token=token, timeout=int(self._timeout_s))
-        message = blocks.doctor_dm_message()
+        message = messages.doctor_dm_message()
         opened = await self._user_call(client.conversations_open(users=user_id), "conversations.open", user_id)
         channel = str(opened["channel"]["id"])
         post = client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
@@ -162,11 +159,16 @@ class SlackProbe:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise _unreachable(self._api_url, error) from None
 
-    async def _user_call(self, call: Awaitable[T], method: str, user_id: str) -> T:
+    async def _user_call(
+        self, call: Awaitable[T], method: str, user_id: str, refusals: Mapping[str, CheckFailed] | None = None
+    ) -> T:
+        """Make a call that names `user_id`; `refusals` are the failures to report for particular Slack errors."""
         try:
             return await asyncio.wait_for(call, self._timeout_s)
         except SlackApiError as error:
-            raise _user_or_generic_failure(method, str(error.response.get("error", "rejected")), user_id) from None
+            reason = str(error.response.get("error", "rejected"))
+            known = (refusals or {}).get(reason)
+            raise (known or _user_or_generic_failure(method, reason, user_id)) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             raise _unreachable(self._api_url, error) from None
 

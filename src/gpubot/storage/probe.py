@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from gpubot.core.errors import StoreReadOnly, StoreUnavailable
+from gpubot.core.errors import NoDatabase, StoreReadOnly, StoreUnavailable
 from gpubot.storage.engine import is_write_refusal, make_engine, parse_database_url
 from gpubot.storage.migrate import current_revision, head_revision
 
@@ -66,11 +66,12 @@ def probe_database(url: str) -> DatabaseProbe:
 
     Raises:
         ConfigError: the URL is malformed.
-        StoreUnavailable: there is no SQLite file yet, the database cannot be reached, or it refuses writes.
+        NoDatabase: there is no SQLite file yet.
+        StoreUnavailable: the database cannot be reached, or it refuses writes.
     """
     missing = missing_sqlite_file(url)
     if missing is not None:
-        raise StoreUnavailable(f"there is no database at {missing} yet")
+        raise NoDatabase(str(missing))
     engine = make_engine(url)
     location = engine.url.render_as_string(hide_password=True)
     try:

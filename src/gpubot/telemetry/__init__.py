@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Protocol
 
 from gpubot.core.errors import NoGpuBackend, TelemetryError
 from gpubot.core.models import HostSample
@@ -17,7 +18,35 @@ from gpubot.telemetry.nvidia_smi import NvidiaSmiTelemetry
 
 BACKEND_KINDS = ("auto", "nvml", "nvidia-smi", "fake")
 
-__all__ = ["BACKEND_KINDS", "FakeTelemetry", "NvidiaSmiTelemetry", "open_backend", "sample_once"]
+__all__ = [
+    "BACKEND_KINDS",
+    "BackendChoice",
+    "FakeTelemetry",
+    "NvidiaSmiTelemetry",
+    "open_backend",
+    "open_configured",
+    "sample_once",
+]
+
+
+class BackendChoice(Protocol):
+    """The settings that choose a backend (`gpubot.settings.Settings` has them)."""
+
+    @property
+    def gpu_backend(self) -> str: ...
+    @property
+    def fake_gpus_path(self) -> Path | None: ...
+    @property
+    def nvidia_smi(self) -> str: ...
+
+
+def open_configured(choice: BackendChoice) -> Telemetry:
+    """Open the backend the settings choose: the daemon, `gpubot doctor` and the host commands all do.
+
+    Raises:
+        NoGpuBackend: see `open_backend`.
+    """
+    return open_backend(choice.gpu_backend, fake_gpus_path=choice.fake_gpus_path, nvidia_smi=choice.nvidia_smi)
 
 
 def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi") -> Telemetry:
@@ -89,13 +118,13 @@ def _open_nvidia_smi(executable: str) -> Telemetry:
     return NvidiaSmiTelemetry(executable)
 
 
-def sample_once(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi") -> HostSample:
-    """Open the backend, read every GPU once and close it again: for one-shot commands on the host.
+def sample_once(choice: BackendChoice) -> HostSample:
+    """Open the chosen backend, read every GPU once and close it again: for one-shot commands on the host.
 
     Raises:
         TelemetryError: the backend cannot be opened or cannot sample.
     """
-    telemetry = open_backend(kind, fake_gpus_path=fake_gpus_path, nvidia_smi=nvidia_smi)
+    telemetry = open_configured(choice)
     try:
         return telemetry.sample()
     finally:

@@ -1,0 +1,76 @@
+"""GPU figures as people read them, once for Slack and the terminal: numbers ("n/a" for what a GPU cannot
+report), load badges, the top processes of a GPU, and the date format.
+
+Pure: each surface passes in how it writes one process, and escapes or cleans what it needs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from gpubot.core.load import LoadLevel
+from gpubot.core.models import GpuSample, ProcessSample
+
+LOAD_BADGES = {
+    LoadLevel.HIGH: "🔥",
+    LoadLevel.ACTIVE: "⚡",
+    LoadLevel.IDLE: "💤",
+    LoadLevel.UNKNOWN: "❔",
+    LoadLevel.LOST: "⚠️",
+}
+PROCESSES_SHOWN = 5
+# E.g. "Tue 14 May 16:00 CEST": the terminal's times, and Slack's fallback where a date token cannot render.
+_DATE_FORMAT = "%a %d %b %H:%M %Z"
+
+
+def when(moment: datetime, timezone: ZoneInfo) -> str:
+    """A moment in the host's time zone, e.g. "Tue 14 May 16:00 CEST"."""
+    return moment.astimezone(timezone).strftime(_DATE_FORMAT)
+
+
+def load_legend() -> str:
+    """Every badge with its meaning, e.g. "🔥 high load · ⚡ active · …"."""
+    return " · ".join(f"{LOAD_BADGES[level]} {level.value}" for level in LoadLevel)
+
+
+def process_lines(processes: Sequence[ProcessSample], line: Callable[[ProcessSample], str]) -> list[str]:
+    """The processes holding the most memory, one `line` each, then "…and N more processes" for the rest."""
+    ordered = sorted(processes, key=lambda process: process.used_memory_mib or 0, reverse=True)
+    lines = [line(process) for process in ordered[:PROCESSES_SHOWN]]
+    if len(ordered) > PROCESSES_SHOWN:
+        lines.append(f"…and {len(ordered) - PROCESSES_SHOWN} more processes")
+    return lines
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} %"
+
+
+def mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,} MiB"
+
+
+def temperature(sample: GpuSample) -> str:
+    return "n/a" if sample.temperature_c is None else f"{sample.temperature_c} °C"
+
+
+def memory(sample: GpuSample) -> str:
+    """`8,300 / 81,559 MiB (10 %)`."""
+    used, total = sample.memory_used_mib, sample.memory_total_mib
+    if used is None and total is None:
+        return "n/a"
+    used_text = "n/a" if used is None else f"{used:,}"
+    total_text = "n/a" if total is None else f"{total:,} MiB"
+    return f"{used_text} / {total_text} ({percent(sample.memory_used_pct)})"
+
+
+def power(sample: GpuSample) -> str:
+    """`450 / 700 W` (draw / limit)."""
+    draw, limit = sample.power_draw_w, sample.power_limit_w
+    if draw is None and limit is None:
+        return "n/a"
+    draw_text = "n/a" if draw is None else f"{draw:.0f}"
+    limit_text = "n/a" if limit is None else f"{limit:.0f}"
+    return f"{draw_text} / {limit_text} W"

@@ -1,0 +1,324 @@
+"""Slack messages: pure functions from gpubot state to replies and DMs. No I/O, no Slack client.
+
+Every builder keeps within Block Kit's limits however much state there is: with many GPUs the
+listing compacts (several GPUs to a section, then "and N more") rather than overflowing. Whatever a
+person typed is escaped; errors become text here, with mentions and `/gpu …` hints, from their fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from gpubot.core import figures
+from gpubot.core.durations import ACCEPTED_FORMS, format_duration
+from gpubot.core.errors import AlreadyHeld, AlreadyYours, GpubotError, GpuNotResponding, NoFreeGpu, NotHolder
+from gpubot.core.figures import LOAD_BADGES
+from gpubot.core.load import LoadThresholds, load_level
+from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
+from gpubot.core.policy import ClaimPolicy
+from gpubot.core.service import ClaimOutcome, Dashboard, ExtendOutcome, GpuRow, ReleaseOutcome
+from gpubot.slack import actions
+from gpubot.slack.blocks import MAX_MESSAGE_BLOCKS, Message, button, context, header, pack_lines, section
+from gpubot.slack.mrkdwn import date_token, escape, mention, truncate
+
+# Room left in a message for the header, summary and footer around the per-GPU blocks.
+_FRAME_BLOCKS = 4
+_COMPACT_PURPOSE_CHARS = 40
+# The one-click extensions an expiry warning and the Home tab offer.
+QUICK_EXTENSIONS = (timedelta(hours=1), timedelta(hours=2))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One subcommand's syntax, what it does, and an example."""
+
+    syntax: str
+    summary: str
+    example: str
+
+
+# How each of `core.commands.SUBCOMMANDS` is typed in Slack.
+USAGES: dict[str, Usage] = {
+    "status": Usage("/gpu status", "every GPU, who holds it, for what and until when", "/gpu"),
+    "claim": Usage(
+        "/gpu claim <gpu> <purpose> [duration]",
+        "claim GPUs: one index, a list `0,2`, a range `0-3` or `any`; with nothing after it, a form opens",
+        "/gpu claim 0,2 fine-tune llama 3h",
+    ),
+    "release": Usage("/gpu release <gpu>|all", "release your claims", "/gpu release 0"),
+    "extend": Usage("/gpu extend <gpu> <duration>", "push your claim's end later", "/gpu extend 0 1h"),
+    "realtime": Usage("/gpu realtime", "live load, temperature, memory, power and processes", "/gpu realtime"),
+    "help": Usage("/gpu help", "this list", "/gpu help"),
+}
+
+
+def status_message(dashboard: Dashboard, policy: ClaimPolicy, timezone: ZoneInfo) -> Message:
+    """The allocation dashboard: every GPU, free or held, by whom, for what and until when."""
+    total = len(dashboard.rows)
+    free = dashboard.free_count
+    summary = f"*{free} of {total} GPUs free*{free_caveats(dashboard)}" if total else "*No GPUs found on this host.*"
+    compact = total > MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS
+    lines = [status_line(row, dashboard.now, timezone, compact) for row in dashboard.rows]
+    blocks = [
+        header(f"GPUs on {dashboard.host}"),
+        section(summary),
+        *pack_lines(lines, MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS, noun="GPUs"),
+        context(
+            f"Claim with `{escape(USAGES['claim'].syntax)}` · durations {format_duration(policy.min_duration)}"
+            f" to {format_duration(policy.max_duration)}, default {format_duration(policy.default_duration)}"
+            " · `/gpu help`"
+        ),
+    ]
+    return Message(text=f"{free} of {total} GPUs free on {dashboard.host}", blocks=blocks)
+
+
+def realtime_message(dashboard: Dashboard, sample: HostSample | None, thresholds: LoadThresholds) -> Message:
+    """Live telemetry per GPU: load, temperature, utilization, memory, power and processes."""
+    if sample is None:
+        return Message(
+            text="No telemetry yet",
+            blocks=[section("⏳ No telemetry has been read yet; try again in a few seconds.")],
+        )
+    compact = len(dashboard.rows) > MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS
+    lines = [_realtime_line(row, thresholds, compact) for row in dashboard.rows]
+    driver = f"driver {escape(sample.driver_version)}" if sample.driver_version else "driver n/a"
+    legend = figures.load_legend()
+    blocks = [
+        header(f"Live GPU load on {dashboard.host}"),
+        context(driver, legend),
+        *pack_lines(lines, MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS, noun="GPUs"),
+    ]
+    if not dashboard.rows:
+        blocks.append(section("No GPUs found on this host."))
+    return Message(text=f"Live GPU load on {dashboard.host}", blocks=blocks)
+
+
+def claim_message(outcome: ClaimOutcome, now: datetime, timezone: ZoneInfo) -> Message:
+    """The reply to a successful claim, with the line that puts the GPUs to use."""
+    claims = outcome.claims
+    indices = ",".join(str(claim.gpu_index) for claim in claims)
+    first = claims[0]
+    noun = "GPU" if len(claims) == 1 else "GPUs"
+    text = (
+        f"✅ You have *{noun} {indices}* until {date_token(first.ends_at, timezone)}"
+        f" ({format_duration(first.ends_at - now)}).\n"
+        f"for: {escape(first.purpose)}\n"
+        # PCI_BUS_ID makes CUDA number GPUs as nvidia-smi and NVML do; its default order can differ.
+        f"Use {'it' if len(claims) == 1 else 'them'} with `CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES={indices}`"
+    )
+    result = [section(text)]
+    if outcome.warnings:
+        result.append(section("\n".join(f"⚠️ {escape(warning)}" for warning in outcome.warnings)))
+    return Message(text=f"You have {noun} {indices}", blocks=result)
+
+
+def release_message(outcome: ReleaseOutcome) -> Message:
+    """The reply to a release, naming whose claims an admin ended."""
+    lines = []
+    if outcome.released:
+        lines.append(f"✅ Released {_gpu_list(outcome.released)}.")
+    for claim in outcome.forced:
+        lines.append(f"✅ Released GPU {claim.gpu_index}, held by {mention(claim.user_id)}; they have been told.")
+    if not lines:
+        lines.append("Nothing to release: those claims had already ended.")
+    return Message(text="Released", blocks=[section("\n".join(lines))])
+
+
+def extend_message(outcome: ExtendOutcome, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> Message:
+    """The reply to an extension, saying when the maximum cut it short."""
+    lines = [
+        f"✅ GPU {claim.gpu_index} now ends {date_token(claim.ends_at, timezone)}"
+        f" ({format_duration(claim.ends_at - now)} left)."
+        for claim in outcome.claims
+    ]
+    if outcome.capped:
+        lines.append(f"A claim runs at most {format_duration(policy.max_duration)} from now, so I capped it there.")
+    return Message(text="Extended", blocks=[section("\n".join(lines))])
+
+
+def help_message(policy: ClaimPolicy) -> Message:
+    """Every command with an example."""
+    blocks = [header("gpubot: share the GPUs")]
+    for usage in USAGES.values():
+        blocks.append(section(f"*`{escape(usage.syntax)}`*\n{escape(usage.summary)}\ne.g. `{escape(usage.example)}`"))
+    blocks.append(
+        context(
+            f"Durations look like {ACCEPTED_FORMS}: from {format_duration(policy.min_duration)}"
+            f" to {format_duration(policy.max_duration)}, {format_duration(policy.default_duration)} when"
+            " you name none. Admins may release anyone's claim."
+        )
+    )
+    return Message(text="gpubot commands", blocks=blocks)
+
+
+def error_text(error: GpubotError, person: Callable[[str], str] = mention) -> str:
+    """What went wrong, as mrkdwn: the message escaped (it may echo what was typed), the people it is about
+    written by `person` (a mention by default), and the hints a Slack user can follow."""
+    if isinstance(error, AlreadyHeld):
+        return f"GPU {error.gpu_index} is already claimed by {person(error.holder_id)}."
+    if isinstance(error, NotHolder):
+        return f"GPU {error.gpu_index} is claimed by {person(error.holder_id)}, not by you."
+    if isinstance(error, AlreadyYours):
+        extend = escape(f"/gpu extend {error.gpu_index} <duration>")
+        return f"You already hold GPU {error.gpu_index}; use `{extend}` for more time."
+    if isinstance(error, NoFreeGpu) and not error.not_responding:
+        return "Every GPU is claimed right now; see `/gpu status` for when they end."
+    if isinstance(error, NoFreeGpu):
+        return f"{escape(error.message)} See `/gpu status` for when the others end."
+    if isinstance(error, GpuNotResponding):
+        return f"{escape(error.message)} `/gpu status` shows the GPUs that can."
+    return escape(error.message)
+
+
+def error_message(error: GpubotError) -> Message:
+    """What went wrong and, where it helps, the right syntax. User text in the message is escaped."""
+    text = error_text(error)
+    blocks = [section("⚠️ " + text)]
+    if error.usage:
+        syntax = "\n".join(USAGES[name].syntax for name in error.usage)
+        blocks.append(section(f"```{escape(syntax)}```"))
+    # The fallback text is mrkdwn too (notifications, screen readers): escaped like the blocks.
+    return Message(text=text if not error.people else "That did not work", blocks=blocks)
+
+
+def internal_error_message() -> Message:
+    """What a person sees when gpubot itself failed; the details go to the log."""
+    return Message(
+        text="Something went wrong",
+        blocks=[
+            section(
+                "⚠️ Something went wrong on gpubot's side. `/gpu status` shows where things stand;"
+                " the admin can find the details in the log."
+            )
+        ],
+    )
+
+
+def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Message:
+    """The DM a holder is owed: a claim's confirmation, an expiry warning (with buttons), an expiry, or an
+    admin's release."""
+    claim = item.claim
+    if item.notice.kind is NoticeKind.CLAIMED:
+        return claim_message(ClaimOutcome((claim,)), now, timezone)
+    gpu = f"*GPU {claim.gpu_index}* ({escape(claim.purpose)})"
+    if item.notice.kind is NoticeKind.EXPIRY_WARNING:
+        text = (
+            f"⏰ Your claim on {gpu} ends {date_token(claim.ends_at, timezone)}"
+            f" ({format_duration(claim.ends_at - now)} left). Extend it, or release the GPU if you are done."
+        )
+        buttons = [
+            button(
+                f"Extend +{format_duration(extra)}",
+                actions.extend_action_id(claim.id, extra),
+                actions.extend_value(claim.id, extra, claim.ends_at),
+            )
+            for extra in QUICK_EXTENSIONS
+        ]
+        buttons.append(button("Release now", actions.release_action_id(claim.id), str(claim.id), style="danger"))
+        return Message(
+            text=f"Your claim on GPU {claim.gpu_index} ends soon",
+            blocks=[section(text), {"type": "actions", "elements": buttons}],
+        )
+    if item.notice.kind is NoticeKind.EXPIRED:
+        text = (
+            f"⌛ Your claim on {gpu} ended {date_token(claim.ends_at, timezone)}; the GPU is free again."
+            " Claim it again with `/gpu claim` if you still need it."
+        )
+        return Message(text=f"Your claim on GPU {claim.gpu_index} expired", blocks=[section(text)])
+    text = (
+        f"Your claim on {gpu} was released by {_actor(item.notice.actor_id)}"
+        f" at {date_token(claim.ended_at or claim.ends_at, timezone)}."
+    )
+    return Message(text=f"Your claim on GPU {claim.gpu_index} was released", blocks=[section(text)])
+
+
+def doctor_dm_message() -> Message:
+    """The DM `gpubot doctor` sends along the path expiry warnings take."""
+    text = "🩺 `gpubot doctor`: DMs from gpubot (expiry warnings, releases) arrive here. Nothing to do."
+    return Message(text=text, blocks=[section(text)])
+
+
+def free_caveats(dashboard: Dashboard) -> str:
+    """What the count of free GPUs must not hide: e.g. " (1 in use without a claim, 1 not responding)"."""
+    caveats = []
+    if dashboard.free_in_use_count:
+        caveats.append(f"{dashboard.free_in_use_count} in use without a claim")
+    if dashboard.free_not_responding_count:
+        caveats.append(f"{dashboard.free_not_responding_count} not responding")
+    return f" ({', '.join(caveats)})" if caveats else ""
+
+
+def _free_state(row: GpuRow) -> tuple[str, str]:
+    """An unclaimed GPU's badge and state, e.g. ("🟡", "*free, but in use* by alice's process …")."""
+    if row.use.not_responding:
+        return "⚠️", "*not responding*"
+    if row.use.in_use:
+        return "🟡", f"*free, but in use* by {escape(row.use.description())}"
+    return "🟢", "*free*"
+
+
+def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -> str:
+    gpu, claim = row.gpu, row.claim
+    model = escape(gpu.name or "unknown model")
+    lost = " · ⚠️ not responding" if row.use.not_responding else ""
+    if claim is None:
+        badge, state = _free_state(row)
+        return f"{badge} *{gpu.index}* {state}" if compact else f"{badge} *GPU {gpu.index}* · {model} — {state}"
+    if compact:
+        purpose = escape(truncate(claim.purpose, _COMPACT_PURPOSE_CHARS))
+        return (
+            f"🔴 *{gpu.index}* {mention(claim.user_id)} until {date_token(claim.ends_at, timezone)} · {purpose}{lost}"
+        )
+    return (
+        f"🔴 *GPU {gpu.index}* · {model} — {mention(claim.user_id)} until"
+        f" {date_token(claim.ends_at, timezone)} ({format_duration(claim.time_left(now))} left){lost}\n"
+        f"for: {escape(claim.purpose)}"
+    )
+
+
+def _realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool) -> str:
+    gpu, sample = row.gpu, row.sample
+    holder = f" · held by {mention(row.claim.user_id)}" if row.claim else " · " + _free_state(row)[1]
+    if sample is None:
+        return f"❔ *GPU {gpu.index}* · no telemetry for this GPU{holder}"
+    level = load_level(sample, thresholds)
+    badge = LOAD_BADGES[level]
+    if compact:
+        return (
+            f"{badge} *{gpu.index}* {figures.percent(sample.utilization_gpu_pct)} · {figures.temperature(sample)} · "
+            f"{figures.memory(sample)} · {len(sample.processes)} procs{holder}"
+        )
+    model = escape(sample.name or gpu.name or "unknown model")
+    lines = [
+        f"{badge} *GPU {gpu.index}* · {model} · *{level.value}*{holder}",
+        f"🌡 {figures.temperature(sample)} · util {figures.percent(sample.utilization_gpu_pct)}"
+        f" · mem {figures.memory(sample)} · power {figures.power(sample)}",
+    ]
+    lines.extend(_process_lines(sample.processes))
+    return "\n".join(lines)
+
+
+def _process_lines(processes: Sequence[ProcessSample]) -> list[str]:
+    if not processes:
+        return ["no processes"]
+    return figures.process_lines(
+        processes,
+        lambda p: f"`{p.pid}` {escape(p.name or 'n/a')} · {escape(p.user or 'n/a')} · {figures.mib(p.used_memory_mib)}",
+    )
+
+
+def _gpu_list(claims: Sequence[Claim]) -> str:
+    noun = "GPU" if len(claims) == 1 else "GPUs"
+    return f"{noun} " + ", ".join(str(claim.gpu_index) for claim in claims)
+
+
+def _actor(actor_id: str | None) -> str:
+    if actor_id is None:
+        return "an admin"
+    if actor_id.startswith("host:"):
+        # The host CLI's `gpubot release --force`: a Unix user on the GPU host, not a Slack user.
+        return f"`{escape(actor_id.removeprefix('host:'))}` on the GPU host"
+    return mention(actor_id)
