@@ -7,6 +7,7 @@ from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.service import ClaimPolicy, ClaimService
+from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.tasks import AfterAck
 from tests.fakes import FakeClock, InMemoryClaimStore
@@ -33,7 +34,8 @@ def test_a_rate_limited_home_publish_is_retried_once_not_dropped_nor_piled_up():
     service.sync_inventory(SAMPLE)
     client = RateLimitedViews(limited=2)
     after_ack = AfterAck()
-    home = HomeTab(service, client, lambda: SAMPLE, UtilizationHistory(), ZoneInfo("UTC"), LoadThresholds(), after_ack)
+    gateway = ServiceGateway(service, lambda: SAMPLE, names=None)  # it makes no change, so learns no names
+    home = HomeTab(gateway, client, UtilizationHistory(), ZoneInfo("UTC"), LoadThresholds(), after_ack)
 
     async def main():
         home.opened("U1")
