@@ -121,6 +121,8 @@ def build_app(
         else:
             # A malformed payload (a listener found a field missing): one line, no traceback.
             logger.warning("acked a malformed %s request: %r", kind, error)
+            # Where in gpubot it failed, for whoever debugs a listener (tests/slack/test_scenarios.py).
+            logger.debug("the %s request failed here", kind, exc_info=error)
         if isinstance(body, dict) and "command" in body:
             message = blocks.internal_error_message()
             return BoltResponse(
