@@ -7,6 +7,7 @@ over an in-memory store, with four GPUs on host "box".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from gpubot.core.commands import GpuSelection
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
+from gpubot.core.outbox import Outbox
 from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimPolicy, ClaimService
 from gpubot.slack.app import build_app
@@ -31,6 +33,7 @@ from gpubot.slack.dm import DirectMessages
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
+from gpubot.slack.notifier import NoticeSender
 from gpubot.slack.people import SlackNames
 from gpubot.slack.tasks import AfterAck
 from gpubot.standin import SlackStandin
@@ -65,7 +68,9 @@ class InProcessApp:
         names = SlackNames(PeopleDirectory(self.store, self.clock), client, self.after_ack)
         self.gateway = ServiceGateway(self.service, lambda: SAMPLE, names)
         self.home = HomeTab(self.gateway, client, UtilizationHistory(), zone, LoadThresholds(), self.after_ack)
-        interactions = Interactions(self.gateway, client, DirectMessages(client), self.home, names, zone)
+        dms = DirectMessages(client)
+        interactions = Interactions(self.gateway, client, dms, self.home, names, zone)
+        self.sender = NoticeSender(Outbox(self.store, self.clock), dms, self.clock, zone, asyncio.Event())
         commands = SlashCommands(self.gateway, self.home, zone, LoadThresholds())
         identity = AuthorizeResult(
             enterprise_id=None,
@@ -82,6 +87,10 @@ class InProcessApp:
             self.service, user_id, GpuSelection(indices=(gpu,)), purpose, timedelta(hours=hours)
         )
         return outcome.claims[0].id
+
+    async def deliver_notices(self) -> int:
+        """Send the DMs the changes so far queued, as the daemon's DM sender would; how many Slack took."""
+        return await self.sender.deliver_due()
 
     async def dispatch(self, body: Any, settle_s: float = 5.0) -> Answer:
         """Hand the app one request, then let the work after the ack (Web API calls) finish."""

@@ -145,3 +145,20 @@ def test_the_claim_form_queues_its_confirmation_as_a_dm_and_the_command_does_not
     asyncio.run(main())
     far = FakeClock().now() + timedelta(days=1)
     assert [item.notice.user_id for item in store.pending_notices(far, limit=10)] == ["U2"]
+
+
+def test_due_work_concerns_the_holders_of_expired_claims_not_those_only_warned() -> None:
+    _, store, names = make()  # its store and names, with a clock this test moves
+    clock = FakeClock()
+    gateway = ServiceGateway(ClaimService(store, clock, ClaimPolicy(), "box"), lambda: SAMPLE, names)
+
+    async def main() -> frozenset[str]:
+        await gateway.claim("U1", GpuSelection(indices=(0,)), "short", timedelta(hours=1))
+        await gateway.claim("U2", GpuSelection(indices=(1,)), "long", timedelta(hours=2))
+        clock.advance(timedelta(minutes=110))  # U1's ended, U2's ends within the warning time
+        due = await gateway.process_due()
+        assert [claim.user_id for claim in due.outcome.warned] == ["U2"]
+        return due.concerned
+
+    assert asyncio.run(main()) == {"U1"}
+    assert names.learned[-1] == {"U1"}

@@ -224,3 +224,57 @@ def test_a_slash_command_change_republishes_each_concerned_home_once(gpubot: InP
     assert gpubot.store.active_claims("box") == []
     published = publishes(slack)
     assert sorted(published) == [ADMIN, ALICE] and [len(calls) for calls in published.values()] == [1, 1]
+
+
+def test_the_claim_forms_confirmation_arrives_as_a_dm(gpubot: InProcessApp, slack: SlackStandin) -> None:
+    values: dict[str, Any] = {
+        actions.GPUS_INPUT: {actions.GPUS_INPUT: {"type": "multi_static_select", "selected_options": [{"value": "2"}]}},
+        actions.PURPOSE_INPUT: {actions.PURPOSE_INPUT: {"type": "plain_text_input", "value": "eval"}},
+        actions.DURATION_INPUT: {
+            actions.DURATION_INPUT: {"type": "static_select", "selected_option": {"value": "3600"}}
+        },
+    }
+    run(gpubot, p.view_submission(actions.CLAIM_MODAL_CALLBACK, values, user_id=BOB))
+
+    assert asyncio.run(gpubot.deliver_notices()) == 1
+    (posted,) = slack.calls("chat.postMessage")
+    assert posted.params["channel"] == p.dm_channel_id(BOB) and "GPU 2" in posted.params["text"]
+
+
+def test_an_expiry_warning_dm_arrives_and_its_extend_button_works(gpubot: InProcessApp, slack: SlackStandin) -> None:
+    claim_id = gpubot.hold(BOB, 3, "bob's run", hours=1)
+    open_homes(gpubot, slack, BOB)
+    gpubot.clock.advance(timedelta(minutes=50))
+    warned = asyncio.run(gpubot.gateway.process_due())
+    assert [claim.id for claim in warned.outcome.warned] == [claim_id]
+    assert asyncio.run(gpubot.deliver_notices()) == 1
+    (posted,) = slack.calls("chat.postMessage")
+    blocks = posted.params["blocks"]
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"] if e["type"] == "button"]
+    extend = next(button for button in buttons if actions.EXTEND_PATTERN.fullmatch(button["action_id"]))
+    assert any(actions.RELEASE_PATTERN.fullmatch(button["action_id"]) for button in buttons)
+    channel, ts = posted.response["channel"], posted.response["ts"]
+    slack.clear_calls()
+
+    url = "http://standin.invalid/response/8"
+    pressed = p.block_actions(
+        extend["action_id"], extend["value"], user_id=BOB, channel_id=channel, message_ts=ts, response_url=url
+    )
+    (claim,) = gpubot.store.active_claims("box")
+    run(gpubot, pressed)
+
+    (extended,) = gpubot.store.active_claims("box")
+    assert extended.ends_at > claim.ends_at
+    (update,) = slack.calls("chat.update")  # the warning's buttons are spent: the outcome replaces them
+    assert update.params["ts"] == ts and "✅ GPU 3 now ends" in shown(update)
+    assert len(publishes(slack)[BOB]) == 1
+
+
+def test_a_force_released_holder_gets_a_dm_naming_the_admin(gpubot: InProcessApp, slack: SlackStandin) -> None:
+    claim_id = gpubot.hold(ALICE, 0, "alice's run")
+
+    run(gpubot, dm_button(actions.release_action_id(claim_id), str(claim_id), ADMIN))
+    assert asyncio.run(gpubot.deliver_notices()) == 1
+
+    (posted,) = slack.calls("chat.postMessage")
+    assert posted.params["channel"] in (ALICE, p.dm_channel_id(ALICE)) and f"<@{ADMIN}>" in shown(posted)
