@@ -39,7 +39,7 @@ def test_a_rate_limited_home_publish_is_retried_once_not_dropped_nor_piled_up():
 
     async def main():
         home.opened("U1")
-        home.refresh("U1")  # queued behind the first: the same publish
+        home.refresh_each(["U1"])  # queued behind the first: the same publish
         for _ in range(100):
             await asyncio.sleep(0.01)
         await after_ack.drain(1)

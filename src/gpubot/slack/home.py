@@ -57,9 +57,9 @@ class HomeTab:
     def opened(self, user_id: str) -> None:
         """The person opened the Home tab: publish it now."""
         self._viewers.add(user_id)
-        self.refresh(user_id)
+        self._refresh(user_id)
 
-    def refresh(self, user_id: str, flash: Message | None = None) -> None:
+    def _refresh(self, user_id: str, flash: Message | None = None) -> None:
         """Republish the person's Home (if they have it open), showing `flash` at the top."""
         if user_id not in self._viewers:
             return
@@ -73,7 +73,7 @@ class HomeTab:
     def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
         """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
         for user_id in set(concerned) | ({acted} if acted is not None else set()):
-            self.refresh(user_id, flash if user_id == acted else None)
+            self._refresh(user_id, flash if user_id == acted else None)
 
     async def _publish(self, user_id: str) -> None:
         async with self._publishing:
