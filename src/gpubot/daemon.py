@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
@@ -29,11 +29,11 @@ from gpubot.settings import Settings
 from gpubot.slack.app import build_app
 from gpubot.slack.commands import SlashCommands
 from gpubot.slack.dm import DirectMessages
+from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
 from gpubot.slack.notifier import NoticeSender
 from gpubot.slack.people import SlackNames
-from gpubot.slack.reads import StateReads
 from gpubot.slack.socket_mode import GuardedSocketModeHandler
 from gpubot.slack.tasks import AfterAck
 from gpubot.slack.web_session import web_api_session
@@ -139,43 +139,12 @@ async def _serve(settings: Settings) -> int:
             notices_queued,
             beat=lambda: health.beat(SENDER_HEARTBEAT, loop.time()),
         )
-        reads = StateReads(store.answering_from_memory)
-        home = HomeTab(
-            service, api, lambda: sampler.latest, history, settings.timezone, settings.load_thresholds, after_ack, reads
-        )
-
         # Names for what cannot render a mention (the host CLI, the claim form's errors), kept in the database.
         names = SlackNames(PeopleDirectory(store, clock), api, after_ack)
-
-        def after_change(user_ids: Iterable[str]) -> None:
-            """A claim changed: the people concerned see their Home tab anew, and get known by name."""
-            concerned = set(user_ids)
-            for user_id in concerned:
-                home.refresh(user_id)
-            names.learn(concerned)
-
-        interactions = Interactions(
-            service,
-            api,
-            dms,
-            home,
-            settings.timezone,
-            after_change,
-            reads,
-            latest_sample=lambda: sampler.latest,
-            names=names,
-        )
-        commands = SlashCommands(
-            service,
-            latest_sample=lambda: sampler.latest,
-            timezone=settings.timezone,
-            thresholds=settings.load_thresholds,
-            after_change=after_change,
-            reads=reads,
-            open_claim_form=lambda trigger_id: after_ack.spawn(
-                interactions.open_claim_form(trigger_id, None), "opening the claim form"
-            ),
-        )
+        gateway = ServiceGateway(service, lambda: sampler.latest, names, store.answering_from_memory)
+        home = HomeTab(gateway, api, history, settings.timezone, settings.load_thresholds, after_ack)
+        interactions = Interactions(gateway, api, dms, home, names, settings.timezone)
+        commands = SlashCommands(gateway, home, settings.timezone, settings.load_thresholds)
         app = build_app(settings.slack_api_url, identity, commands, interactions, home, after_ack)
         rejected: list[str] = []
 
@@ -213,10 +182,11 @@ async def _serve(settings: Settings) -> int:
         health.expect("due-work", _DUE_WORK_MAX_AGE_S, loop.time())
 
         async def due_work() -> None:
-            report = await asyncio.to_thread(service.process_due)
+            due = await gateway.process_due()
+            report = due.outcome
             if report.expired or report.warned:
                 logger.info("expired %d claims, warned %d holders", len(report.expired), len(report.warned))
-                after_change(claim.user_id for claim in report.expired)
+                home.refresh_each(due.concerned)
 
         jobs = PeriodicJobs()
         # Guarded: any one failure (a locked or vanished database, a driver error) is logged once per streak

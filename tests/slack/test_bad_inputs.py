@@ -13,36 +13,19 @@ import asyncio
 import copy
 import json
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.web.async_client import AsyncWebClient
 
-from gpubot.core.history import UtilizationHistory
-from gpubot.core.load import LoadThresholds
-from gpubot.core.models import GpuSample, HostSample
-from gpubot.core.people import PeopleDirectory
-from gpubot.core.policy import ClaimPolicy
-from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
 from gpubot.slack import actions
-from gpubot.slack.app import build_app
-from gpubot.slack.commands import SlashCommands
-from gpubot.slack.dm import DirectMessages
-from gpubot.slack.home import HomeTab
-from gpubot.slack.interactions import Interactions
-from gpubot.slack.people import SlackNames
-from gpubot.slack.tasks import AfterAck
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p
 from tests.fakes import FakeClock, InMemoryClaimStore
+from tests.slack.harness import InProcessApp
 
 ALICE = "U0ALICE"  # holds GPU 0
 BOB = "U0BOB"  # sends every bad input
@@ -326,41 +309,11 @@ async def _run(
     slack: SlackStandin, case: Case, service_type: type[ClaimService] = ClaimService
 ) -> tuple[int, float, Any, InMemoryClaimStore, tuple[Any, ...]]:
     """Dispatch one request to a freshly built app; return the ack, how long it took and the state before."""
-    store = InMemoryClaimStore()
-    clock = FakeClock()
-    service = service_type(store, clock, ClaimPolicy(), "box")
-    service.sync_inventory(HostSample("box", None, tuple(GpuSample(i, f"GPU-{i}", name="H100") for i in range(4))))
-    ClaimService.claim(service, ALICE, GpuSelection(indices=(0,)), "alice's run", timedelta(hours=2))
-    before = copy.deepcopy(_state(store))
-
-    client = AsyncWebClient(base_url=slack.api_url, token=slack.bot_token)
-    after_ack = AfterAck()
-    zone = ZoneInfo("UTC")
-    home = HomeTab(service, client, lambda: None, UtilizationHistory(), zone, LoadThresholds(), after_ack)
-    dms = DirectMessages(client)
-    names = SlackNames(PeopleDirectory(store, clock), client, after_ack)
-    interactions = Interactions(
-        service, client, dms, home, zone, lambda users: None, latest_sample=lambda: None, names=names
-    )
-    commands = SlashCommands(
-        service,
-        latest_sample=lambda: None,
-        timezone=zone,
-        thresholds=LoadThresholds(),
-        after_change=lambda users: None,
-        open_claim_form=lambda trigger: after_ack.spawn(interactions.open_claim_form(trigger, None), "form"),
-    )
-    identity = AuthorizeResult(
-        enterprise_id=None, team_id=p.TEAM_ID, bot_user_id=p.BOT_USER_ID, bot_id=p.BOT_ID, bot_token=slack.bot_token
-    )
-    app = build_app(slack.api_url, identity, commands, interactions, home, after_ack)
-
-    started = time.monotonic()
-    response = await app.async_dispatch(AsyncBoltRequest(mode="socket_mode", body=case.body))
-    took_s = time.monotonic() - started
-    await after_ack.drain(5.0)
-    body = json.loads(response.body) if response.body else None
-    return response.status, took_s, body, store, before
+    gpubot = InProcessApp(slack, service_type)
+    gpubot.hold(ALICE, 0, "alice's run")
+    before = copy.deepcopy(_state(gpubot.store))
+    answer = await gpubot.dispatch(case.body)
+    return answer.status, answer.took_s, answer.body, gpubot.store, before
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(case) for case in CASES])

@@ -13,7 +13,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.slack import actions, messages
-from gpubot.slack.commands import SlashCommands
+from gpubot.slack.commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
 from gpubot.slack.tasks import AfterAck
@@ -60,13 +60,13 @@ def build_app(
     @app.command("/gpu")
     async def on_gpu_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         text = command.get("text")
-        message = await commands.answer(
-            command["user_id"], text if isinstance(text, str) else "", command.get("trigger_id", "")
-        )
-        if message is None:
-            await ack()
-        else:
-            await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        match await commands.answer(command["user_id"], text if isinstance(text, str) else ""):
+            case Reply(message):
+                await ack(response_type="ephemeral", text=message.text, blocks=message.blocks)
+            case OpenClaimForm():
+                await ack()
+                open_form = interactions.open_claim_form(command.get("trigger_id", ""), None)
+                after_ack.spawn(open_form, "opening the claim form")
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
@@ -121,6 +121,8 @@ def build_app(
         else:
             # A malformed payload (a listener found a field missing): one line, no traceback.
             logger.warning("acked a malformed %s request: %r", kind, error)
+            # Where in gpubot it failed, for whoever debugs a listener (tests/slack/test_scenarios.py).
+            logger.debug("the %s request failed here", kind, exc_info=error)
         if isinstance(body, dict) and "command" in body:
             message = messages.internal_error_message()
             return BoltResponse(

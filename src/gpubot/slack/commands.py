@@ -1,9 +1,9 @@
-"""The `/gpu` slash command: parse, one service call off the event loop, render. No rules live here."""
+"""The `/gpu` slash command: parse, one call through the gateway, render. No rules live here."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from gpubot.core.commands import (
@@ -19,76 +19,76 @@ from gpubot.core.commands import (
 )
 from gpubot.core.errors import GpubotError
 from gpubot.core.load import LoadThresholds
-from gpubot.core.models import HostSample
-from gpubot.core.service import ClaimService
 from gpubot.slack import messages
 from gpubot.slack.blocks import Message
-from gpubot.slack.reads import StateReads, before_ack
+from gpubot.slack.gateway import ServiceGateway
+from gpubot.slack.home import HomeTab
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer in the ack, seen only by the person who typed the command."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class OpenClaimForm:
+    """Ack with no reply, then open the claim form (its trigger is the command's)."""
+
+
+Answer = Reply | OpenClaimForm
 
 
 class SlashCommands:
     """Answers `/gpu …` from local state: the database and the telemetry sampled in the background."""
 
-    def __init__(
-        self,
-        service: ClaimService,
-        latest_sample: Callable[[], HostSample | None],
-        timezone: ZoneInfo,
-        thresholds: LoadThresholds,
-        after_change: Callable[[Iterable[str]], None],
-        open_claim_form: Callable[[str], None],
-        reads: StateReads | None = None,
-    ) -> None:
-        self._service = service
-        self._reads = reads or StateReads()
-        self._latest_sample = latest_sample
+    def __init__(self, gateway: ServiceGateway, home: HomeTab, timezone: ZoneInfo, thresholds: LoadThresholds) -> None:
+        self._gateway = gateway
+        self._home = home
         self._timezone = timezone
         self._thresholds = thresholds
-        self._after_change = after_change
-        self._open_claim_form = open_claim_form
 
-    async def answer(self, user_id: str, text: str, trigger_id: str = "") -> Message | None:
-        """The reply to `/gpu <text>` from `user_id`: a result, a message saying what was wrong, or None when
-        the answer is the claim form (opened after the ack, with `trigger_id`)."""
+    async def answer(self, user_id: str, text: str) -> Answer:
+        """What to do about `/gpu <text>` from `user_id`: reply with a result or with what was wrong, or open
+        the claim form."""
         try:
             command = parse_command(text)
             if isinstance(command, ClaimDialogCommand):
-                self._open_claim_form(trigger_id)
-                return None
-            return await self._run(user_id, command)
+                return OpenClaimForm()
+            return Reply(await self._run(user_id, command))
         except GpubotError as error:
-            return messages.error_message(error)
+            return Reply(messages.error_message(error))
         except Exception:
             # The one boundary where an unexpected failure becomes a reply, so Slack still gets its ack.
             logger.exception("/gpu %r from %s failed", text, user_id)
-            return messages.internal_error_message()
+            return Reply(messages.internal_error_message())
 
     async def _run(self, user_id: str, command: Command) -> Message:
-        service = self._service
-        policy = service.policy
+        gateway = self._gateway
+        policy = gateway.policy
         match command:
             case StatusCommand():
-                dashboard = await self._reads.read(service.dashboard, self._latest_sample(), in_ack=True)
+                dashboard, _ = await gateway.dashboard(in_ack=True)
                 return messages.status_message(dashboard, policy, self._timezone)
             case RealtimeCommand():
-                sample = self._latest_sample()
-                dashboard = await self._reads.read(service.dashboard, sample, in_ack=True)
+                dashboard, sample = await gateway.dashboard(in_ack=True)
                 return messages.realtime_message(dashboard, sample, self._thresholds)
             case HelpCommand():
                 return messages.help_message(policy)
             case ClaimCommand(selection, purpose, duration):
-                sample = self._latest_sample()
-                claimed = await before_ack(service.claim, user_id, selection, purpose, duration, sample)
-                self._after_change([user_id])
-                return messages.claim_message(claimed, claimed.claims[0].started_at, self._timezone)
+                claimed = await gateway.claim(user_id, selection, purpose, duration)
+                self._home.refresh_each(claimed.concerned)
+                outcome = claimed.outcome
+                return messages.claim_message(outcome, outcome.claims[0].started_at, self._timezone)
             case ReleaseCommand(selection):
-                released = await before_ack(service.release, user_id, selection)
-                self._after_change([user_id, *(claim.user_id for claim in released.forced)])
-                return messages.release_message(released)
+                released = await gateway.release(user_id, selection)
+                self._home.refresh_each(released.concerned)
+                return messages.release_message(released.outcome)
             case ExtendCommand(selection, duration):
-                extended = await before_ack(service.extend, user_id, selection, duration)
-                self._after_change([user_id])
-                return messages.extend_message(extended, policy, extended.now, self._timezone)
+                extended = await gateway.extend(user_id, selection, duration)
+                self._home.refresh_each(extended.concerned)
+                return messages.extend_message(extended.outcome, policy, extended.outcome.now, self._timezone)
         raise TypeError(f"unhandled command {command!r}")  # parse_command returns only the cases above

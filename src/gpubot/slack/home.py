@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from slack_sdk.errors import SlackApiError
@@ -12,11 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
-from gpubot.core.models import HostSample
-from gpubot.core.service import ClaimService
 from gpubot.slack import views
 from gpubot.slack.blocks import Message
-from gpubot.slack.reads import StateReads
+from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.tasks import AfterAck
 
 logger = logging.getLogger(__name__)
@@ -34,19 +32,15 @@ class HomeTab:
 
     def __init__(
         self,
-        service: ClaimService,
+        gateway: ServiceGateway,
         client: AsyncWebClient,
-        latest_sample: Callable[[], HostSample | None],
         history: UtilizationHistory,
         timezone: ZoneInfo,
         thresholds: LoadThresholds,
         after_ack: AfterAck,
-        reads: StateReads | None = None,
     ) -> None:
-        self._service = service
-        self._reads = reads or StateReads()
+        self._gateway = gateway
         self._client = client
-        self._latest_sample = latest_sample
         self._history = history
         self._timezone = timezone
         self._thresholds = thresholds
@@ -63,9 +57,9 @@ class HomeTab:
     def opened(self, user_id: str) -> None:
         """The person opened the Home tab: publish it now."""
         self._viewers.add(user_id)
-        self.refresh(user_id)
+        self._refresh(user_id)
 
-    def refresh(self, user_id: str, flash: Message | None = None) -> None:
+    def _refresh(self, user_id: str, flash: Message | None = None) -> None:
         """Republish the person's Home (if they have it open), showing `flash` at the top."""
         if user_id not in self._viewers:
             return
@@ -75,6 +69,11 @@ class HomeTab:
             return
         self._pending[user_id] = flash
         self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id}")
+
+    def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
+        """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
+        for user_id in set(concerned) | ({acted} if acted is not None else set()):
+            self._refresh(user_id, flash if user_id == acted else None)
 
     async def _publish(self, user_id: str) -> None:
         async with self._publishing:
@@ -99,9 +98,9 @@ class HomeTab:
                     self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id} again")
 
     async def _publish_now(self, user_id: str, flash: Message | None) -> None:
-        state = await self._reads.read(self._service.home, user_id, self._latest_sample(), in_ack=False)
+        state = await self._gateway.home(user_id)
         trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}
-        view = views.home_view(state, self._service.policy, self._timezone, self._thresholds, trends, flash)
+        view = views.home_view(state, self._gateway.policy, self._timezone, self._thresholds, trends, flash)
         await self._client.views_publish(user_id=user_id, view=view)
 
 

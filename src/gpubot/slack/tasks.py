@@ -22,11 +22,15 @@ class AfterAck:
         task.add_done_callback(lambda done: self._finished(done, what))
 
     async def drain(self, timeout_s: float) -> None:
-        """Let running work finish (e.g. a DM being updated), then cancel what is left."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in pending:
+        """Let running work finish (e.g. a DM being updated), and the work it starts (the Home tab then
+        republished), within `timeout_s` in all; then cancel what is left."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._tasks:
+            left_s = deadline - asyncio.get_running_loop().time()
+            if left_s <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=left_s)
+        for task in set(self._tasks):
             task.cancel()
 
     def _finished(self, task: asyncio.Task[None], what: str) -> None:
