@@ -15,7 +15,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from gpubot.core.errors import StoreReadOnly, StoreUnavailable
-from gpubot.storage.engine import is_write_refusal, make_engine, parse_database_url
+from gpubot.storage import db_errors
+from gpubot.storage.engine import make_engine, parse_database_url
 from gpubot.storage.migrate import current_revision, head_revision
 
 
@@ -51,7 +52,7 @@ def missing_sqlite_file(url: str) -> str | None:
     database = sa_url.database or ""
     is_sqlite_file = sa_url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
     if is_sqlite_file and not database.startswith("file:") and not Path(database).expanduser().is_file():
-        return sa_url.render_as_string(hide_password=True)
+        return db_errors.location(sa_url)
     return None
 
 
@@ -72,13 +73,12 @@ def probe_database(url: str) -> DatabaseProbe:
     if missing is not None:
         raise StoreUnavailable(f"there is no database at {missing} yet")
     engine = make_engine(url)
-    location = engine.url.render_as_string(hide_password=True)
+    location = db_errors.location(engine)
     try:
         revision = current_revision(engine)
         _try_a_write(engine)
     except DBAPIError as error:
-        reason = str(error.orig) if error.orig is not None else str(error)
-        raise StoreUnavailable(f"{location}: {reason}") from None
+        raise StoreUnavailable(f"{location}: {db_errors.reason(error)}") from None
     finally:
         engine.dispose()
     return DatabaseProbe(location=location, revision=revision, head=head_revision())
@@ -93,12 +93,11 @@ def require_head(engine: Engine) -> None:
     Raises:
         StoreUnavailable: the database cannot be read, or is at another schema (the message says what to run).
     """
-    location = engine.url.render_as_string(hide_password=True)
+    location = db_errors.location(engine)
     try:
         revision = current_revision(engine)
     except DBAPIError as error:
-        reason = str(error.orig) if error.orig is not None else str(error)
-        raise StoreUnavailable(f"cannot read the database at {location}: {reason}") from None
+        raise StoreUnavailable(f"cannot read the database at {location}: {db_errors.reason(error)}") from None
     head = head_revision()
     if revision != head:
         raise StoreUnavailable(
@@ -122,17 +121,16 @@ def require_writable(engine: Engine) -> None:
             file and the cause.
         StoreUnavailable: the database cannot be reached at all.
     """
-    location = engine.url.render_as_string(hide_password=True)
+    location = db_errors.location(engine)
     database = engine.url.database or ""
     if engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
         _require_writable_file(Path(database).expanduser())
     try:
         _try_a_write(engine)
     except DBAPIError as error:
-        reason = str(error.orig) if error.orig is not None else str(error)
-        if is_write_refusal(reason):
-            raise StoreReadOnly(f"cannot write the database at {location}: {reason}") from None
-        raise StoreUnavailable(f"cannot open the database at {location}: {reason}") from None
+        if db_errors.write_refusal(error.orig) is not None:
+            raise StoreReadOnly(f"cannot write the database at {location}: {db_errors.reason(error)}") from None
+        raise StoreUnavailable(f"cannot open the database at {location}: {db_errors.reason(error)}") from None
 
 
 def _require_writable_file(path: Path) -> None:
