@@ -129,8 +129,8 @@ class ReadSnapshot:
         """Whether reads can be answered now, from memory, with no database call that could wait.
 
         While it yields True, `current` in this context returns the snapshot it found current, and
-        `refuse_if_pinned` raises, so the caller may read on an event loop (issue 5: the thread hop cost a
-        `/gpu status` half of its CPU under load). False without a signal, before the first load, after a
+        `refuse_if_pinned` raises, so the caller may read on an event loop instead of hopping to a thread
+        (issue 5, see BENCHMARKS.md). False without a signal, before the first load, after a
         commit (the reload is database work), or when the signal cannot be read at once.
         """
         cached = self._cached
