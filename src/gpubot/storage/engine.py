@@ -86,10 +86,19 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY_OPTION: True})
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL that names one by its path; None for another database, an in-memory one,
+    or a ``file:`` URI (whose path SQLite itself parses)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 def _make_sqlite_engine(url: URL) -> Engine:
-    database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        directory = Path(database).expanduser().parent
+    path = sqlite_file(url)
+    if path is not None:
+        directory = path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -12,6 +12,7 @@ import os
 from sqlalchemy import Engine
 
 from gpubot.core.errors import StoreReplaced
+from gpubot.storage.engine import sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ class FileIdentity:
     @classmethod
     def of(cls, engine: Engine) -> FileIdentity | None:
         """The identity of `engine`'s SQLite file; None for another database or a file not there yet."""
-        database = engine.url.database or ""
-        if engine.dialect.name != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        file = sqlite_file(engine.url)
+        if file is None:
             return None
-        path = os.path.abspath(os.path.expanduser(database))
+        path = os.path.abspath(file)
         try:
             stat = os.stat(path)
         except OSError:

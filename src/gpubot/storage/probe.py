@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gpubot.core.errors import StoreReadOnly, StoreUnavailable
 from gpubot.storage import db_errors
-from gpubot.storage.engine import make_engine, parse_database_url
+from gpubot.storage.engine import make_engine, parse_database_url, sqlite_file
 from gpubot.storage.migrate import current_revision, head_revision
 
 
@@ -49,9 +49,8 @@ def missing_sqlite_file(url: str) -> str | None:
         ConfigError: the URL is malformed.
     """
     sa_url = parse_database_url(url)
-    database = sa_url.database or ""
-    is_sqlite_file = sa_url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if is_sqlite_file and not database.startswith("file:") and not Path(database).expanduser().is_file():
+    path = sqlite_file(sa_url)
+    if path is not None and not path.is_file():
         return db_errors.location(sa_url)
     return None
 
@@ -122,9 +121,9 @@ def require_writable(engine: Engine) -> None:
         StoreUnavailable: the database cannot be reached at all.
     """
     location = db_errors.location(engine)
-    database = engine.url.database or ""
-    if engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
-        _require_writable_file(Path(database).expanduser())
+    path = sqlite_file(engine.url)
+    if path is not None:
+        _require_writable_file(path)
     try:
         _try_a_write(engine)
     except DBAPIError as error:
