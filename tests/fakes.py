@@ -217,6 +217,7 @@ class InMemoryClaimStore:
         return sorted(due, key=lambda claim: (claim.ends_at, claim.id))
 
     def pending_notices(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Unsent notices whose next attempt is due, oldest first: not in the port, for tests to inspect."""
         _require_aware(now=now)
         with self._lock:
             due = sorted(

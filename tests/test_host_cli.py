@@ -21,6 +21,7 @@ from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
 from gpubot.system_clock import SystemClock
 from gpubot.telemetry import FakeTelemetry
+from tests.notices import pending_notices
 
 FAKE_GPUS = {
     "hostname": "gpu-box-1",
@@ -147,7 +148,7 @@ def test_release_force_ends_the_claim_and_queues_the_holders_dm(host, capsys, mo
         "released GPU 1, held by U0ALICE; they will get a DM saying so (sent by the running service)"
     )
     assert host.service.dashboard(None).free_count == 3
-    (notice,) = host.store.pending_notices(SystemClock().now())
+    (notice,) = pending_notices(host.store, SystemClock().now())
     assert notice.notice.kind is NoticeKind.FORCE_RELEASED and notice.claim.id == held.id
     assert notice.notice.actor_id == "host:root"
 

@@ -122,6 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _db_upgrade(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host_environment(os.environ).env, require_tokens=False)
     configure_logging(settings.log_level)
+    from gpubot.storage.db_errors import location
     from gpubot.storage.engine import make_engine
     from gpubot.storage.migrate import upgrade_to_head
 
@@ -130,7 +131,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         upgrade_to_head(engine)
     finally:
         engine.dispose()
-    print(f"gpubot: database at {settings.database_url.split('@')[-1]} is up to date")
+    print(f"gpubot: database at {location(engine)} is up to date")
     return 0
 
 
@@ -146,14 +147,14 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _host_settings() -> Settings:
     """The service's settings (see `host_environment`); says on stderr which database they name."""
+    from gpubot.storage.db_errors import location
     from gpubot.storage.engine import parse_database_url
 
     host = host_environment(os.environ)
     settings = Settings.from_env(host.env, require_tokens=False)
     configure_logging(max(settings.log_level, logging.WARNING))
-    location = parse_database_url(settings.database_url).render_as_string(hide_password=True)
     source = f"settings from {host.env_file}" if host.env_file is not None else "no env file"
-    print(f"gpubot: database {location} ({source})", file=sys.stderr)
+    print(f"gpubot: database {location(parse_database_url(settings.database_url))} ({source})", file=sys.stderr)
     return settings
 
 

@@ -21,6 +21,7 @@ from gpubot.core.models import (
 )
 from gpubot.core.ports import ClaimStore, PeopleStore
 from gpubot.storage.claim_store import SqlClaimStore
+from tests.notices import pending_notices
 from tests.storage.conftest import needs_postgres
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
@@ -145,7 +146,7 @@ def test_release_ends_claim_with_event(store: ClaimStore) -> None:
     assert store.get_claim(claim.id) == ended
     assert store.active_claims() == []
     assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.RELEASED]
-    assert store.pending_notices(NOW + HOUR) == []
+    assert pending_notices(store, NOW + HOUR) == []
 
 
 def test_second_end_raises_and_writes_nothing(store: ClaimStore) -> None:
@@ -160,7 +161,7 @@ def test_second_end_raises_and_writes_nothing(store: ClaimStore) -> None:
     assert refused.value.claim_id == claim.id
     assert store.get_claim(claim.id) == ended
     assert store.events() == events_before
-    assert store.pending_notices(NOW + 2 * HOUR) == []
+    assert pending_notices(store, NOW + 2 * HOUR) == []
 
 
 def test_ending_unknown_claim_raises(store: ClaimStore) -> None:
@@ -178,7 +179,7 @@ def test_ending_into_active_is_a_caller_error(store: ClaimStore) -> None:
 def test_a_claim_confirmed_by_dm_queues_one_notice_per_claim_with_the_claims(store: ClaimStore) -> None:
     claims = store.create_claims([new_claim(GPU0), new_claim(GPU1)], confirm_by_dm=True)
 
-    items = store.pending_notices(NOW)
+    items = pending_notices(store, NOW)
     assert [item.notice for item in items] == [Notice(NoticeKind.CLAIMED, "U_ALICE", claim.id) for claim in claims]
     assert [item.claim for item in items] == claims
 
@@ -189,7 +190,7 @@ def test_a_refused_claim_queues_no_confirmation(store: ClaimStore) -> None:
     with pytest.raises(AlreadyHeld):
         store.create_claims([new_claim(GPU0), new_claim(GPU1)], confirm_by_dm=True)
 
-    assert store.pending_notices(NOW) == []
+    assert pending_notices(store, NOW) == []
 
 
 def test_force_release_queues_notice_with_the_change(store: ClaimStore) -> None:
@@ -198,7 +199,7 @@ def test_force_release_queues_notice_with_the_change(store: ClaimStore) -> None:
 
     ended = store.end_claim(claim.id, ClaimStatus.RELEASED, EventKind.FORCE_RELEASED, "U_ADMIN", NOW, notice)
 
-    [item] = store.pending_notices(NOW)
+    [item] = pending_notices(store, NOW)
     assert item.notice == notice
     assert item.claim == ended  # the claim as it is now: released
     assert item.attempts == 0
@@ -286,7 +287,7 @@ def test_mark_warned_only_once(store: ClaimStore) -> None:
 
     assert store.get_claim(claim.id).warned_at == NOW + HOUR / 2  # type: ignore[union-attr]
     assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.WARNED]
-    assert [item.notice for item in store.pending_notices(NOW + HOUR)] == [notice]
+    assert [item.notice for item in pending_notices(store, NOW + HOUR)] == [notice]
     assert store.claims_to_warn(NOW + HOUR / 2, HOUR) == []
 
 
@@ -297,7 +298,7 @@ def test_mark_warned_on_ended_or_unknown_claim_is_false(store: ClaimStore) -> No
     assert store.mark_warned(claim.id, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_ALICE", claim.id)) is False
     assert store.mark_warned(777, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_ALICE", claim.id)) is False
     assert store.get_claim(claim.id).warned_at is None  # type: ignore[union-attr]
-    assert store.pending_notices(NOW) == []
+    assert pending_notices(store, NOW) == []
 
 
 def test_claims_past_end(store: ClaimStore) -> None:
@@ -325,35 +326,35 @@ def test_pending_notices_are_due_ones_oldest_first_up_to_limit(store: ClaimStore
     first = _queue_warning(store, GPU1, NOW + timedelta(minutes=1))
     later = _queue_warning(store, GPU2, NOW + timedelta(minutes=30))
 
-    due = store.pending_notices(NOW + timedelta(minutes=2))
+    due = pending_notices(store, NOW + timedelta(minutes=2))
 
     assert [item.notice for item in due] == [first, second]
-    assert [item.notice for item in store.pending_notices(NOW + HOUR, limit=2)] == [first, second]
-    assert [item.notice for item in store.pending_notices(NOW + HOUR)] == [first, second, later]
-    assert store.pending_notices(NOW) == []
+    assert [item.notice for item in pending_notices(store, NOW + HOUR, limit=2)] == [first, second]
+    assert [item.notice for item in pending_notices(store, NOW + HOUR)] == [first, second, later]
+    assert pending_notices(store, NOW) == []
 
 
 def test_sent_notice_is_no_longer_pending(store: ClaimStore) -> None:
     notice = _queue_warning(store, GPU0, NOW)
-    [item] = store.pending_notices(NOW)
+    [item] = pending_notices(store, NOW)
 
     store.mark_notice_sent(item.id, NOW + timedelta(seconds=1))
     store.mark_notice_sent(item.id, NOW + timedelta(seconds=2))  # a retry is harmless
     store.defer_notice(item.id, NOW + HOUR, "late failure report")  # so is a late deferral
 
     assert item.notice == notice
-    assert store.pending_notices(NOW + 2 * HOUR) == []
+    assert pending_notices(store, NOW + 2 * HOUR) == []
 
 
 def test_deferred_notice_waits_and_counts_attempts(store: ClaimStore) -> None:
     _queue_warning(store, GPU0, NOW)
-    [item] = store.pending_notices(NOW)
+    [item] = pending_notices(store, NOW)
 
     store.defer_notice(item.id, NOW + timedelta(minutes=1), "ratelimited")
-    assert store.pending_notices(NOW + timedelta(seconds=59)) == []
-    [retry] = store.pending_notices(NOW + timedelta(minutes=1))
+    assert pending_notices(store, NOW + timedelta(seconds=59)) == []
+    [retry] = pending_notices(store, NOW + timedelta(minutes=1))
     store.defer_notice(item.id, NOW + timedelta(minutes=5), "x" * 10_000)
-    [again] = store.pending_notices(NOW + timedelta(minutes=5))
+    [again] = pending_notices(store, NOW + timedelta(minutes=5))
 
     assert (retry.id, retry.attempts) == (item.id, 1)
     assert again.attempts == 2
@@ -363,7 +364,7 @@ def test_pending_notice_carries_the_claim_as_it_is_now(store: ClaimStore) -> Non
     notice = _queue_warning(store, GPU0, NOW)
     extended = store.extend_claim(notice.claim_id, NOW + 5 * HOUR, "U_ALICE", NOW + timedelta(seconds=5))
 
-    [item] = store.pending_notices(NOW + timedelta(seconds=5))
+    [item] = pending_notices(store, NOW + timedelta(seconds=5))
 
     assert item.claim == extended
 
@@ -518,7 +519,7 @@ def test_only_the_lease_that_holds_a_notice_settles_it(store: ClaimStore) -> Non
     assert new.unsettled_since == NOW
     assert not store.defer_notice(old.id, NOW + HOUR, "late", lease=old.lease)
     assert not store.abandon_notice(old.id, NOW, "late", lease=old.lease)
-    assert store.pending_notices(NOW + timedelta(seconds=40)) != []  # still the new holder's, due again then
+    assert pending_notices(store, NOW + timedelta(seconds=40)) != []  # still the new holder's, due again then
     assert store.defer_notice(new.id, NOW + timedelta(minutes=1), "timed out", lease=new.lease, unsettled_since=NOW)
     (third,) = store.lease_notices(NOW + timedelta(minutes=1), NOW + timedelta(minutes=2))
     assert third.unsettled_since == NOW and third.attempts == 1
@@ -536,7 +537,7 @@ def test_an_abandoned_notice_is_never_due_again(store: ClaimStore) -> None:
     released_with_notice(store)
     (item,) = store.lease_notices(NOW, NOW + timedelta(seconds=20))
     assert store.abandon_notice(item.id, NOW, "user_not_found", lease=item.lease)
-    assert store.pending_notices(NOW + HOUR) == []
+    assert pending_notices(store, NOW + HOUR) == []
     assert store.lease_notices(NOW + HOUR, NOW + 2 * HOUR) == []
     assert not store.abandon_notice(item.id, NOW, "again")
     store.mark_notice_sent(item.id, NOW)  # harmless, changes nothing
@@ -556,7 +557,7 @@ def test_on_notice_queued_runs_after_the_commit_of_a_queued_notice_and_only_then
     # What another connection can see when the hook runs: the notice must already be committed.
     seen: list[list[NoticeKind]] = []
     store = SqlClaimStore(
-        sql_engine, on_notice_queued=lambda: seen.append([item.notice.kind for item in reader.pending_notices(NOW)])
+        sql_engine, on_notice_queued=lambda: seen.append([item.notice.kind for item in pending_notices(reader, NOW)])
     )
     claim = claim_one(store)
     other = claim_one(store, GPU1, "U_BOB")
@@ -566,7 +567,7 @@ def test_on_notice_queued_runs_after_the_commit_of_a_queued_notice_and_only_then
     store.create_claims([new_claim(GPU2, "U_CAROL")], confirm_by_dm=True)
     assert seen == [[NoticeKind.CLAIMED]]
     seen.clear()
-    [confirmation] = reader.pending_notices(NOW)
+    [confirmation] = pending_notices(reader, NOW)
     store.mark_notice_sent(confirmation.id, NOW)
 
     assert store.mark_warned(claim.id, NOW, Notice(NoticeKind.EXPIRY_WARNING, "U_ALICE", claim.id))

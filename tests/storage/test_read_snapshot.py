@@ -20,9 +20,10 @@ import pytest
 from sqlalchemy import Engine, event
 
 from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
-from gpubot.storage import claim_store
+from gpubot.storage import change_signal
+from gpubot.storage.change_signal import SqliteDataVersion
 from gpubot.storage.claim_store import SqlClaimStore
-from gpubot.storage.engine import commit_counter, make_engine
+from gpubot.storage.engine import make_engine
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 HOST = "node1"
@@ -109,21 +110,21 @@ def test_threads_reading_beside_a_writer_never_see_a_released_claim_as_held(sqli
     assert stale == []
 
 
-def test_only_a_sqlite_file_gets_a_commit_counter(tmp_path: Path) -> None:
+def test_only_a_sqlite_file_gets_a_change_signal(tmp_path: Path) -> None:
     memory = make_engine("sqlite://")
     try:
-        assert commit_counter(memory) is None
+        assert change_signal.change_signal(memory) is None
     finally:
         memory.dispose()
     file = make_engine(f"sqlite:///{tmp_path / 'gpubot.db'}")
     try:
-        counter = commit_counter(file)
-        assert counter is not None
-        first = counter.value()
-        assert counter.value() == first  # nothing committed in between
+        signal = change_signal.change_signal(file)
+        assert signal is not None
+        first = signal.version()
+        assert signal.version() == first  # nothing committed in between
         with file.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE touched (id INTEGER)")
-        assert counter.value() != first
+        assert signal.version() != first
     finally:
         file.dispose()
 
@@ -176,17 +177,17 @@ def test_inside_answering_from_memory_the_pinned_snapshot_is_served_and_nothing_
     assert store.get_claim(1) is not None
 
 
-def test_no_memory_answers_while_the_commit_counter_is_busy(sqlite_engine: Engine) -> None:
+def test_no_memory_answers_while_the_data_version_is_busy(sqlite_engine: Engine) -> None:
     store = SqlClaimStore(sqlite_engine)
     store.sync_gpus(HOST, GPUS, NOW)
     store.list_gpus(HOST)
-    counter = store._commits
-    assert counter is not None
-    with counter._lock:  # another thread is reading the counter: the caller must not wait for it
-        assert counter.value_now() is None
+    signal = store._reads._signal
+    assert isinstance(signal, SqliteDataVersion)
+    with signal._lock:  # another thread is reading the version: the caller must not wait for it
+        assert signal.version_now() is None
         with store.answering_from_memory() as in_memory:
             assert not in_memory
-    assert counter.value_now() == counter.value()
+    assert signal.version_now() == signal.version()
 
 
 def test_a_database_without_a_commit_counter_never_answers_from_memory() -> None:
@@ -317,14 +318,14 @@ def test_reads_after_any_mix_of_writes_match_the_database(sqlite_engine: Engine,
 def test_a_write_that_cannot_read_the_data_version_after_its_commit_still_succeeds(
     loaded_store: SqlClaimStore, other_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    read_data_version = claim_store._data_version
+    read_data_version = change_signal._data_version
 
     def locked_after_commit(connection: Any) -> int:
         if not connection.in_transaction():
             raise sqlite3.OperationalError("database is locked")
         return read_data_version(connection)
 
-    monkeypatch.setattr(claim_store, "_data_version", locked_after_commit)
+    monkeypatch.setattr(change_signal, "_data_version", locked_after_commit)
     mine = _claim(loaded_store, GPUS[0])  # committed: the caller is told so, not "busy"
     _claim(SqlClaimStore(other_engine), GPUS[1], user="U_BOB")
     assert [claim.id for claim in loaded_store.active_claims()] == [mine, mine + 1]

@@ -18,6 +18,7 @@ from gpubot.slack.notifier import NoticeSender
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.system_clock import SystemClock
+from tests.notices import pending_notices
 from tests.slack.test_notifier import FakeSlack, fast_streak
 from tests.storage.conftest import needs_postgres
 
@@ -71,4 +72,4 @@ def test_two_senders_with_slack_slow_send_every_dm_exactly_once(two_engines) -> 
     asyncio.run(main())
     notice_ids = sorted(payload["notice_id"] for _, _, payload in slack.posted)
     assert notice_ids == list(range(1, GPUS + 1))
-    assert stores[0].pending_notices(clock.now() + timedelta(hours=1)) == []
+    assert pending_notices(stores[0], clock.now() + timedelta(hours=1)) == []

@@ -136,15 +136,11 @@ class ClaimStore(Protocol):
         """Active claims whose end is at or before `now`."""
         ...
 
-    def pending_notices(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Unsent notices whose next attempt is due, oldest first."""
-        ...
-
     def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Take due notices for delivery: like `pending_notices`, and in the same transaction push their next
-        attempt to `lease_until` under a new lease token, so a second sender (another daemon on the same
-        database) skips them. Each is marked unsettled from `now` unless it already was; each item returned
-        carries its lease and the unsettled time from before (an earlier attempt's, or None)."""
+        """Take due notices (unsent, next attempt due; oldest first) for delivery, and in the same transaction
+        push their next attempt to `lease_until` under a new lease token, so a second sender (another daemon
+        on the same database) skips them. Each is marked unsettled from `now` unless it already was; each
+        item returned carries its lease and the unsettled time from before (an earlier attempt's, or None)."""
         ...
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:

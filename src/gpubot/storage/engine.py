@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from gpubot.core.errors import ConfigError, StoreReadOnly, StoreUnavailable
+from gpubot.storage.db_errors import is_busy
 
 # How long a SQLite writer waits for another writer's lock before giving up. Slack wants an answer
 # within 3 s, so a locked write must fail (as StoreBusy) well inside that.
@@ -58,23 +57,6 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-# What SQLite (and PostgreSQL) say when the database cannot be written, as opposed to being busy.
-_WRITE_REFUSALS = (
-    "readonly database",
-    "read-only",
-    "unable to open database file",
-    "database or disk is full",
-    "disk i/o error",
-    "no space left",
-)
-
-
-def is_write_refusal(reason: str) -> bool:
-    """Whether a driver's error message means the database cannot be written (no retry helps)."""
-    lowered = reason.lower()
-    return any(refusal in lowered for refusal in _WRITE_REFUSALS)
-
-
 def parse_database_url(url: str) -> URL:
     """Parse GPUBOT_DATABASE_URL.
 
@@ -104,71 +86,19 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY_OPTION: True})
 
 
-class CommitCounter:
-    """Tells, in microseconds, whether anything was committed to a SQLite file since the last look.
-
-    SQLite's ``PRAGMA data_version`` returns a value that changes whenever a connection *other than the
-    one asking* has committed (in this process or in any other). This holds one dedicated connection
-    that never writes, so every commit to the file, from the pool, the host CLI or a second daemon,
-    changes the value. It lets `SqlClaimStore` serve `/gpu status` from memory while nothing changed
-    (issue 5: the ORM read cost ~0.5 ms of CPU per status; the check costs ~3 µs).
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        """Open the dedicated connection through `engine` (same file, same connect options).
-
-        Args:
-            engine: a file-based SQLite engine from `make_engine`.
-        """
-        proxied = engine.raw_connection()
-        proxied.detach()  # ours for good: never handed out by the pool, so it never writes
-        # The sqlite3 connection itself: the pool's proxy would add its own overhead to every check.
-        self._connection: sqlite3.Connection = proxied.dbapi_connection  # type: ignore[assignment]
-        self._lock = threading.Lock()
-        weakref.finalize(self, proxied.close)
-
-    def value(self) -> int:
-        """The current data version; two equal values mean no commit happened in between."""
-        with self._lock:
-            row = self._connection.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
-
-    def value_now(self) -> int | None:
-        """`value()` if it can be read without waiting, else None: for the event loop, which must never block.
-
-        It waits for nothing: not for another thread reading it, nor for SQLite's busy handler (the read
-        lock a data version needs can be held up by another connection's WAL recovery).
-        """
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            self._connection.execute("PRAGMA busy_timeout = 0")
-            try:
-                row = self._connection.execute("PRAGMA data_version").fetchone()
-            except sqlite3.OperationalError:
-                return None
-            finally:
-                self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        finally:
-            self._lock.release()
-        return int(row[0])
-
-
-def commit_counter(engine: Engine) -> CommitCounter | None:
-    """A `CommitCounter` for a file-based SQLite engine; None for any other database.
-
-    An in-memory SQLite database is private to each connection, and PostgreSQL has no such counter.
-    """
-    database = engine.url.database or ""
-    if engine.dialect.name != "sqlite" or database in ("", ":memory:") or "mode=memory" in str(engine.url):
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL that names one by its path; None for another database, an in-memory one,
+    or a ``file:`` URI (whose path SQLite itself parses)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
         return None
-    return CommitCounter(engine)
+    return Path(database).expanduser()
 
 
 def _make_sqlite_engine(url: URL) -> Engine:
-    database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        directory = Path(database).expanduser().parent
+    path = sqlite_file(url)
+    if path is not None:
+        directory = path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -203,7 +133,7 @@ def _enable_wal(cursor: Any) -> None:
             cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
+            if not is_busy(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(_WAL_RETRY_S)
 

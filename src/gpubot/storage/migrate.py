@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError, InterfaceError
 
 from gpubot.core.errors import StoreUnavailable
+from gpubot.storage import db_errors
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, make_engine, read_only
 from gpubot.storage.tables import SCHEMA_REVISION
 
@@ -129,8 +130,8 @@ def migrate_apart(engine: Engine) -> None:
     if child.returncode != 0:
         lines = child.stderr.strip().splitlines()
         reason = lines[-1] if lines else f"exit status {child.returncode}"
-        raise StoreUnavailable(f"migrating the database at {_safe_url(engine)} failed: {reason}")
-    logger.info("migrated the database at %s to revision %s", _safe_url(engine), SCHEMA_REVISION)
+        raise StoreUnavailable(f"migrating the database at {db_errors.location(engine)} failed: {reason}")
+    logger.info("migrated the database at %s to revision %s", db_errors.location(engine), SCHEMA_REVISION)
 
 
 def _upgrade(engine: Engine) -> None:
@@ -154,12 +155,9 @@ def _as_store_errors(engine: Engine) -> Iterator[None]:
         yield
     except (DatabaseError, InterfaceError) as error:
         # Bad path, permissions, server down: say so in one line rather than with a traceback.
-        reason = str(error.orig) if error.orig is not None else str(error)
-        raise StoreUnavailable(f"cannot open or migrate the database at {_safe_url(engine)}: {reason}") from None
-
-
-def _safe_url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+        raise StoreUnavailable(
+            f"cannot open or migrate the database at {db_errors.location(engine)}: {db_errors.reason(error)}"
+        ) from None
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from gpubot.core.errors import NoDatabase, StoreReadOnly, StoreUnavailable
-from gpubot.storage.engine import is_write_refusal, make_engine, parse_database_url
+from gpubot.storage import db_errors
+from gpubot.storage.engine import make_engine, parse_database_url, sqlite_file
 from gpubot.storage.migrate import current_revision, head_revision
 
 
@@ -48,10 +49,9 @@ def missing_sqlite_file(url: str) -> str | None:
         ConfigError: the URL is malformed.
     """
     sa_url = parse_database_url(url)
-    database = sa_url.database or ""
-    is_sqlite_file = sa_url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if is_sqlite_file and not database.startswith("file:") and not Path(database).expanduser().is_file():
-        return sa_url.render_as_string(hide_password=True)
+    path = sqlite_file(sa_url)
+    if path is not None and not path.is_file():
+        return db_errors.location(sa_url)
     return None
 
 
@@ -73,13 +73,12 @@ def probe_database(url: str) -> DatabaseProbe:
     if missing is not None:
         raise NoDatabase(str(missing))
     engine = make_engine(url)
-    location = engine.url.render_as_string(hide_password=True)
+    location = db_errors.location(engine)
     try:
         revision = current_revision(engine)
         _try_a_write(engine)
     except DBAPIError as error:
-        reason = str(error.orig) if error.orig is not None else str(error)
-        raise StoreUnavailable(f"{location}: {reason}") from None
+        raise StoreUnavailable(f"{location}: {db_errors.reason(error)}") from None
     finally:
         engine.dispose()
     return DatabaseProbe(location=location, revision=revision, head=head_revision())
@@ -94,12 +93,11 @@ def require_head(engine: Engine) -> None:
     Raises:
         StoreUnavailable: the database cannot be read, or is at another schema (the message says what to run).
     """
-    location = engine.url.render_as_string(hide_password=True)
+    location = db_errors.location(engine)
     try:
         revision = current_revision(engine)
     except DBAPIError as error:
-        reason = str(error.orig) if error.orig is not None else str(error)
-        raise StoreUnavailable(f"cannot read the database at {location}: {reason}") from None
+        raise StoreUnavailable(f"cannot read the database at {location}: {db_errors.reason(error)}") from None
     head = head_revision()
     if revision != head:
         raise StoreUnavailable(
@@ -123,17 +121,16 @@ def require_writable(engine: Engine) -> None:
             file and the cause.
         StoreUnavailable: the database cannot be reached at all.
     """
-    location = engine.url.render_as_string(hide_password=True)
-    database = engine.url.database or ""
-    if engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
-        _require_writable_file(Path(database).expanduser())
+    location = db_errors.location(engine)
+    path = sqlite_file(engine.url)
+    if path is not None:
+        _require_writable_file(path)
     try:
         _try_a_write(engine)
     except DBAPIError as error:
-        reason = str(error.orig) if error.orig is not None else str(error)
-        if is_write_refusal(reason):
-            raise StoreReadOnly(f"cannot write the database at {location}: {reason}") from None
-        raise StoreUnavailable(f"cannot open the database at {location}: {reason}") from None
+        if db_errors.write_refusal(error.orig) is not None:
+            raise StoreReadOnly(f"cannot write the database at {location}: {db_errors.reason(error)}") from None
+        raise StoreUnavailable(f"cannot open the database at {location}: {db_errors.reason(error)}") from None
 
 
 def _require_writable_file(path: Path) -> None:

@@ -1,0 +1,156 @@
+"""`SqlTransactions`: how every store method gets its transaction, and the `Write` each write goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Insert, Select
+from sqlalchemy.sql.dml import UpdateBase
+
+from gpubot.core.errors import StoreBusy
+from gpubot.core.models import Claim, Gpu
+from gpubot.storage import rows, tables
+from gpubot.storage.change_signal import change_signal
+from gpubot.storage.db_errors import as_store_errors
+from gpubot.storage.engine import BUSY_TIMEOUT_MS, read_only
+from gpubot.storage.fifo_lock import FifoLock
+from gpubot.storage.file_identity import FileIdentity
+from gpubot.storage.snapshot import ReadSnapshot, Snapshot
+
+_SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+class Write:
+    """One write transaction. Its statements go through here, so it knows what they changed.
+
+    What it learns decides, after the commit, whether the read snapshot can be patched and whether the DM
+    sender is woken: no write method has to say so itself, and none can say it wrong.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._claims: list[Claim] = []
+        self._reload = False
+        self.queued_notice = False
+
+    def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> CursorResult[Any]:
+        """Run a statement that writes no claims (claims go through `claims`)."""
+        if not isinstance(statement, Select):
+            table = statement.table if isinstance(statement, UpdateBase) else None
+            if table is tables.outbox and isinstance(statement, Insert):
+                self.queued_notice = True
+            elif table is None or table is tables.claims or table is tables.gpus:
+                self._reload = True  # the snapshot's data, changed in a way only a reload can see
+        return self._connection.execute(statement, parameters)
+
+    def claims(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Claim]:
+        """Run a statement that writes claims and returns every column of each (``RETURNING``).
+
+        Returns:
+            The claims it wrote, as they are now.
+        """
+        written = [rows.to_claim(row) for row in self._connection.execute(statement, parameters)]
+        self._claims.extend(written)
+        return written
+
+    @property
+    def claims_written(self) -> list[Claim] | None:
+        """Every claim written, as it is now; None when GPUs (or claims some other way) changed too."""
+        return None if self._reload else self._claims
+
+
+class SqlTransactions:
+    """Transactions on a SQL database migrated to head, and the read snapshot they keep current.
+
+    Args:
+        engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
+        on_notice_queued: called, in the writing thread, after a transaction that queued a DM committed,
+            so the sender can deliver it at once instead of at its next poll.
+
+    Raises:
+        ValueError: the engine's database is neither SQLite nor PostgreSQL.
+    """
+
+    def __init__(self, engine: Engine, on_notice_queued: Callable[[], None] = lambda: None) -> None:
+        if engine.dialect.name not in _SUPPORTED_DIALECTS:
+            raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
+        self._engine = engine
+        self._on_notice_queued = on_notice_queued
+        self._read_engine = read_only(engine)
+        self._gpu_copies = rows.Copies(rows.to_gpu)
+        self._claim_copies = rows.Copies(rows.to_claim)
+        self._reads = ReadSnapshot(self._load_snapshot, change_signal(engine))
+        # SQLite has one writer at a time. This process's writers queue here, and the next one starts the
+        # moment the previous one commits; on SQLite's busy handler alone they would poll with sleeps of up
+        # to 100 ms (issue 5, see BENCHMARKS.md). Not a source of truth: other processes still queue on the
+        # busy timeout, and the unique index decides races.
+        self._writer_turn = FifoLock() if engine.dialect.name == "sqlite" else None
+        # Every write checks first that the SQLite file is still the one opened.
+        self._file = FileIdentity.of(engine)
+
+    def check_file(self) -> None:
+        """Check that the SQLite file is still the one opened (a no-op for any other database).
+
+        Raises:
+            StoreReplaced: it was deleted or replaced; from then on, every time.
+        """
+        if self._file is not None:
+            self._file.check()
+
+    def answering_from_memory(self) -> AbstractContextManager[bool]:
+        """Whether the hot reads (`list_gpus`, `active_claims`, `claims_to_warn`, `claims_past_end`) can be
+        answered now, from memory, with no database call that could wait (see `ReadSnapshot.pinned`).
+
+        While it yields True, those reads in this context are served from the snapshot it found current,
+        and any other database call raises, so the caller may make them on an event loop. False on
+        PostgreSQL, before the first load, after a commit, or when the commit counter cannot be read at once.
+
+        Raises:
+            RuntimeError: (inside the block) a call that needs the database.
+        """
+        return self._reads.pinned()
+
+    def _snapshot(self) -> Snapshot:
+        return self._reads.current()
+
+    def _load_snapshot(self) -> tuple[list[Gpu], list[Claim]]:
+        with self._reading() as connection:
+            gpu_rows = connection.execute(rows.PRESENT_GPUS).all()
+            claim_rows = connection.execute(rows.ACTIVE_CLAIMS).all()
+        return self._gpu_copies(gpu_rows), self._claim_copies(claim_rows)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Write]:
+        # One transaction that may write: BEGIN IMMEDIATE on SQLite (see engine.py), committed on exit.
+        self._reads.refuse_if_pinned()
+        self.check_file()
+        with self._turn_to_write(), as_store_errors(), self._engine.connect() as connection:
+            with connection.begin():
+                pending = self._reads.write_started(connection)
+                write = Write(connection)
+                yield write
+                self.check_file()  # once more before the commit confirms it: rolled back if the file went
+            self._reads.write_committed(pending, write.claims_written, connection)
+        if write.queued_notice:
+            self._on_notice_queued()
+
+    @contextmanager
+    def _turn_to_write(self) -> Iterator[None]:
+        if self._writer_turn is None:
+            yield
+            return
+        # As long as SQLite itself would wait for another process's lock, then "busy".
+        if not self._writer_turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise StoreBusy()
+        try:
+            yield
+        finally:
+            self._writer_turn.release()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        self._reads.refuse_if_pinned()
+        with as_store_errors(), self._read_engine.begin() as connection:
+            yield connection
