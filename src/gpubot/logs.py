@@ -20,11 +20,13 @@ class RedactTokens(logging.Filter):
         self._secrets = [secret for secret in secrets if secret]
 
     def redact(self, text: str) -> str:
+        """`text` with the configured secrets and anything shaped like a Slack token replaced."""
         for secret in self._secrets:
             text = text.replace(secret, _REDACTED)
         return _TOKEN.sub(_REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record in place, its message and traceback rendered first; never drops it."""
         record.msg = self.redact(record.getMessage())
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
@@ -35,8 +37,11 @@ class RedactTokens(logging.Filter):
 
 
 class _DropBoltClientWarning(logging.Filter):
-    """Bolt reads SLACK_BOT_TOKEN from the environment itself and, since gpubot hands it a client of its
-    own (for the API URL and `authorize`), warns on every start that the token is unused: by design here."""
+    """Drops Bolt's warning, on every start, that SLACK_BOT_TOKEN goes unused.
+
+    Bolt reads the token from the environment itself; gpubot hands it a client of its own (for the API URL
+    and `authorize`), so the token is unused by design.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("As you gave `client` as well")

@@ -1,5 +1,7 @@
-"""GPU figures as people read them, once for Slack and the terminal: numbers ("n/a" for what a GPU cannot
-report), load badges, the top processes of a GPU, and the date format.
+"""GPU figures and states as people read them, written once for Slack and the terminal.
+
+Numbers ("n/a" for what a GPU cannot report), load badges, the top processes of a GPU, an unclaimed GPU's
+state, and the date format.
 
 Pure: each surface passes in how it writes one process, and escapes or cleans what it needs to.
 """
@@ -45,14 +47,17 @@ def process_lines(processes: Sequence[ProcessSample], line: Callable[[ProcessSam
 
 
 def percent(value: float | None) -> str:
+    """A percentage rounded to a whole number, e.g. "87 %"."""
     return "n/a" if value is None else f"{value:.0f} %"
 
 
 def mib(value: int | None) -> str:
+    """An amount of memory with thousands separators, e.g. "8,300 MiB"."""
     return "n/a" if value is None else f"{value:,} MiB"
 
 
 def temperature(sample: GpuSample) -> str:
+    """The GPU's temperature, e.g. "64 °C"."""
     return "n/a" if sample.temperature_c is None else f"{sample.temperature_c} °C"
 
 

@@ -91,6 +91,9 @@ class Outbox:
         """Delivery failed; schedule the next attempt. False when this sender no longer held it.
 
         Args:
+            item: the notice, as leased by this sender.
+            error: why it failed, kept with the notice for `gpubot doctor` and the logs.
+            retry_after: how long Slack asked to wait (a rate limit), if it did.
             unsettled_since: when an attempt that may have reached Slack began (the answer was lost);
                 None when Slack said no to every attempt. Such a notice waits at least `AMBIGUOUS_RETRY`.
         """

@@ -79,12 +79,19 @@ class NoticeSender:
         delivery_bound_s: float = _DELIVERY_BOUND_S,
         concurrency: int = _CONCURRENCY,
     ) -> None:
-        """Args:
-        beat: called whenever the sender reached the database (each pass, idle or not, and each lease
-            taken): its heartbeat. It stops while the database keeps failing.
-        failure_streak: how failed passes are logged and backed off; tests pass short back-offs.
-        delivery_bound_s: the longest one delivery may take; shorter than the outbox's lease.
-        concurrency: deliveries in flight at once.
+        """Set up the sender; nothing runs until it is started.
+
+        Args:
+            outbox: where the notices come from and their outcomes go.
+            dms: how a notice reaches its holder.
+            clock: the time, for leases and retries.
+            timezone: the host's, for the times written in a DM.
+            wake: set when a new notice is written, so it goes out before the next pass is due.
+            beat: called whenever the sender reached the database (each pass, idle or not, and each lease
+                taken): its heartbeat. It stops while the database keeps failing.
+            failure_streak: how failed passes are logged and backed off; tests pass short back-offs.
+            delivery_bound_s: the longest one delivery may take; shorter than the outbox's lease.
+            concurrency: deliveries in flight at once.
         """
         self._outbox = outbox
         self._dms = dms

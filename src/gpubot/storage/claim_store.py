@@ -243,6 +243,8 @@ class SqlClaimStore(OutboxTransactions):
             ends_at: its new end.
             actor_id: who extended it.
             now: when.
+            expected_ends_at: if given, extend only a claim that still ends then (to the second), so a
+                button pressed twice does not extend twice.
 
         Returns:
             The claim as it is now.

@@ -83,8 +83,10 @@ DUE_NOTICES_OLDEST_FIRST = NOTICE_WITH_CLAIM.where(DUE_NOTICE).order_by(tables.o
 
 
 def upsert(dialect: str, table: Table, values: list[dict[str, Any]], key: list[str], update: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``, so that two writers of one row at once (two daemons, a
-    restart overlapping the old process) cannot race into a unique-constraint error.
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` in the engine's dialect.
+
+    Two writers of one row at once (two daemons, a restart overlapping the old process) then cannot race into
+    a unique-constraint error.
 
     Args:
         dialect: the engine's dialect name, "sqlite" or "postgresql" (they spell it alike).

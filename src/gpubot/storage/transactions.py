@@ -100,8 +100,10 @@ class SqlTransactions:
             self._file.check()
 
     def answering_from_memory(self) -> AbstractContextManager[bool]:
-        """Whether the hot reads (`list_gpus`, `active_claims`, `claims_to_warn`, `claims_past_end`) can be
-        answered now, from memory, with no database call that could wait (see `ReadSnapshot.pinned`).
+        """Whether the hot reads can be answered now, from memory, with no database call that could wait.
+
+        The hot reads are `list_gpus`, `active_claims`, `claims_to_warn` and `claims_past_end` (see
+        `ReadSnapshot.pinned`).
 
         While it yields True, those reads in this context are served from the snapshot it found current,
         and any other database call raises, so the caller may make them on an event loop. False on
