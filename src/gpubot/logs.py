@@ -60,8 +60,9 @@ def configure_logging(level: int, secrets: Iterable[str] = ()) -> None:
     # APScheduler logs every run of the due-work job at INFO: two lines every two seconds.
     logging.getLogger("apscheduler.executors.default").setLevel(max(level, logging.WARNING))
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropBoltClientWarning())
-    # slack_sdk's Web API clients test `logger.level <= DEBUG` rather than `isEnabledFor(DEBUG)`, so on a
-    # logger without a level of its own (0) they render every request and response, whole Home views
-    # included, into a debug string that is then dropped (issue 5: ~13% of the CPU of a Home publish).
+    # slack_sdk's Web API clients test `logger.level <= DEBUG` rather than `isEnabledFor(DEBUG)`, so on a logger without
+    # a level of its own (0) they render every request and response, whole Home views included, into a debug string that
+    # is then dropped: a large share of a Home publish's CPU (see BENCHMARKS.md, 'What was changed to meet the
+    # targets').
     for name in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):
         logging.getLogger(name).setLevel(level)

@@ -11,7 +11,7 @@ from gpubot.core.ports import ClaimStore
 _FIRST_RETRY = timedelta(seconds=2)
 _LONGEST_RETRY = timedelta(minutes=5)
 # A sender holds a notice this long: a little longer than one delivery may take (the sender bounds each),
-# so a notice whose sender died is retried within it (issue 11: a 2-minute lease made DMs 2 minutes late).
+# so a notice whose sender died is retried within it (a lease of minutes would make such DMs minutes late).
 DEFAULT_LEASE = timedelta(seconds=20)
 # After an attempt whose outcome is unknown (time-out, connection lost, Slack's own internal error), wait
 # at least this long before looking in the DM and trying again: Slack may still be posting the first.

@@ -56,7 +56,7 @@ def pack_lines(lines: Sequence[str], max_blocks: int, noun: str) -> list[Block]:
     blocks: list[Block] = []
     chunk: list[str] = []
     # The length of "\n".join(chunk), kept as lines are added: joining the chunk anew for every line made
-    # this quadratic in the lines per section (issue 5).
+    # this quadratic in the lines per section.
     chunk_chars = 0
     shown = 0
     for line in lines:

@@ -1,6 +1,6 @@
 """Delivers the outbox: the DMs gpubot owes people, retried while Slack is unreachable or rate-limits.
 
-No DM is lost or doubled (issue 11):
+No DM is lost or doubled:
 
 * Each delivery is bounded (`_DELIVERY_BOUND_S`) and starts only while this sender's lease has at least
   that long to run, so it never outlives the lease; a few run at once, so one that hangs holds no other.

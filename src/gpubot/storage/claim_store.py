@@ -1,10 +1,10 @@
 """`SqlClaimStore`: the core's `ClaimStore` port on SQLAlchemy (SQLite or PostgreSQL).
 
-Every public method is one transaction, run through SQLAlchemy Core: rows are only ever copied into the
-core's frozen dataclasses, so the ORM's unit of work would add cost and nothing else (issue 5, see
-BENCHMARKS.md). Races are decided by the database: the partial unique index on active claims picks one
-winner among concurrent claims, and every state change is a conditional ``UPDATE ... WHERE status =
-'active'`` so a retried or racing change applies at most once.
+Every public method is one transaction, run through SQLAlchemy Core: rows are only ever copied into the core's frozen
+dataclasses, so the ORM's unit of work would add cost and nothing else (see BENCHMARKS.md, 'What was changed to meet the
+targets'). Races are decided by the database: the partial unique index on active claims picks one winner among
+concurrent claims, and every state change is a conditional ``UPDATE ... WHERE status = 'active'`` so a retried or racing
+change applies at most once.
 
 The hot reads (GPUs, active claims) are answered from the read snapshot (`storage/snapshot.py`); the
 transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`.

@@ -1,7 +1,8 @@
 """The store's prepared statements, and the copies of their rows into the core's frozen dataclasses.
 
-The statements of the hot paths are built once: building a statement costs more than running it on a
-small table (issue 5). Bound parameters are named apart from the columns they set, as SQLAlchemy requires.
+The statements of the hot paths are built once: building a statement costs more than running it on a small table (see
+BENCHMARKS.md, 'What was changed to meet the targets'). Bound parameters are named apart from the columns they set, as
+SQLAlchemy requires.
 """
 
 from __future__ import annotations
@@ -176,9 +177,9 @@ def to_outbox_item(row: AnyRow) -> OutboxItem:
 class Copies(Generic[T]):
     """Rows into objects, reusing the object made from an identical row the last time.
 
-    Most rows are unchanged from one snapshot to the next, and making a Claim cost more than fetching its
-    row (issue 5). Safe from several threads at once: each call builds a new map and only then replaces
-    the old one, so a racing call at worst converts a row again.
+    Most rows are unchanged from one snapshot to the next, and making a Claim cost more than fetching its row (see
+    BENCHMARKS.md, 'What was changed to meet the targets'). Safe from several threads at once: each call builds a new
+    map and only then replaces the old one, so a racing call at worst converts a row again.
     """
 
     def __init__(self, convert: Callable[[AnyRow], T]) -> None:
