@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gpubot.core.load import LoadLevel
+from gpubot.core.load import GpuUse, LoadLevel
 from gpubot.core.models import GpuSample, ProcessSample
 
 LOAD_BADGES = {
@@ -44,6 +44,24 @@ def process_lines(processes: Sequence[ProcessSample], line: Callable[[ProcessSam
     if len(ordered) > PROCESSES_SHOWN:
         lines.append(f"…and {len(ordered) - PROCESSES_SHOWN} more processes")
     return lines
+
+
+def free_state(use: GpuUse, clean: Callable[[str], str], mark: Callable[[str], str] = str) -> str:
+    """An unclaimed GPU's state in words, one wording for every surface.
+
+    "free", "free, but in use by alice's process python (pid 4242)", or "not responding".
+
+    Args:
+        use: what telemetry says of the GPU.
+        clean: how the surface makes the description of whose work it is safe to show (process and user names
+            come from the host): Slack escapes it, the terminal drops control characters.
+        mark: how the surface sets off the state itself (Slack makes it bold); as is by default.
+    """
+    if use.not_responding:
+        return mark("not responding")
+    if use.in_use:
+        return f"{mark('free, but in use')} by {clean(use.description())}"
+    return mark("free")
 
 
 def percent(value: float | None) -> str:

@@ -258,11 +258,8 @@ def free_caveats(dashboard: Dashboard) -> str:
 
 def _free_state(row: GpuRow) -> tuple[str, str]:
     """An unclaimed GPU's badge and state, e.g. ("🟡", "*free, but in use* by alice's process …")."""
-    if row.use.not_responding:
-        return "⚠️", "*not responding*"
-    if row.use.in_use:
-        return "🟡", f"*free, but in use* by {escape(row.use.description())}"
-    return "🟢", "*free*"
+    badge = "⚠️" if row.use.not_responding else "🟡" if row.use.in_use else "🟢"
+    return badge, figures.free_state(row.use, escape, lambda state: f"*{state}*")
 
 
 def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -> str:
