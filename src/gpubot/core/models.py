@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
@@ -158,14 +158,3 @@ class Person:
     user_id: str
     display_name: str
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class ClaimEvent:
-    """One row of the audit log."""
-
-    claim_id: int
-    kind: EventKind
-    actor_id: str | None
-    at: datetime
-    detail: dict[str, str] = field(default_factory=dict)

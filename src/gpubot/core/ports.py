@@ -8,7 +8,6 @@ from typing import Protocol
 
 from gpubot.core.models import (
     Claim,
-    ClaimEvent,
     ClaimStatus,
     EventKind,
     Gpu,
@@ -172,8 +171,4 @@ class ClaimStore(Protocol):
 
         With `lease`, only while that lease holds it. False when nothing changed.
         """
-        ...
-
-    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
-        """The audit log (of one claim, or all), oldest first."""
         ...

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
-from gpubot.core.models import Claim, ClaimEvent, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
+from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
 from gpubot.storage import rows, tables
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
@@ -315,23 +315,6 @@ class SqlClaimStore(OutboxTransactions):
         """
         require_aware(now=now)
         return self._snapshot().claims_past_end(now)
-
-    # -- Audit log ----------------------------------------------------------------------------------
-
-    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
-        """The audit log (of one claim, or all), oldest first.
-
-        Args:
-            claim_id: only this claim's events; None for all.
-
-        Returns:
-            The events in the order they were written.
-        """
-        query = select(*tables.claim_events.c).order_by(tables.claim_events.c.id)
-        if claim_id is not None:
-            query = query.where(tables.claim_events.c.claim_id == claim_id)
-        with self._reading() as connection:
-            return [rows.to_event(row) for row in connection.execute(query)]
 
 
 def _same_second(first: datetime, second: datetime) -> bool:

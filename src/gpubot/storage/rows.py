@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import Insert, Row, Table, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gpubot.core.models import Claim, ClaimEvent, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
+from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
 from gpubot.storage import tables
 from gpubot.storage.tables import UtcDateTime
 
@@ -149,13 +149,6 @@ def to_claim(row: AnyRow) -> Claim:
         warned_at=row.warned_at,
         ended_at=row.ended_at,
         ended_by=row.ended_by,
-    )
-
-
-def to_event(row: AnyRow) -> ClaimEvent:
-    """A row of `claim_events` as a `ClaimEvent`."""
-    return ClaimEvent(
-        claim_id=row.claim_id, kind=EventKind(row.kind), actor_id=row.actor_id, at=row.at, detail=json.loads(row.detail)
     )
 
 
