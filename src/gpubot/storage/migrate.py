@@ -240,18 +240,6 @@ def head_revision() -> str:
     return head
 
 
-def is_at_head(engine: Engine) -> bool:
-    """Whether the database is migrated to the newest revision.
-
-    Args:
-        engine: the database's engine.
-
-    Returns:
-        True when `current_revision` is `head_revision`.
-    """
-    return current_revision(engine) == head_revision()
-
-
 if __name__ == "__main__":
     # `migrate_apart`'s child: the URL on stdin, the reason for a failure as the last line of stderr.
     try:
