@@ -29,6 +29,7 @@ from typing import Any
 from fleet import write_fake_host
 from loopback import LoopbackSlack
 from percentiles import summarize_s
+from sqlalchemy import select
 from targets import gpubot_spec, start_target
 from workloads import REPLY_TIMEOUT_S, gpubot_reply_ok
 
@@ -36,6 +37,7 @@ from gpubot.core.models import EventKind
 from gpubot.standin import Call, payloads
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
+from gpubot.storage.tables import claim_events
 
 # gpubot's due-work tick (daemon._DUE_WORK_INTERVAL); a DM can be this late from the tick alone.
 TICK_S = 2.0
@@ -78,7 +80,9 @@ def _lateness(
     engine = make_engine(f"sqlite:///{database}")
     try:
         store = SqlClaimStore(engine)
-        events = store.events()
+        # The audit log, read directly: gpubot itself only writes it.
+        with engine.connect() as connection:
+            events = connection.execute(select(claim_events.c.claim_id, claim_events.c.kind, claim_events.c.at)).all()
         claims = {claim_id: store.get_claim(claim_id) for claim_id in {event.claim_id for event in events}}
     finally:
         engine.dispose()
@@ -88,7 +92,7 @@ def _lateness(
         kind = "warning" if "ends soon" in text else "expiry" if "expired" in text else None
         if kind is not None:
             arrivals.setdefault((str(call.params.get("channel")), kind), _wall(call.received_at, perf_to_wall_s))
-    marked = {(event.claim_id, event.kind): event.at for event in events}
+    marked = {(event.claim_id, EventKind(event.kind)): event.at for event in events}
     late: dict[str, list[float]] = {"warning_dm": [], "expiry_dm": [], "warning_marked": [], "expiry_marked": []}
     missing = {"warning": 0, "expiry": 0}
     warn_before = timedelta(seconds=plan.warn_before_s)

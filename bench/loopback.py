@@ -16,7 +16,8 @@ import uuid
 from dataclasses import dataclass
 
 from gpubot.standin import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN, DEFAULT_SCOPES, Ack, Call, payloads
-from gpubot.standin.server import CallLog, StandinServer
+from gpubot.standin.calls import CallLog
+from gpubot.standin.server import StandinServer
 from gpubot.standin.web_api import Body
 
 

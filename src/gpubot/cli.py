@@ -21,6 +21,7 @@ EX_USAGE = 2  # what argparse itself exits with on a malformed command line
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `gpubot` command line: `serve` and the host and maintenance commands, each with its help."""
     parser = argparse.ArgumentParser(prog="gpubot", description="Share a team's NVIDIA GPUs from Slack.")
     parser.add_argument("--version", action="version", version=f"gpubot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

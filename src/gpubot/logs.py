@@ -20,11 +20,13 @@ class RedactTokens(logging.Filter):
         self._secrets = [secret for secret in secrets if secret]
 
     def redact(self, text: str) -> str:
+        """`text` with the configured secrets and anything shaped like a Slack token replaced."""
         for secret in self._secrets:
             text = text.replace(secret, _REDACTED)
         return _TOKEN.sub(_REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record in place, its message and traceback rendered first; never drops it."""
         record.msg = self.redact(record.getMessage())
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
@@ -35,8 +37,11 @@ class RedactTokens(logging.Filter):
 
 
 class _DropBoltClientWarning(logging.Filter):
-    """Bolt reads SLACK_BOT_TOKEN from the environment itself and, since gpubot hands it a client of its
-    own (for the API URL and `authorize`), warns on every start that the token is unused: by design here."""
+    """Drops Bolt's warning, on every start, that SLACK_BOT_TOKEN goes unused.
+
+    Bolt reads the token from the environment itself; gpubot hands it a client of its own (for the API URL
+    and `authorize`), so the token is unused by design.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("As you gave `client` as well")
@@ -55,8 +60,9 @@ def configure_logging(level: int, secrets: Iterable[str] = ()) -> None:
     # APScheduler logs every run of the due-work job at INFO: two lines every two seconds.
     logging.getLogger("apscheduler.executors.default").setLevel(max(level, logging.WARNING))
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropBoltClientWarning())
-    # slack_sdk's Web API clients test `logger.level <= DEBUG` rather than `isEnabledFor(DEBUG)`, so on a
-    # logger without a level of its own (0) they render every request and response, whole Home views
-    # included, into a debug string that is then dropped (issue 5: ~13% of the CPU of a Home publish).
+    # slack_sdk's Web API clients test `logger.level <= DEBUG` rather than `isEnabledFor(DEBUG)`, so on a logger without
+    # a level of its own (0) they render every request and response, whole Home views included, into a debug string that
+    # is then dropped: a large share of a Home publish's CPU (see BENCHMARKS.md, 'What was changed to meet the
+    # targets').
     for name in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):
         logging.getLogger(name).setLevel(level)

@@ -9,4 +9,5 @@ class SystemClock:
     """The real clock, in UTC."""
 
     def now(self) -> datetime:
+        """The current time, in UTC."""
         return datetime.now(timezone.utc)

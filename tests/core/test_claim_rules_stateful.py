@@ -17,6 +17,7 @@ from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, No
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
+from tests.audit import audit_log
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 GPUS = 3
@@ -101,13 +102,13 @@ class ClaimRules(RuleBasedStateMachine):
             for item in self.store.pending_notices(self.clock.now() + FAR_FUTURE, limit=10_000)
             if item.notice.kind is NoticeKind.EXPIRY_WARNING
         )
-        extensions = Counter(e.claim_id for e in self.store.events() if e.kind is EventKind.EXTENDED)
+        extensions = Counter(e.claim_id for e in audit_log(self.store) if e.kind is EventKind.EXTENDED)
         for claim_id, count in warnings.items():
             assert count <= 1 + extensions[claim_id]
 
     @invariant()
     def ended_claims_stay_ended(self):
-        for event in self.store.events():
+        for event in audit_log(self.store):
             if event.kind in (EventKind.RELEASED, EventKind.EXPIRED, EventKind.FORCE_RELEASED):
                 assert self.store.get_claim(event.claim_id).status is not ClaimStatus.ACTIVE
 

@@ -9,6 +9,7 @@ from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, No
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
+from tests.audit import audit_log
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 MINUTE = timedelta(minutes=1)
@@ -50,7 +51,7 @@ def test_a_claim_is_warned_once_inside_the_lead_time_then_expired(service, store
     assert store.get_claim(claim.id).status is ClaimStatus.EXPIRED
     assert service.dashboard(None).free_count == 2
     assert notices(store, clock) == [(NoticeKind.EXPIRY_WARNING, "U1"), (NoticeKind.EXPIRED, "U1")]
-    assert [e.kind for e in store.events(claim.id)][-1] is EventKind.EXPIRED
+    assert [e.kind for e in audit_log(store, claim.id)][-1] is EventKind.EXPIRED
 
 
 def test_after_downtime_an_overdue_claim_is_expired_without_a_late_warning(service, store, clock):

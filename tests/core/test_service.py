@@ -20,6 +20,7 @@ from gpubot.core.models import ClaimStatus, EventKind, GpuSample, HostSample, No
 from gpubot.core.policy import ClaimPolicy, check_purpose
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
+from tests.audit import audit_log
 from tests.fakes import FakeClock, InMemoryClaimStore
 
 HOUR = timedelta(hours=1)
@@ -51,7 +52,7 @@ def test_claim_uses_default_duration_and_writes_an_event(service, store, clock):
     (claim,) = outcome.claims
     assert (claim.gpu_index, claim.user_id, claim.purpose) == (0, "U1", "train")
     assert claim.ends_at == clock.now() + 2 * HOUR
-    assert [e.kind for e in store.events(claim.id)] == [EventKind.CLAIMED]
+    assert [e.kind for e in audit_log(store, claim.id)] == [EventKind.CLAIMED]
 
 
 def test_claim_several_is_all_or_nothing(service, store):
@@ -146,7 +147,7 @@ def test_admin_force_release_queues_a_dm_to_the_holder(service, store, clock):
     claim = service.claim("U2", gpus(0), "eval", None).claims[0]
     outcome = service.release("UADMIN", gpus(0))
     assert outcome.released == () and [c.id for c in outcome.forced] == [claim.id]
-    assert store.events(claim.id)[-1].kind is EventKind.FORCE_RELEASED
+    assert audit_log(store, claim.id)[-1].kind is EventKind.FORCE_RELEASED
     (item,) = store.pending_notices(clock.now())
     assert (item.notice.kind, item.notice.user_id, item.notice.actor_id) == (NoticeKind.FORCE_RELEASED, "U2", "UADMIN")
 

@@ -24,6 +24,7 @@ from gpubot.core.service import ClaimService
 from gpubot.slack import actions
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p
+from tests.audit import audit_log
 from tests.fakes import FakeClock, InMemoryClaimStore
 from tests.slack.harness import InProcessApp
 
@@ -295,7 +296,7 @@ def slack() -> Iterator[SlackStandin]:
 
 def _state(store: InMemoryClaimStore) -> tuple[Any, ...]:
     far = FakeClock().now() + timedelta(days=3650)
-    return (store.active_claims(), store.events(), store.pending_notices(far, limit=1000))
+    return (store.active_claims(), audit_log(store), store.pending_notices(far, limit=1000))
 
 
 class BrokenService(ClaimService):

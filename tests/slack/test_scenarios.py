@@ -19,7 +19,7 @@ from gpubot.core.policy import ClaimPolicy
 from gpubot.slack import actions
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p
-from gpubot.standin.server import Call
+from gpubot.standin.calls import Call
 from tests.slack.harness import InProcessApp
 
 ALICE = "U0ALICE"

@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive
 from gpubot.core.models import (
     Claim,
-    ClaimEvent,
     ClaimStatus,
     EventKind,
     Gpu,
@@ -21,6 +20,8 @@ from gpubot.core.models import (
 )
 from gpubot.core.ports import ClaimStore, PeopleStore
 from gpubot.storage.claim_store import SqlClaimStore
+from tests.audit import audit_log
+from tests.fakes import ClaimEvent
 from tests.notices import pending_notices
 from tests.storage.conftest import needs_postgres
 
@@ -67,12 +68,12 @@ def test_create_claims_returns_active_claims_with_ids_and_claimed_events(store: 
     )
     assert store.get_claim(first.id) == first
     assert store.active_claims() == claims
-    assert store.events(first.id) == [ClaimEvent(first.id, EventKind.CLAIMED, "U_ALICE", NOW)]
+    assert audit_log(store, first.id) == [ClaimEvent(first.id, EventKind.CLAIMED, "U_ALICE", NOW)]
 
 
 def test_conflict_names_current_holder_and_writes_nothing(store: ClaimStore) -> None:
     held = claim_one(store, GPU1, "U_ALICE", NOW + 2 * HOUR)
-    events_before = store.events()
+    events_before = audit_log(store)
 
     with pytest.raises(AlreadyHeld) as refused:
         # GPU 0 is free, GPU 1 is not: all or nothing means GPU 0 is not claimed either.
@@ -81,7 +82,7 @@ def test_conflict_names_current_holder_and_writes_nothing(store: ClaimStore) -> 
     assert (refused.value.gpu_index, refused.value.holder_id) == (1, "U_ALICE")
     assert refused.value.ends_at == NOW + 2 * HOUR
     assert store.active_claims() == [held]
-    assert store.events() == events_before
+    assert audit_log(store) == events_before
 
 
 def test_conflict_names_the_holder_even_when_they_claimed_under_another_index(store: ClaimStore) -> None:
@@ -124,7 +125,7 @@ def test_gpu_can_be_claimed_again_once_its_claim_ended(store: ClaimStore) -> Non
 
 def test_create_nothing(store: ClaimStore) -> None:
     assert store.create_claims([]) == []
-    assert store.events() == []
+    assert audit_log(store) == []
 
 
 def test_two_claims_of_one_gpu_in_one_batch_are_a_caller_error(store: ClaimStore) -> None:
@@ -145,14 +146,14 @@ def test_release_ends_claim_with_event(store: ClaimStore) -> None:
     assert (ended.ended_at, ended.ended_by) == (NOW + HOUR / 2, "U_ALICE")
     assert store.get_claim(claim.id) == ended
     assert store.active_claims() == []
-    assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.RELEASED]
+    assert kinds(audit_log(store, claim.id)) == [EventKind.CLAIMED, EventKind.RELEASED]
     assert pending_notices(store, NOW + HOUR) == []
 
 
 def test_second_end_raises_and_writes_nothing(store: ClaimStore) -> None:
     claim = claim_one(store)
     ended = store.end_claim(claim.id, ClaimStatus.EXPIRED, EventKind.EXPIRED, None, NOW + HOUR)
-    events_before = store.events()
+    events_before = audit_log(store)
     notice = Notice(NoticeKind.FORCE_RELEASED, "U_ALICE", claim.id, "U_ADMIN")
 
     with pytest.raises(ClaimNotActive) as refused:
@@ -160,7 +161,7 @@ def test_second_end_raises_and_writes_nothing(store: ClaimStore) -> None:
 
     assert refused.value.claim_id == claim.id
     assert store.get_claim(claim.id) == ended
-    assert store.events() == events_before
+    assert audit_log(store) == events_before
     assert pending_notices(store, NOW + 2 * HOUR) == []
 
 
@@ -203,8 +204,8 @@ def test_force_release_queues_notice_with_the_change(store: ClaimStore) -> None:
     assert item.notice == notice
     assert item.claim == ended  # the claim as it is now: released
     assert item.attempts == 0
-    assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.FORCE_RELEASED]
-    assert store.events(claim.id)[-1].actor_id == "U_ADMIN"
+    assert kinds(audit_log(store, claim.id)) == [EventKind.CLAIMED, EventKind.FORCE_RELEASED]
+    assert audit_log(store, claim.id)[-1].actor_id == "U_ADMIN"
 
 
 # -- extend_claim -------------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_extend_moves_end_clears_warning_and_records_from_and_to(store: ClaimSto
     assert extended.ends_at == NOW + 3 * HOUR
     assert extended.warned_at is None
     assert store.get_claim(claim.id) == extended
-    event = store.events(claim.id)[-1]
+    event = audit_log(store, claim.id)[-1]
     assert event == ClaimEvent(
         claim.id,
         EventKind.EXTENDED,
@@ -234,7 +235,7 @@ def test_extend_moves_end_clears_warning_and_records_from_and_to(store: ClaimSto
 def test_extending_an_ended_claim_raises_and_writes_nothing(store: ClaimStore) -> None:
     claim = claim_one(store)
     ended = store.end_claim(claim.id, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW)
-    events_before = store.events()
+    events_before = audit_log(store)
 
     with pytest.raises(ClaimNotActive):
         store.extend_claim(claim.id, NOW + 5 * HOUR, "U_ALICE", NOW)
@@ -242,7 +243,7 @@ def test_extending_an_ended_claim_raises_and_writes_nothing(store: ClaimStore) -
         store.extend_claim(12345, NOW + 5 * HOUR, "U_ALICE", NOW)
 
     assert store.get_claim(claim.id) == ended
-    assert store.events() == events_before
+    assert audit_log(store) == events_before
 
 
 # -- warnings -----------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def test_extend_with_an_expected_end_changes_nothing_once_it_moved(store: ClaimS
         store.extend_claim(claim.id, NOW + 3 * HOUR, "U_ALICE", NOW, expected_ends_at=claim.ends_at)
     assert changed.value.ends_at == NOW + 2 * HOUR
     assert store.get_claim(claim.id).ends_at == NOW + 2 * HOUR
-    assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.EXTENDED]
+    assert kinds(audit_log(store, claim.id)) == [EventKind.CLAIMED, EventKind.EXTENDED]
 
 
 def test_claims_to_warn_window_edges(store: ClaimStore) -> None:
@@ -286,7 +287,7 @@ def test_mark_warned_only_once(store: ClaimStore) -> None:
     assert store.mark_warned(claim.id, NOW + HOUR / 2, notice) is False
 
     assert store.get_claim(claim.id).warned_at == NOW + HOUR / 2  # type: ignore[union-attr]
-    assert kinds(store.events(claim.id)) == [EventKind.CLAIMED, EventKind.WARNED]
+    assert kinds(audit_log(store, claim.id)) == [EventKind.CLAIMED, EventKind.WARNED]
     assert [item.notice for item in pending_notices(store, NOW + HOUR)] == [notice]
     assert store.claims_to_warn(NOW + HOUR / 2, HOUR) == []
 
@@ -427,7 +428,7 @@ def test_events_of_all_claims_in_the_order_written(store: ClaimStore) -> None:
     store.end_claim(a.id, ClaimStatus.RELEASED, EventKind.RELEASED, "U_ALICE", NOW)
     store.extend_claim(b.id, NOW + 2 * HOUR, "U_BOB", NOW)
 
-    events = store.events()
+    events = audit_log(store)
 
     assert [(e.claim_id, e.kind) for e in events] == [
         (a.id, EventKind.CLAIMED),
@@ -436,7 +437,7 @@ def test_events_of_all_claims_in_the_order_written(store: ClaimStore) -> None:
         (b.id, EventKind.EXTENDED),
     ]
     assert events[0].detail == {}
-    assert store.events(b.id) == [events[1], events[3]]
+    assert audit_log(store, b.id) == [events[1], events[3]]
 
 
 # -- time handling ------------------------------------------------------------------------------------
@@ -451,7 +452,7 @@ def test_times_come_back_as_aware_utc(store: ClaimStore) -> None:
     stored = store.get_claim(claim.id)
 
     assert stored is not None
-    for value in (stored.started_at, stored.ends_at, stored.warned_at, store.events(claim.id)[0].at):
+    for value in (stored.started_at, stored.ends_at, stored.warned_at, audit_log(store, claim.id)[0].at):
         assert value is not None
         assert value.tzinfo == timezone.utc
     assert stored.started_at == started

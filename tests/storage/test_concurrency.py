@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from gpubot.core.models import ClaimStatus
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
-from gpubot.storage.migrate import is_at_head, upgrade_to_head
+from gpubot.storage.migrate import current_revision, head_revision, upgrade_to_head
 from tests.storage import workers
 from tests.storage.conftest import needs_postgres
 
@@ -99,8 +99,8 @@ def test_two_processes_migrate_one_empty_file_at_once(sqlite_url: str) -> None:
     assert _collect(results, 2) == [("ok",), ("ok",)]
     engine = make_engine(sqlite_url)
     try:
-        assert is_at_head(engine)
+        assert current_revision(engine) == head_revision()
         upgrade_to_head(engine)  # and a third, later, finds nothing to do
-        assert is_at_head(engine)
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()

@@ -22,7 +22,6 @@ from gpubot.storage.migrate import (
     alembic_config,
     current_revision,
     head_revision,
-    is_at_head,
     migrate_apart,
     script_location,
     upgrade_to_head,
@@ -48,26 +47,25 @@ def empty_engine(sqlite_url: str) -> Iterator[Engine]:
 
 def test_upgrade_of_an_empty_file_builds_exactly_the_metadata(empty_engine: Engine) -> None:
     assert current_revision(empty_engine) is None
-    assert not is_at_head(empty_engine)
 
     upgrade_to_head(empty_engine)
 
     assert schema_differences(empty_engine) == []
     assert current_revision(empty_engine) == head_revision() == SCHEMA_REVISION
-    assert is_at_head(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
 
 
 @needs_postgres
 def test_postgres_at_head_matches_the_metadata(postgres_engine: Engine) -> None:
     assert schema_differences(postgres_engine) == []
-    assert is_at_head(postgres_engine)
+    assert current_revision(postgres_engine) == head_revision()
 
 
 def test_upgrade_again_changes_nothing(sqlite_engine: Engine) -> None:
     upgrade_to_head(sqlite_engine)
     upgrade_to_head(str(sqlite_engine.url))
 
-    assert is_at_head(sqlite_engine)
+    assert current_revision(sqlite_engine) == head_revision()
     assert schema_differences(sqlite_engine) == []
 
 
@@ -80,7 +78,7 @@ def test_database_stamped_at_base_upgrades(empty_engine: Engine) -> None:
 
     upgrade_to_head(empty_engine)
 
-    assert is_at_head(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
     assert schema_differences(empty_engine) == []
 
 
@@ -206,7 +204,7 @@ def test_developer_cli_migrates_from_the_environment_url(sqlite_url: str) -> Non
     assert result.returncode == 0, result.stderr
     engine = make_engine(sqlite_url)
     try:
-        assert is_at_head(engine)
+        assert current_revision(engine) == head_revision()
         assert schema_differences(engine) == []
     finally:
         engine.dispose()

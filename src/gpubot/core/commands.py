@@ -35,6 +35,8 @@ class RealtimeCommand:
 
 @dataclass(frozen=True)
 class ClaimCommand:
+    """`/gpu claim <gpus> <duration> <purpose>`; no duration means the policy's default."""
+
     selection: GpuSelection
     purpose: Purpose
     duration: timedelta | None
@@ -54,6 +56,8 @@ class ReleaseCommand:
 
 @dataclass(frozen=True)
 class ExtendCommand:
+    """`/gpu extend <gpus> <duration>`: push the end of the caller's claims back by `duration`."""
+
     selection: GpuSelection
     duration: timedelta
 

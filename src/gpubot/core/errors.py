@@ -90,6 +90,7 @@ class AlreadyHeld(ClaimRefused):
 
     @property
     def people(self) -> tuple[str, ...]:
+        """The holder the message names, so each surface can write them its own way."""
         return (self.holder_id,)
 
 
@@ -133,6 +134,7 @@ class NotHolder(ClaimRefused):
 
     @property
     def people(self) -> tuple[str, ...]:
+        """The holder the message names, so each surface can write them its own way."""
         return (self.holder_id,)
 
 

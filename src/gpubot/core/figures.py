@@ -1,5 +1,7 @@
-"""GPU figures as people read them, once for Slack and the terminal: numbers ("n/a" for what a GPU cannot
-report), load badges, the top processes of a GPU, and the date format.
+"""GPU figures and states as people read them, written once for Slack and the terminal.
+
+Numbers ("n/a" for what a GPU cannot report), load badges, the top processes of a GPU, an unclaimed GPU's
+state, and the date format.
 
 Pure: each surface passes in how it writes one process, and escapes or cleans what it needs to.
 """
@@ -10,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gpubot.core.load import LoadLevel
+from gpubot.core.load import GpuUse, LoadLevel
 from gpubot.core.models import GpuSample, ProcessSample
 
 LOAD_BADGES = {
@@ -44,15 +46,36 @@ def process_lines(processes: Sequence[ProcessSample], line: Callable[[ProcessSam
     return lines
 
 
+def free_state(use: GpuUse, clean: Callable[[str], str], mark: Callable[[str], str] = str) -> str:
+    """An unclaimed GPU's state in words, one wording for every surface.
+
+    "free", "free, but in use by alice's process python (pid 4242)", or "not responding".
+
+    Args:
+        use: what telemetry says of the GPU.
+        clean: how the surface makes the description of whose work it is safe to show (process and user names
+            come from the host): Slack escapes it, the terminal drops control characters.
+        mark: how the surface sets off the state itself (Slack makes it bold); as is by default.
+    """
+    if use.not_responding:
+        return mark("not responding")
+    if use.in_use:
+        return f"{mark('free, but in use')} by {clean(use.description())}"
+    return mark("free")
+
+
 def percent(value: float | None) -> str:
+    """A percentage rounded to a whole number, e.g. "87 %"."""
     return "n/a" if value is None else f"{value:.0f} %"
 
 
 def mib(value: int | None) -> str:
+    """An amount of memory with thousands separators, e.g. "8,300 MiB"."""
     return "n/a" if value is None else f"{value:,} MiB"
 
 
 def temperature(sample: GpuSample) -> str:
+    """The GPU's temperature, e.g. "64 °C"."""
     return "n/a" if sample.temperature_c is None else f"{sample.temperature_c} °C"
 
 

@@ -27,7 +27,7 @@ class UtilizationHistory:
         self._buckets = buckets
         self._series: dict[str, deque[_Bucket]] = {}
         # Trends already computed, valid until the next record or the next bucket: every Home publish
-        # asks for every GPU's, and between two samples the answers cannot change (issue 5).
+        # asks for every GPU's, and between two samples the answers cannot change.
         self._trends: dict[str, tuple[float | None, ...]] = {}
         self._trends_index: int | None = None
 

@@ -9,6 +9,8 @@ from gpubot.core.models import GpuSample, ProcessSample
 
 
 class LoadLevel(str, enum.Enum):
+    """How busy a GPU is by its latest sample, as its badge shows it; the value is the word people read."""
+
     HIGH = "high load"
     ACTIVE = "active"
     IDLE = "idle"
@@ -62,10 +64,12 @@ class GpuUse:
 
     @property
     def in_use(self) -> bool:
+        """Something runs on it, so claiming it would share it with that work."""
         return self.availability is Availability.IN_USE
 
     @property
     def not_responding(self) -> bool:
+        """Telemetry could not read it at all: no one is offered it."""
         return self.availability is Availability.NOT_RESPONDING
 
     def description(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
@@ -38,6 +38,7 @@ class GpuSample:
 
     @property
     def memory_used_pct(self) -> float | None:
+        """Used memory as a share of the total; None when either is unknown or the total is zero."""
         if self.memory_used_mib is None or not self.memory_total_mib:
             return None
         return 100.0 * self.memory_used_mib / self.memory_total_mib
@@ -63,6 +64,8 @@ class Gpu:
 
 
 class ClaimStatus(str, enum.Enum):
+    """Where a claim is in its life: active until released by a person or expired at its end."""
+
     ACTIVE = "active"
     RELEASED = "released"
     EXPIRED = "expired"
@@ -97,6 +100,7 @@ class Claim:
     ended_by: str | None = None
 
     def time_left(self, now: datetime) -> timedelta:
+        """How long until the claim ends, never negative."""
         return max(self.ends_at - now, timedelta(0))
 
 
@@ -154,14 +158,3 @@ class Person:
     user_id: str
     display_name: str
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class ClaimEvent:
-    """One row of the audit log."""
-
-    claim_id: int
-    kind: EventKind
-    actor_id: str | None
-    at: datetime
-    detail: dict[str, str] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from gpubot.core.ports import ClaimStore
 _FIRST_RETRY = timedelta(seconds=2)
 _LONGEST_RETRY = timedelta(minutes=5)
 # A sender holds a notice this long: a little longer than one delivery may take (the sender bounds each),
-# so a notice whose sender died is retried within it (issue 11: a 2-minute lease made DMs 2 minutes late).
+# so a notice whose sender died is retried within it (a lease of minutes would make such DMs minutes late).
 DEFAULT_LEASE = timedelta(seconds=20)
 # After an attempt whose outcome is unknown (time-out, connection lost, Slack's own internal error), wait
 # at least this long before looking in the DM and trying again: Slack may still be posting the first.
@@ -91,6 +91,9 @@ class Outbox:
         """Delivery failed; schedule the next attempt. False when this sender no longer held it.
 
         Args:
+            item: the notice, as leased by this sender.
+            error: why it failed, kept with the notice for `gpubot doctor` and the logs.
+            retry_after: how long Slack asked to wait (a rate limit), if it did.
             unsettled_since: when an attempt that may have reached Slack began (the answer was lost);
                 None when Slack said no to every attempt. Such a notice waits at least `AMBIGUOUS_RETRY`.
         """

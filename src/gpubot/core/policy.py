@@ -55,8 +55,10 @@ class ClaimPolicy:
     load: LoadThresholds = field(default_factory=LoadThresholds)
 
     def check_duration(self, duration: timedelta) -> None:
-        """Raises:
-        DurationOutOfBounds: the duration is outside the configured bounds.
+        """Check that a claim or extension may last `duration`.
+
+        Raises:
+            DurationOutOfBounds: the duration is outside the configured bounds.
         """
         if duration < self.min_duration:
             raise DurationOutOfBounds(

@@ -8,7 +8,6 @@ from typing import Protocol
 
 from gpubot.core.models import (
     Claim,
-    ClaimEvent,
     ClaimStatus,
     EventKind,
     Gpu,
@@ -80,8 +79,9 @@ class ClaimStore(Protocol):
         ...
 
     def create_claims(self, new_claims: Sequence[NewClaim], *, confirm_by_dm: bool = False) -> list[Claim]:
-        """Write several claims all or nothing, each with a `claimed` event (and, with `confirm_by_dm`, a
-        `claimed` DM to its holder in the same transaction).
+        """Write several claims all or nothing, each with a `claimed` event.
+
+        With `confirm_by_dm`, each also gets a `claimed` DM to its holder in the same transaction.
 
         Raises:
             AlreadyHeld: one of the GPUs already has an active claim; nothing was written.
@@ -137,10 +137,12 @@ class ClaimStore(Protocol):
         ...
 
     def lease_notices(self, now: datetime, lease_until: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Take due notices (unsent, next attempt due; oldest first) for delivery, and in the same transaction
-        push their next attempt to `lease_until` under a new lease token, so a second sender (another daemon
-        on the same database) skips them. Each is marked unsettled from `now` unless it already was; each
-        item returned carries its lease and the unsettled time from before (an earlier attempt's, or None)."""
+        """Take due notices (unsent, next attempt due; oldest first) for delivery.
+
+        In the same transaction this pushes their next attempt to `lease_until` under a new lease token, so a second
+        sender (another daemon on the same database) skips them. Each is marked unsettled from `now` unless it already
+        was; each item returned carries its lease and the unsettled time from before (an earlier attempt's, or None).
+        """
         ...
 
     def mark_notice_sent(self, notice_id: int, now: datetime) -> None:
@@ -157,16 +159,16 @@ class ClaimStore(Protocol):
         unsettled_since: datetime | None = None,
         count_attempt: bool = True,
     ) -> bool:
-        """Record a failed delivery; the notice is tried again at `retry_at`. With `lease`, only while that lease
-        holds it. `unsettled_since`: when an attempt that may have reached Slack began, None when none may
-        have. False when nothing changed (sent, given up, or the lease lost)."""
+        """Record a failed delivery; the notice is tried again at `retry_at`.
+
+        With `lease`, only while that lease holds it. `unsettled_since`: when an attempt that may have reached Slack
+        began, None when none may have. False when nothing changed (sent, given up, or the lease lost).
+        """
         ...
 
     def abandon_notice(self, notice_id: int, now: datetime, reason: str, *, lease: str | None = None) -> bool:
-        """Give the notice up for good (undeliverable, or no longer meaningful), `reason` kept. With `lease`, only
-        while that lease holds it. False when nothing changed."""
-        ...
+        """Give the notice up for good (undeliverable, or no longer meaningful), `reason` kept.
 
-    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
-        """The audit log (of one claim, or all), oldest first."""
+        With `lease`, only while that lease holds it. False when nothing changed.
+        """
         ...

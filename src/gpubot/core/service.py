@@ -41,8 +41,11 @@ from gpubot.core.selection import GpuSelection
 
 @dataclass(frozen=True)
 class GpuRow:
-    """One GPU as a person sees it: the GPU, its active claim if any, its latest sample if any, and what
-    that sample says of its use (for an unclaimed GPU: free, free but in use, or not responding)."""
+    """One GPU as a person sees it.
+
+    The GPU, its active claim if any, its latest sample if any, and what that sample says of its use (for an
+    unclaimed GPU: free, free but in use, or not responding).
+    """
 
     gpu: Gpu
     claim: Claim | None
@@ -93,6 +96,8 @@ class DueReport:
 
 @dataclass(frozen=True)
 class ClaimOutcome:
+    """The claims just made, and what the claimer should know about them."""
+
     claims: tuple[Claim, ...]
     # Claimed anyway, but worth knowing: e.g. someone's unclaimed job is running on the GPU.
     warnings: tuple[str, ...] = ()
@@ -100,6 +105,8 @@ class ClaimOutcome:
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
+    """The claims just ended: all of them, and those of them an admin ended for someone else."""
+
     released: tuple[Claim, ...]
     # Claims of other people ended by an admin; their holders get a DM.
     forced: tuple[Claim, ...]
@@ -107,6 +114,8 @@ class ReleaseOutcome:
 
 @dataclass(frozen=True)
 class ExtendOutcome:
+    """The claims just extended, with their new ends, as of `now`."""
+
     claims: tuple[Claim, ...]
     # True when the maximum duration (counted from now) cut an extension short.
     capped: bool
@@ -332,8 +341,10 @@ class ClaimService:
         uses: dict[str, GpuUse],
         confirm_by_dm: bool,
     ) -> ClaimOutcome:
-        """Claim one free GPU: an idle one if any, then one without telemetry, then one in use; never one
-        that is not responding."""
+        """Claim one free GPU, the most usable first.
+
+        An idle one if any, then one without telemetry, then one in use; never one that is not responding.
+        """
         now = self._clock.now()
         self._expire_overdue(now)
         held = {claim.gpu_uuid for claim in self._store.active_claims(self.host)}

@@ -32,31 +32,39 @@ NOT_OURS = "That button is not one of gpubot's."
 
 @dataclass(frozen=True)
 class ExtendRequest:
+    """What an "extend" button asks for: which claim, by how much, and the end the person saw."""
+
     claim_id: int
     duration: timedelta
     expected_ends_at: datetime
 
 
 def release_action_id(claim_id: int) -> str:
+    """The action id of a claim's "Release" button."""
     return f"release:{claim_id}"
 
 
 def extend_action_id(claim_id: int, duration: timedelta | None) -> str:
+    """The action id of a claim's "extend by `duration`" button, or of its duration menu when None."""
     # Ids must be unique within a message or view: one per claim and per offered duration.
     return f"extend:{claim_id}:{int(duration.total_seconds())}" if duration else f"extend_choice:{claim_id}"
 
 
 def claim_gpu_action_id(gpu_index: int) -> str:
+    """The action id of the Home tab's "Claim" button of one GPU."""
     return f"claim_gpu:{gpu_index}"
 
 
 def extend_value(claim_id: int, duration: timedelta, ends_at: datetime) -> str:
+    """An "extend" button's value: the claim, the duration and the end shown, read back by `parse_extend_value`."""
     return f"{claim_id}:{int(duration.total_seconds())}:{int(ends_at.timestamp())}"
 
 
 def parse_extend_value(value: object) -> ExtendRequest:
-    """Raises:
-    CommandError: the value was not made by `extend_value`.
+    """Read an "extend" button's value back.
+
+    Raises:
+        CommandError: the value was not made by `extend_value`.
     """
     match = _EXTEND_VALUE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
@@ -66,8 +74,10 @@ def parse_extend_value(value: object) -> ExtendRequest:
 
 
 def parse_int(value: object) -> int:
-    """Raises:
-    CommandError: the value is not a number gpubot put there.
+    """Read a number gpubot put in a button or menu value.
+
+    Raises:
+        CommandError: the value is not a number gpubot put there.
     """
     if not isinstance(value, str) or not _NUMBER.fullmatch(value):
         raise CommandError(NOT_OURS)

@@ -16,6 +16,7 @@ from gpubot.slack import actions, messages
 from gpubot.slack.commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
+from gpubot.slack.manifest import SLASH_COMMAND
 from gpubot.slack.tasks import AfterAck
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def build_app(
     )
     seen_events = _RecentIds()
 
-    @app.command("/gpu")
+    @app.command(SLASH_COMMAND)
     async def on_gpu_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         text = command.get("text")
         match await commands.answer(command["user_id"], text if isinstance(text, str) else ""):

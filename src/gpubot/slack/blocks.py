@@ -1,5 +1,8 @@
-"""Block Kit primitives: the blocks and elements every Slack message and view is built of, within Block Kit's
-limits. Pure; the messages are in `slack.messages`, the Home tab and the claim form in `slack.views`."""
+"""Block Kit primitives: the blocks and elements every Slack message and view is built of.
+
+Each stays within Block Kit's limits. Pure; the messages are in `slack.messages`, the Home tab and the claim form in
+`slack.views`.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class Message:
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    """A button element; `style` is Slack's "primary" or "danger", or None for the plain one."""
     element: Block = {"type": "button", "text": plain(text), "action_id": action_id, "value": value}
     if style:
         element["style"] = style
@@ -36,10 +40,12 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
 
 
 def option(text: str, value: str) -> Block:
+    """One choice of a select menu."""
     return {"text": plain(text), "value": value}
 
 
 def plain(text: str) -> Block:
+    """A plain_text object (emoji shortcodes rendered), cut to Slack's limit."""
     return {"type": "plain_text", "text": truncate(text, MAX_PLAIN_TEXT_CHARS), "emoji": True}
 
 
@@ -50,7 +56,7 @@ def pack_lines(lines: Sequence[str], max_blocks: int, noun: str) -> list[Block]:
     blocks: list[Block] = []
     chunk: list[str] = []
     # The length of "\n".join(chunk), kept as lines are added: joining the chunk anew for every line made
-    # this quadratic in the lines per section (issue 5).
+    # this quadratic in the lines per section.
     chunk_chars = 0
     shown = 0
     for line in lines:
@@ -72,6 +78,7 @@ def pack_lines(lines: Sequence[str], max_blocks: int, noun: str) -> list[Block]:
 
 
 def header(text: str) -> Block:
+    """A header block, cut to Slack's limit."""
     return {
         "type": "header",
         "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER_CHARS), "emoji": True},
@@ -79,6 +86,7 @@ def header(text: str) -> Block:
 
 
 def section(text: str) -> Block:
+    """A section of mrkdwn `text`, cut to Slack's limit."""
     # verbatim: Slack must not auto-link or auto-mention anything inside text a user typed.
     return {
         "type": "section",
@@ -87,9 +95,11 @@ def section(text: str) -> Block:
 
 
 def context(*texts: str) -> Block:
+    """A context block (small grey text), one mrkdwn element per text up to Slack's limit."""
     elements = [{"type": "mrkdwn", "text": truncate(text, MAX_SECTION_CHARS), "verbatim": True} for text in texts]
     return {"type": "context", "elements": elements[:MAX_CONTEXT_ELEMENTS]}
 
 
 def input_block(block_id: str, label: str, element: Block) -> Block:
+    """A labelled form field of a modal; its value comes back under `block_id` on submit."""
     return {"type": "input", "block_id": block_id, "label": plain(label), "element": element}

@@ -52,8 +52,10 @@ class SlashCommands:
         self._thresholds = thresholds
 
     async def answer(self, user_id: str, text: str) -> Answer:
-        """What to do about `/gpu <text>` from `user_id`: reply with a result or with what was wrong, or open
-        the claim form."""
+        """What to do about `/gpu <text>` from `user_id`.
+
+        Reply with a result or with what was wrong, or open the claim form.
+        """
         try:
             command = parse_command(text)
             if isinstance(command, ClaimDialogCommand):

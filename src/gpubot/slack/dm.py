@@ -31,10 +31,11 @@ class DirectMessages:
         )
 
     async def find_posted(self, user_id: str, event_type: str, payload: dict[str, Any]) -> bool:
-        """Whether one of the latest messages in the person's DM carries metadata of `event_type` with an
-        `event_payload` holding `payload`: the way to tell whether a post whose answer was lost reached
-        Slack (needs the `im:history` scope). The latest page, not "since the attempt": Slack's clock is
-        not ours, and a lost post is minutes old, far fewer messages back than a page holds.
+        """Whether one of the latest messages in the person's DM carries this metadata.
+
+        That is, metadata of `event_type` with an `event_payload` holding `payload`: the way to tell whether a post
+        whose answer was lost reached Slack (needs the `im:history` scope). The latest page, not "since the attempt":
+        Slack's clock is not ours, and a lost post is minutes old, far fewer messages back than a page holds.
 
         Raises:
             SlackApiError: Slack refused.

@@ -43,8 +43,11 @@ OutcomeT = TypeVar("OutcomeT")
 
 @dataclass(frozen=True)
 class _Runs:
-    """How `_call` runs a call: whether it only reads (so may be answered from memory), and whether its
-    answer goes into an ack (so must come within `ACK_DEADLINE_S`)."""
+    """How `_call` runs a call.
+
+    Whether it only reads (so may be answered from memory), and whether its answer goes into an ack (so must
+    come within `ACK_DEADLINE_S`).
+    """
 
     reads_only: bool
     in_ack: bool
@@ -96,6 +99,7 @@ class ServiceGateway:
 
     @property
     def policy(self) -> ClaimPolicy:
+        """The claim rules, for the forms that offer durations; settings, so no call to the store."""
         return self._service.policy
 
     # -- Reads ------------------------------------------------------------------------------------------
@@ -178,9 +182,11 @@ class ServiceGateway:
         return Change(outcome, people)
 
     async def _call(self, runs: _Runs, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """`work(*args, **kwargs)`: on the event loop when it only reads and the store answers from memory (a
-        thread hop cost a `/gpu status` half of its CPU under load, issue 5), else in a thread, cut short at
-        `ACK_DEADLINE_S` when the answer goes into an ack. Changes never run from memory: they write.
+        """Run `work(*args, **kwargs)` where it costs least.
+
+        On the event loop when it only reads and the store answers from memory (a thread hop was most of the
+        CPU of a `/gpu status` under load; see BENCHMARKS.md), else in a thread, cut short at `ACK_DEADLINE_S`
+        when the answer goes into an ack. Changes never run from memory: they write.
 
         Raises:
             GpubotError: from `work`, or (`in_ack`) it did not finish in time. It may still complete (a

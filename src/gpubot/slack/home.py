@@ -49,9 +49,10 @@ class HomeTab:
         # Loop time before which no views.publish goes out (Slack's Retry-After after a 429).
         self._limited_until_s = 0.0
         self._pending: dict[str, Message | None] = {}
-        # Views are built (and held until Slack answers) a few at a time. Building them is CPU work, so a
-        # queue costs no throughput, while 50 built at once held ~8 MB of view dicts that the allocator
-        # then kept (issue 5); a queued publish also reads the newest state when its turn comes.
+        # Views are built (and held until Slack answers) a few at a time. Building them is CPU work, so a queue costs no
+        # throughput, while a burst built at once held all its view dicts, memory the allocator then kept (see
+        # BENCHMARKS.md, 'What was changed to meet the targets'); a queued publish also reads the newest state when its
+        # turn comes.
         self._publishing = asyncio.Semaphore(_PUBLISHES_IN_FLIGHT)
 
     def opened(self, user_id: str) -> None:

@@ -76,8 +76,11 @@ class Interactions:
         await self._show(user_id, container, message, concerned)
 
     async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
-        """Open the claim form. The trigger expires about 3 s after the click, so this runs right after the ack;
-        the form is built from the database (a local read) before opening, so it opens complete."""
+        """Open the claim form.
+
+        The trigger expires about 3 s after the click, so this runs right after the ack; the form is built from the
+        database (a local read) before opening, so it opens complete.
+        """
         dashboard, _ = await self._gateway.dashboard(in_ack=False)
         view = views.claim_modal(dashboard, self._gateway.policy, preselect)
         await self._client.views_open(trigger_id=trigger_id, view=view)

@@ -155,8 +155,11 @@ def help_message(policy: ClaimPolicy) -> Message:
 
 
 def error_text(error: GpubotError, person: Callable[[str], str] = mention) -> str:
-    """What went wrong, as mrkdwn: the message escaped (it may echo what was typed), the people it is about
-    written by `person` (a mention by default), and the hints a Slack user can follow."""
+    """What went wrong, as mrkdwn.
+
+    The message escaped (it may echo what was typed), the people it is about written by `person` (a mention
+    by default), and the hints a Slack user can follow.
+    """
     if isinstance(error, AlreadyHeld):
         return f"GPU {error.gpu_index} is already claimed by {person(error.holder_id)}."
     if isinstance(error, NotHolder):
@@ -198,8 +201,10 @@ def internal_error_message() -> Message:
 
 
 def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Message:
-    """The DM a holder is owed: a claim's confirmation, an expiry warning (with buttons), an expiry, or an
-    admin's release."""
+    """The DM a holder is owed.
+
+    A claim's confirmation, an expiry warning (with buttons), an expiry, or an admin's release.
+    """
     claim = item.claim
     if item.notice.kind is NoticeKind.CLAIMED:
         return claim_message(ClaimOutcome((claim,)), now, timezone)
@@ -253,14 +258,15 @@ def free_caveats(dashboard: Dashboard) -> str:
 
 def _free_state(row: GpuRow) -> tuple[str, str]:
     """An unclaimed GPU's badge and state, e.g. ("🟡", "*free, but in use* by alice's process …")."""
-    if row.use.not_responding:
-        return "⚠️", "*not responding*"
-    if row.use.in_use:
-        return "🟡", f"*free, but in use* by {escape(row.use.description())}"
-    return "🟢", "*free*"
+    badge = "⚠️" if row.use.not_responding else "🟡" if row.use.in_use else "🟢"
+    return badge, figures.free_state(row.use, escape, lambda state: f"*{state}*")
 
 
 def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -> str:
+    """One GPU of `/gpu status` and the Home tab: free (and how), or who holds it, until when and for what.
+
+    `compact` is the one-line form used when many GPUs must fit in Slack's block limit.
+    """
     gpu, claim = row.gpu, row.claim
     model = escape(gpu.name or "unknown model")
     lost = " · ⚠️ not responding" if row.use.not_responding else ""

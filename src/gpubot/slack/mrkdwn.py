@@ -17,6 +17,7 @@ def escape(text: str) -> str:
 
 
 def mention(user_id: str) -> str:
+    """A mention of a Slack user, which Slack renders as their name."""
     return f"<@{user_id}>"
 
 

@@ -1,6 +1,6 @@
 """Delivers the outbox: the DMs gpubot owes people, retried while Slack is unreachable or rate-limits.
 
-No DM is lost or doubled (issue 11):
+No DM is lost or doubled:
 
 * Each delivery is bounded (`_DELIVERY_BOUND_S`) and starts only while this sender's lease has at least
   that long to run, so it never outlives the lease; a few run at once, so one that hangs holds no other.
@@ -79,12 +79,19 @@ class NoticeSender:
         delivery_bound_s: float = _DELIVERY_BOUND_S,
         concurrency: int = _CONCURRENCY,
     ) -> None:
-        """Args:
-        beat: called whenever the sender reached the database (each pass, idle or not, and each lease
-            taken): its heartbeat. It stops while the database keeps failing.
-        failure_streak: how failed passes are logged and backed off; tests pass short back-offs.
-        delivery_bound_s: the longest one delivery may take; shorter than the outbox's lease.
-        concurrency: deliveries in flight at once.
+        """Set up the sender; nothing runs until it is started.
+
+        Args:
+            outbox: where the notices come from and their outcomes go.
+            dms: how a notice reaches its holder.
+            clock: the time, for leases and retries.
+            timezone: the host's, for the times written in a DM.
+            wake: set when a new notice is written, so it goes out before the next pass is due.
+            beat: called whenever the sender reached the database (each pass, idle or not, and each lease
+                taken): its heartbeat. It stops while the database keeps failing.
+            failure_streak: how failed passes are logged and backed off; tests pass short back-offs.
+            delivery_bound_s: the longest one delivery may take; shorter than the outbox's lease.
+            concurrency: deliveries in flight at once.
         """
         self._outbox = outbox
         self._dms = dms

@@ -37,10 +37,12 @@ class BotIdentity:
 
     @property
     def missing_scopes(self) -> tuple[str, ...]:
+        """The scopes gpubot needs that the token lacks, in the manifest's order."""
         return tuple(scope for scope in BOT_SCOPES if scope not in self.scopes)
 
     @property
     def extra_scopes(self) -> tuple[str, ...]:
+        """The scopes the token has that gpubot does not need, sorted: worth removing."""
         return tuple(sorted(self.scopes - set(BOT_SCOPES)))
 
 

@@ -1,7 +1,7 @@
 """The Socket Mode connection, made to stop when Slack rejects the app-level token instead of retrying forever.
 
 slack_sdk's aiohttp client retries a failed connect every ping interval and logs a traceback each time,
-whatever the failure: with a revoked app token that was a traceback every 10 s, forever (issue 11).
+whatever the failure: with a revoked app token that was a traceback every ping interval, forever.
 Here a rejection of the token by `apps.connections.open` closes the client (so its retry loops end
 quietly) and is reported once to the daemon, which stops with exit 78.
 """

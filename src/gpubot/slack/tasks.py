@@ -17,13 +17,17 @@ class AfterAck:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` in the background, kept until it ends; a failure is logged as `what`, never raised."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(lambda done: self._finished(done, what))
 
     async def drain(self, timeout_s: float) -> None:
-        """Let running work finish (e.g. a DM being updated), and the work it starts (the Home tab then
-        republished), within `timeout_s` in all; then cancel what is left."""
+        """Let running work finish, then cancel what is left.
+
+        The work running (e.g. a DM being updated), and the work it starts (the Home tab then republished),
+        gets `timeout_s` in all.
+        """
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self._tasks:
             left_s = deadline - asyncio.get_running_loop().time()

@@ -1,9 +1,9 @@
 """The HTTP session gpubot's Web API calls share: keep-alive connections, and JSON through orjson.
 
-A Home view for 64 GPUs is ~32 KiB of JSON, and `views.publish` answers with the view again. With the
-standard library, encoding the one and decoding the other cost ~0.3 ms of the ~1.05 ms of CPU a Home
-publish took, and 50 people opening Home at once wait for each other's share (issue 5). orjson does
-both in ~0.08 ms. Everything else about the calls (retries, errors, rate limits) stays slack_sdk's.
+A Home view is tens of KiB of JSON, and `views.publish` answers with the view again. With the standard library, encoding
+the one and decoding the other was a large share of a Home publish's CPU, and people opening Home at once wait for each
+other's share; orjson does both several times faster (see BENCHMARKS.md, 'What was changed to meet the targets').
+Everything else about the calls (retries, errors, rate limits) stays slack_sdk's.
 """
 
 from __future__ import annotations

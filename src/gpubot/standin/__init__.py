@@ -5,8 +5,9 @@ Tests, `gpubot demo` and the benchmarks use it, so it ships in the package and n
 aiohttp and the standard library. Payload builders live in `gpubot.standin.payloads`.
 """
 
+from gpubot.standin.calls import Ack, Call, StandinError, StandinTimeoutError
 from gpubot.standin.facade import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN, DEFAULT_SCOPES, SlackStandin
-from gpubot.standin.server import RESPONSE_URL_METHOD, Ack, Call, StandinError, StandinTimeoutError
+from gpubot.standin.server import RESPONSE_URL_METHOD
 
 __all__ = [
     "DEFAULT_APP_TOKEN",

@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from gpubot.standin import payloads
-from gpubot.standin.server import Ack, Call, StandinError, StandinServer, StandinTimeoutError
+from gpubot.standin.calls import Ack, Call, StandinError, StandinTimeoutError
+from gpubot.standin.server import StandinServer
 from gpubot.standin.web_api import Body
 
 DEFAULT_BOT_TOKEN = "xoxb-standin-bot"

@@ -65,7 +65,7 @@ class SqliteDataVersion:
     The pragma's value changes whenever a connection *other than the one asking* has committed (in this
     process or any other). Asked on a connection that never writes, every commit to the file, from the
     pool, the host CLI or a second daemon, changes it; the check is cheap enough to make on every read
-    (issue 5; see BENCHMARKS.md).
+    (see BENCHMARKS.md, 'What was changed to meet the targets').
     """
 
     def __init__(self, engine: Engine) -> None:

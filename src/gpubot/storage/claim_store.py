@@ -1,10 +1,10 @@
 """`SqlClaimStore`: the core's `ClaimStore` port on SQLAlchemy (SQLite or PostgreSQL).
 
-Every public method is one transaction, run through SQLAlchemy Core: rows are only ever copied into the
-core's frozen dataclasses, so the ORM's unit of work would add cost and nothing else (issue 5, see
-BENCHMARKS.md). Races are decided by the database: the partial unique index on active claims picks one
-winner among concurrent claims, and every state change is a conditional ``UPDATE ... WHERE status =
-'active'`` so a retried or racing change applies at most once.
+Every public method is one transaction, run through SQLAlchemy Core: rows are only ever copied into the core's frozen
+dataclasses, so the ORM's unit of work would add cost and nothing else (see BENCHMARKS.md, 'What was changed to meet the
+targets'). Races are decided by the database: the partial unique index on active claims picks one winner among
+concurrent claims, and every state change is a conditional ``UPDATE ... WHERE status = 'active'`` so a retried or racing
+change applies at most once.
 
 The hot reads (GPUs, active claims) are answered from the read snapshot (`storage/snapshot.py`); the
 transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`.
@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
-from gpubot.core.models import Claim, ClaimEvent, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
+from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
 from gpubot.storage import rows, tables
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
@@ -243,6 +243,8 @@ class SqlClaimStore(OutboxTransactions):
             ends_at: its new end.
             actor_id: who extended it.
             now: when.
+            expected_ends_at: if given, extend only a claim that still ends then (to the second), so a
+                button pressed twice does not extend twice.
 
         Returns:
             The claim as it is now.
@@ -313,23 +315,6 @@ class SqlClaimStore(OutboxTransactions):
         """
         require_aware(now=now)
         return self._snapshot().claims_past_end(now)
-
-    # -- Audit log ----------------------------------------------------------------------------------
-
-    def events(self, claim_id: int | None = None) -> list[ClaimEvent]:
-        """The audit log (of one claim, or all), oldest first.
-
-        Args:
-            claim_id: only this claim's events; None for all.
-
-        Returns:
-            The events in the order they were written.
-        """
-        query = select(*tables.claim_events.c).order_by(tables.claim_events.c.id)
-        if claim_id is not None:
-            query = query.where(tables.claim_events.c.claim_id == claim_id)
-        with self._reading() as connection:
-            return [rows.to_event(row) for row in connection.execute(query)]
 
 
 def _same_second(first: datetime, second: datetime) -> bool:

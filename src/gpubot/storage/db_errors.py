@@ -70,7 +70,7 @@ def as_store_errors() -> Iterator[None]:
 
     SQLite gives up after its busy timeout; the person waiting in Slack gets "try again", not a trace. A
     database that cannot be written (a file system remounted read-only, a full disk) gets a reply that
-    says so, instead of "Something went wrong" (issue 11).
+    says so, instead of "Something went wrong".
 
     Raises:
         StoreBusy: a lock was waited for in vain.

@@ -87,8 +87,10 @@ def read_only(engine: Engine) -> Engine:
 
 
 def sqlite_file(url: URL) -> Path | None:
-    """The file of a SQLite URL that names one by its path; None for another database, an in-memory one,
-    or a ``file:`` URI (whose path SQLite itself parses)."""
+    """The file of a SQLite URL that names one by its path.
+
+    None for another database, an in-memory one, or a ``file:`` URI (whose path SQLite itself parses).
+    """
     database = url.database or ""
     if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
         return None

@@ -9,10 +9,9 @@ from collections import deque
 class FifoLock:
     """A mutual-exclusion lock handed to waiting threads first come, first served.
 
-    `threading.Lock` lets a releasing thread take the lock straight back (it barges past the threads
-    already waiting), so under contention some waiters wait many turns: with ten claims in flight, the
-    slowest waited two to three times the median (issue 5). Here a release hands the lock directly to
-    the longest waiter, so each waits for those ahead of it and no one else.
+    `threading.Lock` lets a releasing thread take the lock straight back (it barges past the threads already waiting),
+    so under contention some waiters wait many turns (see BENCHMARKS.md, 'What was changed to meet the targets'). Here a
+    release hands the lock directly to the longest waiter, so each waits for those ahead of it and no one else.
     """
 
     def __init__(self) -> None:

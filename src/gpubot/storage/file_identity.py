@@ -1,7 +1,7 @@
 """`FileIdentity`: is a SQLite file still the one that was opened?
 
 A file deleted or replaced under a running process keeps taking its writes (to the unlinked copy) and
-they vanish at the next start: issue 11 saw 5 claims confirmed that way. The store checks before every write.
+they vanish at the next start, claims Slack confirmed among them. The store checks before every write.
 """
 
 from __future__ import annotations

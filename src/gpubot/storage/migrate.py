@@ -3,10 +3,10 @@
 The migration scripts live in the repository's top-level ``alembic/`` and ship inside the wheel as
 ``gpubot/_alembic`` (see ``[tool.hatch.build.targets.wheel.force-include]`` in pyproject.toml).
 
-Alembic is imported only where a migration runs or the scripts are read: importing it costs ~11 MiB of
-memory that stays for the life of the process, and a database at `tables.SCHEMA_REVISION` (every start
-but the first after an upgrade) needs none of it. `gpubot serve` goes further with `migrate_apart`: when
-there is a migration to run, a short-lived child process runs it (issue 5).
+Alembic is imported only where a migration runs or the scripts are read: importing it costs memory that stays for the
+life of the process, and a database at `tables.SCHEMA_REVISION` (every start but the first after an upgrade) needs none
+of it. `gpubot serve` goes further with `migrate_apart`: when there is a migration to run, a short-lived child process
+runs it (see BENCHMARKS.md, 'What was changed to meet the targets').
 """
 
 from __future__ import annotations
@@ -238,18 +238,6 @@ def head_revision() -> str:
     if head is None:
         raise RuntimeError(f"no migration scripts found in {script_location()}")
     return head
-
-
-def is_at_head(engine: Engine) -> bool:
-    """Whether the database is migrated to the newest revision.
-
-    Args:
-        engine: the database's engine.
-
-    Returns:
-        True when `current_revision` is `head_revision`.
-    """
-    return current_revision(engine) == head_revision()
 
 
 if __name__ == "__main__":

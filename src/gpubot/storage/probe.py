@@ -36,6 +36,7 @@ class DatabaseProbe:
 
     @property
     def at_head(self) -> bool:
+        """The database has every migration this gpubot ships: no `gpubot migrate` needed."""
         return self.revision == self.head
 
 

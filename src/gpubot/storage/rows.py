@@ -1,7 +1,8 @@
 """The store's prepared statements, and the copies of their rows into the core's frozen dataclasses.
 
-The statements of the hot paths are built once: building a statement costs more than running it on a
-small table (issue 5). Bound parameters are named apart from the columns they set, as SQLAlchemy requires.
+The statements of the hot paths are built once: building a statement costs more than running it on a small table (see
+BENCHMARKS.md, 'What was changed to meet the targets'). Bound parameters are named apart from the columns they set, as
+SQLAlchemy requires.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import Insert, Row, Table, and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gpubot.core.models import Claim, ClaimEvent, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
+from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
 from gpubot.storage import tables
 from gpubot.storage.tables import UtcDateTime
 
@@ -83,8 +84,10 @@ DUE_NOTICES_OLDEST_FIRST = NOTICE_WITH_CLAIM.where(DUE_NOTICE).order_by(tables.o
 
 
 def upsert(dialect: str, table: Table, values: list[dict[str, Any]], key: list[str], update: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``, so that two writers of one row at once (two daemons, a
-    restart overlapping the old process) cannot race into a unique-constraint error.
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` in the engine's dialect.
+
+    Two writers of one row at once (two daemons, a restart overlapping the old process) then cannot race into
+    a unique-constraint error.
 
     Args:
         dialect: the engine's dialect name, "sqlite" or "postgresql" (they spell it alike).
@@ -149,13 +152,6 @@ def to_claim(row: AnyRow) -> Claim:
     )
 
 
-def to_event(row: AnyRow) -> ClaimEvent:
-    """A row of `claim_events` as a `ClaimEvent`."""
-    return ClaimEvent(
-        claim_id=row.claim_id, kind=EventKind(row.kind), actor_id=row.actor_id, at=row.at, detail=json.loads(row.detail)
-    )
-
-
 def to_outbox_item(row: AnyRow) -> OutboxItem:
     """A row of `NOTICE_WITH_CLAIM` (the notice's columns labelled, then the claim's) as an `OutboxItem`."""
     notice = Notice(
@@ -174,9 +170,9 @@ def to_outbox_item(row: AnyRow) -> OutboxItem:
 class Copies(Generic[T]):
     """Rows into objects, reusing the object made from an identical row the last time.
 
-    Most rows are unchanged from one snapshot to the next, and making a Claim cost more than fetching its
-    row (issue 5). Safe from several threads at once: each call builds a new map and only then replaces
-    the old one, so a racing call at worst converts a row again.
+    Most rows are unchanged from one snapshot to the next, and making a Claim cost more than fetching its row (see
+    BENCHMARKS.md, 'What was changed to meet the targets'). Safe from several threads at once: each call builds a new
+    map and only then replaces the old one, so a racing call at worst converts a row again.
     """
 
     def __init__(self, convert: Callable[[AnyRow], T]) -> None:

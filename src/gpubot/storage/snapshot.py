@@ -4,7 +4,7 @@
 `ReadSnapshot` decides which state a read gets: a cached one while its `ChangeSignal` says nothing was
 committed since it was loaded, a fresh load otherwise, and, where there is no signal, a fresh load for
 every read. After the store's own write it patches the cached state with what the write changed instead
-of reloading everything (issue 5), but only when the signal confirms no other commit slipped in.
+of reloading everything (see BENCHMARKS.md), but only when the signal confirms no other commit slipped in.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class ReadSnapshot:
         if cached is not None and cached.version == self._signal.version():
             return cached
         # One thread loads, the others wait for its result: after a commit, every worker thread would
-        # otherwise find the snapshot stale at once and load the same rows side by side (issue 5).
+        # otherwise find the snapshot stale at once and load the same rows side by side.
         with self._loading:
             version = self._signal.version()
             cached = self._cached
@@ -128,10 +128,10 @@ class ReadSnapshot:
     def pinned(self) -> Iterator[bool]:
         """Whether reads can be answered now, from memory, with no database call that could wait.
 
-        While it yields True, `current` in this context returns the snapshot it found current, and
-        `refuse_if_pinned` raises, so the caller may read on an event loop instead of hopping to a thread
-        (issue 5, see BENCHMARKS.md). False without a signal, before the first load, after a
-        commit (the reload is database work), or when the signal cannot be read at once.
+        While it yields True, `current` in this context returns the snapshot it found current, and `refuse_if_pinned`
+        raises, so the caller may read on an event loop instead of hopping to a thread (see BENCHMARKS.md, 'What was
+        changed to meet the targets'). False without a signal, before the first load, after a commit (the reload is
+        database work), or when the signal cannot be read at once.
         """
         cached = self._cached
         if self._signal is None or cached is None or self._signal.version_now() != cached.version:

@@ -1,7 +1,7 @@
 """The database schema as SQLAlchemy Core tables.
 
 The rows never leave the storage package: `claim_store` copies every row into the core's frozen
-dataclasses, so the ORM (and the ~6 MiB of memory it costs to import) has no part here.
+dataclasses, so the ORM (and the memory it costs to import) has no part here.
 `alembic/versions/0001_initial.py` creates the same schema by hand, and a test checks that the two agree
 (`alembic.autogenerate.compare_metadata` finds no difference).
 """

@@ -82,10 +82,10 @@ class SqlTransactions:
         self._gpu_copies = rows.Copies(rows.to_gpu)
         self._claim_copies = rows.Copies(rows.to_claim)
         self._reads = ReadSnapshot(self._load_snapshot, change_signal(engine))
-        # SQLite has one writer at a time. This process's writers queue here, and the next one starts the
-        # moment the previous one commits; on SQLite's busy handler alone they would poll with sleeps of up
-        # to 100 ms (issue 5, see BENCHMARKS.md). Not a source of truth: other processes still queue on the
-        # busy timeout, and the unique index decides races.
+        # SQLite has one writer at a time. This process's writers queue here, and the next one starts the moment the
+        # previous one commits; on SQLite's busy handler alone they would poll with sleeps of up to 100 ms (see
+        # BENCHMARKS.md, 'What was changed to meet the targets'). Not a source of truth: other processes still queue on
+        # the busy timeout, and the unique index decides races.
         self._writer_turn = FifoLock() if engine.dialect.name == "sqlite" else None
         # Every write checks first that the SQLite file is still the one opened.
         self._file = FileIdentity.of(engine)
@@ -100,8 +100,10 @@ class SqlTransactions:
             self._file.check()
 
     def answering_from_memory(self) -> AbstractContextManager[bool]:
-        """Whether the hot reads (`list_gpus`, `active_claims`, `claims_to_warn`, `claims_past_end`) can be
-        answered now, from memory, with no database call that could wait (see `ReadSnapshot.pinned`).
+        """Whether the hot reads can be answered now, from memory, with no database call that could wait.
+
+        The hot reads are `list_gpus`, `active_claims`, `claims_to_warn` and `claims_past_end` (see
+        `ReadSnapshot.pinned`).
 
         While it yields True, those reads in this context are served from the snapshot it found current,
         and any other database call raises, so the caller may make them on an event loop. False on

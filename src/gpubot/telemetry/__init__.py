@@ -33,11 +33,19 @@ class BackendChoice(Protocol):
     """The settings that choose a backend (`gpubot.settings.Settings` has them)."""
 
     @property
-    def gpu_backend(self) -> str: ...
+    def gpu_backend(self) -> str:
+        """One of `BACKEND_KINDS`, or "auto" to try NVML, then nvidia-smi."""
+        ...
+
     @property
-    def fake_gpus_path(self) -> Path | None: ...
+    def fake_gpus_path(self) -> Path | None:
+        """The JSON file the fake backend reads; None for a real one."""
+        ...
+
     @property
-    def nvidia_smi(self) -> str: ...
+    def nvidia_smi(self) -> str:
+        """The nvidia-smi executable the nvidia-smi backend runs."""
+        ...
 
 
 def open_configured(choice: BackendChoice) -> Telemetry:
