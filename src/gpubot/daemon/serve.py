@@ -21,30 +21,30 @@ from gpubot.core.history import UtilizationHistory
 from gpubot.core.outbox import Outbox
 from gpubot.core.people import PeopleDirectory
 from gpubot.core.service import ClaimService
-from gpubot.health import Health
-from gpubot.loops import guarded
-from gpubot.sampling import TelemetrySampler
-from gpubot.scheduling import PeriodicJobs
+from gpubot.core.streak import guarded
+from gpubot.daemon.health import Health
+from gpubot.daemon.jobs import PeriodicJobs
+from gpubot.daemon.sampler import TelemetrySampler
+from gpubot.daemon.sd_notify import SystemdNotifier
+from gpubot.daemon.watchdog import ServiceWatchdog, claim_counter
 from gpubot.settings import Settings
 from gpubot.slack.app import build_app
-from gpubot.slack.commands import SlashCommands
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
-from gpubot.slack.notifier import NoticeSender
+from gpubot.slack.notice_sender import NoticeSender
 from gpubot.slack.people import SlackNames
+from gpubot.slack.slash_commands import SlashCommands
 from gpubot.slack.socket_mode import GuardedSocketModeHandler
 from gpubot.slack.tasks import AfterAck
 from gpubot.slack.web_session import web_api_session
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
-from gpubot.storage.probe import require_writable
+from gpubot.storage.preflight import require_writable
 from gpubot.system_clock import SystemClock
-from gpubot.systemd_notify import SystemdNotifier
 from gpubot.telemetry import open_configured
-from gpubot.watchdog import ServiceWatchdog, claim_counter
 
 logger = logging.getLogger(__name__)
 
