@@ -1,4 +1,4 @@
-"""`gpubot serve`: the composition root. Builds every adapter, connects to Slack, owns the signals."""
+"""`gpubot serve`: checks the tokens, builds the daemon (`wiring`), runs it until a signal, stops it in order."""
 
 from __future__ import annotations
 
@@ -17,25 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from gpubot.core.errors import ConfigError
-from gpubot.core.history import UtilizationHistory
-from gpubot.core.outbox import Outbox
-from gpubot.core.people import PeopleDirectory
-from gpubot.core.service import ClaimService
-from gpubot.core.streak import guarded
+from gpubot.daemon import wiring
 from gpubot.daemon.health import Health
-from gpubot.daemon.jobs import PeriodicJobs
-from gpubot.daemon.sampler import TelemetrySampler
+from gpubot.daemon.jobs import start_jobs
 from gpubot.daemon.sd_notify import SystemdNotifier
 from gpubot.daemon.watchdog import ServiceWatchdog, claim_counter
 from gpubot.settings import Settings
-from gpubot.slack.app import build_app
-from gpubot.slack.dm import DirectMessages
-from gpubot.slack.gateway import ServiceGateway
-from gpubot.slack.home import HomeTab
-from gpubot.slack.interactions import Interactions
-from gpubot.slack.notice_sender import NoticeSender
-from gpubot.slack.people import SlackNames
-from gpubot.slack.slash_commands import SlashCommands
 from gpubot.slack.socket_mode import GuardedSocketModeHandler
 from gpubot.slack.tasks import AfterAck
 from gpubot.slack.web_session import web_api_session
@@ -43,16 +30,12 @@ from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
 from gpubot.storage.preflight import require_writable
-from gpubot.system_clock import SystemClock
 from gpubot.telemetry import open_configured
 
 logger = logging.getLogger(__name__)
 
 # A deferred DM is retried within this of its due time; a poll that finds nothing costs one short query.
 _NOTICE_POLL = timedelta(seconds=1)
-# Warnings and expiries land within this of their due time (plus the tick's own few milliseconds).
-_DUE_WORK_INTERVAL = timedelta(seconds=2)
-_DUE_WORK_MAX_AGE_S = 60.0
 # The DM sender beats after every pass over the outbox (each `_NOTICE_POLL` while idle); passes that keep
 # failing on the database stop the beats.
 SENDER_HEARTBEAT = "dm-sender"
@@ -65,8 +48,6 @@ _SLACK_RETRY_FIRST_S = 1.0
 _SLACK_RETRY_LONGEST_S = 60.0
 # Closing the Socket Mode connection is normally instant; never let it hold up the 10 s exit.
 _CLOSE_TIMEOUT_S = 5.0
-# A telemetry run may take a while (nvidia-smi's time-out, many GPUs); only one stuck this long is a hang.
-_TELEMETRY_MIN_MAX_AGE_S = 60.0
 # slack_sdk's own per-call time-out, which it applies only to sessions it creates itself.
 _WEB_API_TIMEOUT_S = 30.0
 
@@ -86,163 +67,145 @@ async def _serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # READY/STATUS/WATCHDOG/STOPPING for systemd (no-ops outside it). Periodic jobs declare a heartbeat
-    # with health.expect(name, max_age_s, loop.time()) and call health.beat(name, loop.time()) per run.
-    notifier = SystemdNotifier(settings.notify_socket)
-    health = Health()
+    # Each resource registers its cleanup where it is made; they unwind in reverse, every one bounded, so
+    # the exit stays within systemd's stop time-out whatever a task does.
+    async with contextlib.AsyncExitStack() as stack:
+        # READY/STATUS/WATCHDOG/STOPPING for systemd (no-ops outside it). Periodic jobs declare a heartbeat
+        # with health.expect(name, max_age_s, loop.time()) and call health.beat(name, loop.time()) per run.
+        notifier = SystemdNotifier(settings.notify_socket)
+        stack.callback(notifier.close)
+        try:
+            return await _serve_until_stopped(settings, stack, notifier, stop)
+        finally:
+            notifier.stopping()  # before anything below unwinds
 
+
+async def _serve_until_stopped(
+    settings: Settings, stack: contextlib.AsyncExitStack, notifier: SystemdNotifier, stop: asyncio.Event
+) -> int:
+    loop = asyncio.get_running_loop()
+    health = Health()
     engine = make_engine(settings.database_url)
+    stack.callback(engine.dispose)
     telemetry = open_configured(settings)
-    background: list[asyncio.Task[None]] = []
-    handler: GuardedSocketModeHandler | None = None
-    jobs: PeriodicJobs | None = None
-    after_ack = AfterAck()
+    stack.callback(telemetry.close)
     # One HTTP session, so Web API calls (Home publishes, DMs) reuse keep-alive connections. Without it
     # slack_sdk opens a new session and TCP connection for every call (issue 5: a fifth of the CPU of
     # publishing a Home tab).
     http = web_api_session(_WEB_API_TIMEOUT_S)
-    try:
-        # Slack first: a revoked token is a configuration error, reported before anything is written.
-        api = AsyncWebClient(base_url=settings.slack_api_url, token=settings.slack_bot_token, session=http)
-        identity = await _identify(api, stop)
-        if identity is None or not await _check_app_token(api, settings.slack_app_token, stop):
-            return 0
-        # A read-only file or file system is one line naming it and exit 78, not a migration's traceback.
-        await asyncio.to_thread(require_writable, engine)
-        await asyncio.to_thread(migrate_apart, engine)
-        # The DM sender delivers a queued notice at once, woken from whichever thread committed it. Only then:
-        # most changes queue none, and an outbox look after every claim and release cost a thread hop and
-        # a query each (issue 5).
-        notices_queued = asyncio.Event()
+    stack.push_async_callback(http.close)
 
-        def wake_sender() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: the notice waits in the outbox
-                loop.call_soon_threadsafe(notices_queued.set)
-
-        store = SqlClaimStore(engine, on_notice_queued=wake_sender)
-        clock = SystemClock()
-        # The first sample names the host, which the claim rules need before anything else can start.
-        first = await asyncio.to_thread(telemetry.sample)
-        service = ClaimService(store, clock, settings.claim_policy(), host=first.hostname)
-        sampler = TelemetrySampler(telemetry, service.sync_inventory)
-        await asyncio.to_thread(sampler.accept, first)
-        history = UtilizationHistory()
-        history.record(first, clock.now())
-
-        dms = DirectMessages(api)
-        health.expect(SENDER_HEARTBEAT, _SENDER_MAX_AGE_S, loop.time())
-        sender = NoticeSender(
-            Outbox(store, clock),
-            dms,
-            clock,
-            settings.timezone,
-            notices_queued,
-            beat=lambda: health.beat(SENDER_HEARTBEAT, loop.time()),
-        )
-        # Names for what cannot render a mention (the host CLI, the claim form's errors), kept in the database.
-        names = SlackNames(PeopleDirectory(store, clock), api, after_ack)
-        gateway = ServiceGateway(service, lambda: sampler.latest, names, store.answering_from_memory)
-        home = HomeTab(gateway, api, history, settings.timezone, settings.load_thresholds, after_ack)
-        interactions = Interactions(gateway, api, dms, home, names, settings.timezone)
-        commands = SlashCommands(gateway, home, settings.timezone, settings.load_thresholds)
-        app = build_app(settings.slack_api_url, identity, commands, interactions, home, after_ack)
-        rejected: list[str] = []
-
-        def app_token_rejected(reason: str) -> None:
-            # Slack refused the app token on a (re)connect: it was revoked. Stop rather than retry forever.
-            rejected.append(reason)
-            stop.set()
-
-        handler = GuardedSocketModeHandler(
-            app,
-            settings.slack_app_token,
-            web_client=AsyncWebClient(base_url=settings.slack_api_url),
-            on_rejected=app_token_rejected,
-        )
-        # Raced against the stop signal: slack_sdk retries a failed connect forever, and SIGTERM must win.
-        if not await _until_stopped(handler.connect_async(), stop):
-            _raise_if_rejected(rejected)
-            return 0
-        logger.info(
-            "connected to Slack as %s; %d GPUs on %s via %s",
-            identity.bot_user_id,
-            len(first.gpus),
-            first.hostname,
-            telemetry.backend_name,
-        )
-        health.expect(
-            "telemetry", max(10 * settings.telemetry_interval.total_seconds(), _TELEMETRY_MIN_MAX_AGE_S), loop.time()
-        )
-
-        async def sample_telemetry() -> None:
-            sample = await asyncio.to_thread(sampler.sample_once)
-            if sample is not None:
-                history.record(sample, clock.now())  # on the loop thread, where the Home tab reads it
-
-        health.expect("due-work", _DUE_WORK_MAX_AGE_S, loop.time())
-
-        async def due_work() -> None:
-            due = await gateway.process_due()
-            report = due.outcome
-            if report.expired or report.warned:
-                logger.info("expired %d claims, warned %d holders", len(report.expired), len(report.warned))
-                home.refresh_each(due.concerned)
-
-        jobs = PeriodicJobs()
-        # Guarded: any one failure (a locked or vanished database, a driver error) is logged once per streak
-        # and retried with back-off; the heartbeat beats only after a run that succeeded.
-        jobs.every(
-            _DUE_WORK_INTERVAL,
-            guarded("due-work", due_work, health, loop.time, logger),
-            "due-work",
-            first_run_at=clock.now(),
-        )
-        jobs.every(
-            settings.telemetry_interval,
-            guarded("telemetry", sample_telemetry, health, loop.time, logger),
-            "telemetry",
-            first_run_at=clock.now() + settings.telemetry_interval,
-        )
-        jobs.start()
-
-        watchdog = ServiceWatchdog(
-            notifier,
-            health,
-            is_connected=handler.client.is_connected,
-            count_claims=claim_counter(service, store.check_file),
-            watchdog_interval=settings.watchdog_interval,
-        )
-        background = [
-            asyncio.create_task(sender.run(_NOTICE_POLL)),
-            # Sends READY=1 on its first check, the Socket Mode connection being up by now.
-            asyncio.create_task(watchdog.run()),
-        ]
-        # Everything built so far (the imported libraries above all: ~100k objects) lives as long as the
-        # process. Moved out of the collector's sight, a full collection no longer walks it: it took
-        # 40-60 ms every few hundred requests, the worst latency anyone saw (issue 5).
-        gc.freeze()
-        await stop.wait()
-        _raise_if_rejected(rejected)
-        logger.info("stopping")
+    # Slack first: a revoked token is a configuration error, reported before anything is written.
+    api = AsyncWebClient(base_url=settings.slack_api_url, token=settings.slack_bot_token, session=http)
+    identity = await _identify(api, stop)
+    if identity is None or not await _check_app_token(api, settings.slack_app_token, stop):
         return 0
-    finally:
-        notifier.stopping()
-        if jobs is not None:
-            await jobs.stop(_JOB_DRAIN_TIMEOUT_S)
-        for task in background:
-            task.cancel()
-        if background:
-            # Bounded: the exit must stay within systemd's stop time-out whatever a task does.
-            await asyncio.wait(background, timeout=_DRAIN_TIMEOUT_S)
-        # A DM being updated or a Home tab being published gets a moment to finish.
-        await after_ack.drain(_DRAIN_TIMEOUT_S)
-        if handler is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(handler.close_async(), _CLOSE_TIMEOUT_S)
-        await http.close()
-        telemetry.close()
-        engine.dispose()
-        notifier.close()
+    # A read-only file or file system is one line naming it and exit 78, not a migration's traceback.
+    await asyncio.to_thread(require_writable, engine)
+    await asyncio.to_thread(migrate_apart, engine)
+    # The DM sender delivers a queued notice at once, woken from whichever thread committed it. Only then:
+    # most changes queue none, and an outbox look after every claim and release cost a thread hop and
+    # a query each (issue 5).
+    notices_queued = asyncio.Event()
+
+    def wake_sender() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the notice waits in the outbox
+            loop.call_soon_threadsafe(notices_queued.set)
+
+    store = SqlClaimStore(engine, on_notice_queued=wake_sender)
+    # The first sample names the host, which the claim rules need before anything else can start.
+    first = await asyncio.to_thread(telemetry.sample)
+    claims = wiring.claims(settings, store, telemetry, first)
+    await asyncio.to_thread(claims.sampler.accept, first)
+    claims.history.record(first, claims.clock.now())
+
+    health.expect(SENDER_HEARTBEAT, _SENDER_MAX_AGE_S, loop.time())
+    after_ack = AfterAck()
+    slack = wiring.slack_side(
+        settings,
+        claims,
+        api,
+        identity,
+        after_ack,
+        notices_queued,
+        sender_beat=lambda: health.beat(SENDER_HEARTBEAT, loop.time()),
+    )
+    rejected: list[str] = []
+
+    def app_token_rejected(reason: str) -> None:
+        # Slack refused the app token on a (re)connect: it was revoked. Stop rather than retry forever.
+        rejected.append(reason)
+        stop.set()
+
+    handler = GuardedSocketModeHandler(
+        slack.app,
+        settings.slack_app_token,
+        web_client=AsyncWebClient(base_url=settings.slack_api_url),
+        on_rejected=app_token_rejected,
+    )
+    stack.push_async_callback(_within, handler.close_async, _CLOSE_TIMEOUT_S)
+    # Requests start work after their ack (a DM being updated, a Home tab being published): a moment to
+    # finish before the connection closes.
+    stack.push_async_callback(after_ack.drain, _DRAIN_TIMEOUT_S)
+    # Raced against the stop signal: slack_sdk retries a failed connect forever, and SIGTERM must win.
+    if not await _until_stopped(handler.connect_async(), stop):
+        _raise_if_rejected(rejected)
+        return 0
+    logger.info(
+        "connected to Slack as %s; %d GPUs on %s via %s",
+        identity.bot_user_id,
+        len(first.gpus),
+        first.hostname,
+        telemetry.backend_name,
+    )
+
+    watchdog = ServiceWatchdog(
+        notifier,
+        health,
+        is_connected=handler.client.is_connected,
+        count_claims=claim_counter(claims.service, store.check_file),
+        watchdog_interval=settings.watchdog_interval,
+    )
+    background = [
+        asyncio.create_task(slack.sender.run(_NOTICE_POLL)),
+        # Sends READY=1 on its first check, the Socket Mode connection being up by now.
+        asyncio.create_task(watchdog.run()),
+    ]
+    stack.push_async_callback(_cancel_and_wait, background, _DRAIN_TIMEOUT_S)
+    # Started after the tasks (none runs before the next await) so that they stop first: a run still
+    # going at a stop gets _JOB_DRAIN_TIMEOUT_S, then is cancelled.
+    jobs = start_jobs(
+        slack.gateway,
+        slack.home,
+        claims.sampler,
+        claims.history,
+        claims.clock,
+        settings.telemetry_interval,
+        health,
+        loop.time,
+    )
+    stack.push_async_callback(jobs.stop, _JOB_DRAIN_TIMEOUT_S)
+    # Everything built so far (the imported libraries above all: ~100k objects) lives as long as the
+    # process. Moved out of the collector's sight, a full collection no longer walks it: it took
+    # 40-60 ms every few hundred requests, the worst latency anyone saw (issue 5).
+    gc.freeze()
+    await stop.wait()
+    _raise_if_rejected(rejected)
+    logger.info("stopping")
+    return 0
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel `tasks` and wait up to `timeout_s` for them to end."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks, timeout=timeout_s)
+
+
+async def _within(work: Callable[[], Awaitable[None]], timeout_s: float) -> None:
+    """Run `work`, giving up on it after `timeout_s`."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(work(), timeout_s)
 
 
 async def _identify(api: AsyncWebClient, stop: asyncio.Event) -> AuthorizeResult | None:
