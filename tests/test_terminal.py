@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gpubot.host.terminal import mrkdwn_to_text, printable, render_blocks, table
+from gpubot.demo.block_text import mrkdwn_to_text, render_blocks
+from gpubot.host.terminal import printable, table
 from gpubot.slack import blocks
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gpubot.core.errors import GpubotError
-from gpubot.host.terminal import render_blocks
+from gpubot.demo.block_text import render_blocks
 from gpubot.standin import SlackStandin, StandinError, payloads
 
 # Short enough that the expiry is seen within the demo; the warning comes WARN_BEFORE before the end.
