@@ -172,8 +172,8 @@ async def _serve_until_stopped(
         asyncio.create_task(watchdog.run()),
     ]
     stack.push_async_callback(_cancel_and_wait, background, _DRAIN_TIMEOUT_S)
-    # Started after the tasks (none runs before the next await) so that they stop first: a run still
-    # going at a stop gets _JOB_DRAIN_TIMEOUT_S, then is cancelled.
+    # The jobs start after the tasks (neither task runs before the next await), so they stop before them:
+    # a run still going at a stop gets _JOB_DRAIN_TIMEOUT_S, then is cancelled.
     jobs = start_jobs(
         slack.gateway,
         slack.home,
