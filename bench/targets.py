@@ -28,7 +28,7 @@ FLOORS = (FLOOR_DEFAULT, FLOOR_TUNED, FLOOR_DURABLE)
 GPUBOT = "gpubot"
 
 # gpubot logs this once its Socket Mode connection is up and its first health check passed: the moment
-# it tells systemd READY=1 (watchdog.py). The floors print "ready" once `connect()` returned.
+# it tells systemd READY=1 (daemon/watchdog.py). The floors print "ready" once `connect()` returned.
 _READY_MARKERS = {FLOOR_DEFAULT: "ready", FLOOR_TUNED: "ready", FLOOR_DURABLE: "ready", GPUBOT: "ready: "}
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 15.0

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gpubot.cli import main
-from gpubot.doctor import Outcome, all_passed, render, run_checks
+from gpubot.host.doctor import Outcome, all_passed, render, run_checks
 from gpubot.standin import SlackStandin
 from gpubot.storage.migrate import upgrade_to_head
 from gpubot.storage.tables import SCHEMA_REVISION

@@ -141,7 +141,7 @@ def test_release_needs_force(host, capsys):
 
 
 def test_release_force_ends_the_claim_and_queues_the_holders_dm(host, capsys, monkeypatch):
-    monkeypatch.setattr("gpubot.host.os.getlogin", lambda: "root")
+    monkeypatch.setattr("gpubot.host.session.os.getlogin", lambda: "root")
     held = claim(host, "U0ALICE", 1, "train")
     assert main(["release", "1", "--force"]) == 0
     assert capsys.readouterr().out.strip() == (
@@ -308,7 +308,7 @@ def test_every_host_table_names_the_holder_when_the_daemon_knows_the_name(host, 
     assert main(["realtime"]) == 0
     assert re.search(r"^💤 1 +idle .* alice \(U0ALICE\)$", capsys.readouterr().out, re.MULTILINE)
 
-    monkeypatch.setattr("gpubot.host.os.getlogin", lambda: "root")
+    monkeypatch.setattr("gpubot.host.session.os.getlogin", lambda: "root")
     assert main(["release", "1", "--force"]) == 0
     assert capsys.readouterr().out.startswith("released GPU 1, held by alice (U0ALICE); ")
 

@@ -8,9 +8,10 @@ from gpubot.core.models import GpuSample, HostSample, NoticeKind
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
-from gpubot.health import Health
-from gpubot.loops import FailureStreak, guarded
-from gpubot.sampling import TelemetrySampler
+from gpubot.core.streak import FailureStreak
+from gpubot.daemon.health import Health
+from gpubot.daemon.jobs import guarded
+from gpubot.daemon.sampler import TelemetrySampler
 from gpubot.telemetry.fake import FakeTelemetry
 from tests.fakes import FakeClock, FlakyStore, InMemoryClaimStore
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gpubot.scheduling import PeriodicJobs
+from gpubot.daemon.jobs import PeriodicJobs
 
 
 async def _run_and_stop(job_s: float, stop_timeout_s: float) -> list[str]:

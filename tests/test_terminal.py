@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from gpubot.demo.block_text import mrkdwn_to_text, render_blocks
+from gpubot.host.terminal import printable, table
 from gpubot.slack import blocks
-from gpubot.terminal import mrkdwn_to_text, printable, render_blocks, table
 
 
 def test_mrkdwn_loses_its_markup_but_keeps_its_meaning():
@@ -74,7 +75,7 @@ def test_control_characters_cannot_reach_the_terminal():
 
 def test_errors_print_people_by_name_and_id_and_the_host_commands_hint():
     from gpubot.core.errors import NoDatabase, NotHolder
-    from gpubot.terminal import error_text
+    from gpubot.host.terminal import error_text
 
     assert (
         error_text(NotHolder(1, "U0ALICE"), {"U0ALICE": "alice"}) == "GPU 1 is claimed by alice (U0ALICE), not by you."

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 
 from gpubot import __version__
 from gpubot.core.errors import ConfigError, GpubotError, SetupError
+from gpubot.host.terminal import error_text
 from gpubot.logs import configure_logging
 from gpubot.settings import Settings, host_environment
-from gpubot.terminal import error_text
 
 # sysexits.h's EX_CONFIG, on a ConfigError (a setting) or a SetupError (a database gpubot cannot write, no
 # GPU backend): restarting cannot fix either, and the systemd unit does not restart on 78.
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level, secrets=(settings.slack_bot_token, settings.slack_app_token))
-    from gpubot import daemon  # Imported late: the host-only commands need no Slack libraries.
+    from gpubot.daemon import serve as daemon  # Imported late: the host-only commands need no Slack libraries.
 
     return daemon.run(settings)
 
@@ -139,7 +139,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     # Only warnings: the report is the output. The filter still scrubs any token from them.
     configure_logging(logging.WARNING)
-    from gpubot import doctor
+    from gpubot.host import doctor
 
     results = doctor.run_checks(host_environment(os.environ).env, user=args.user)
     print(doctor.render(results))
@@ -165,8 +165,8 @@ def _note(note: str | None) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from gpubot.host import open_host
-    from gpubot.terminal import render_status
+    from gpubot.host.session import open_host
+    from gpubot.host.terminal import render_status
 
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
@@ -178,8 +178,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _realtime(args: argparse.Namespace) -> int:
-    from gpubot.host import open_host
-    from gpubot.terminal import render_realtime
+    from gpubot.host.session import open_host
+    from gpubot.host.terminal import render_realtime
 
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
@@ -191,8 +191,8 @@ def _realtime(args: argparse.Namespace) -> int:
 
 
 def _claims(args: argparse.Namespace) -> int:
-    from gpubot.host import open_host
-    from gpubot.terminal import claims_json, render_claims
+    from gpubot.host.session import open_host
+    from gpubot.host.terminal import claims_json, render_claims
 
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
@@ -210,8 +210,8 @@ def _claims(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     from gpubot.core.selection import parse_gpu_selection
-    from gpubot.host import host_actor, open_host
-    from gpubot.terminal import person
+    from gpubot.host.session import host_actor, open_host
+    from gpubot.host.terminal import person
 
     if not args.force:
         print(
@@ -235,6 +235,6 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gpubot import demo
+    from gpubot.demo import tour as demo
 
     return demo.run(sys.stdout, os.environ)

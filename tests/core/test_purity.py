@@ -11,7 +11,8 @@ FOREIGN = ("slack_bolt", "slack_sdk", "sqlalchemy", "alembic", "pynvml", "apsche
 
 def test_importing_the_core_loads_no_foreign_library():
     code = (
-        "import sys, gpubot.core.service, gpubot.core.commands, gpubot.core.outbox, gpubot.core.load;"
+        "import sys, gpubot.core.service, gpubot.core.commands, gpubot.core.outbox, gpubot.core.load,"
+        " gpubot.core.streak;"
         f"print([m for m in {FOREIGN!r} if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -29,13 +29,13 @@ from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
 from gpubot.slack.app import build_app
-from gpubot.slack.commands import SlashCommands
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
-from gpubot.slack.notifier import NoticeSender
+from gpubot.slack.notice_sender import NoticeSender
 from gpubot.slack.people import SlackNames
+from gpubot.slack.slash_commands import SlashCommands
 from gpubot.slack.tasks import AfterAck
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p

@@ -13,9 +13,9 @@ from gpubot.core.models import GpuSample, HostSample, ProcessSample
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.service import ClaimService
 from gpubot.slack import gateway as gateway_module
-from gpubot.slack.commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
+from gpubot.slack.slash_commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.tasks import AfterAck
 from tests.fakes import FakeClock, InMemoryClaimStore
 

@@ -15,8 +15,8 @@ from gpubot.core.outbox import Outbox
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
-from gpubot.loops import FailureStreak
-from gpubot.slack.notifier import NoticeSender
+from gpubot.core.streak import FailureStreak
+from gpubot.slack.notice_sender import NoticeSender
 from tests.fakes import FakeClock, FlakyStore, InMemoryClaimStore
 
 UTC = ZoneInfo("UTC")
@@ -35,7 +35,7 @@ class RecordingDms:
 
 def fast_streak() -> FailureStreak:
     return FailureStreak(
-        "DM sender", logging.getLogger("gpubot.slack.notifier"), first_backoff_s=0.01, longest_backoff_s=0.02
+        "DM sender", logging.getLogger("gpubot.slack.notice_sender"), first_backoff_s=0.01, longest_backoff_s=0.02
     )
 
 
@@ -79,7 +79,7 @@ def test_the_sender_survives_a_database_error_and_delivers_after_it_clears(caplo
         finally:
             task.cancel()
 
-    with caplog.at_level(logging.INFO, logger="gpubot.slack.notifier"):
+    with caplog.at_level(logging.INFO, logger="gpubot.slack.notice_sender"):
         asyncio.run(main())
     assert dms.sent == [("U1", "Your claim on GPU 0 was released")]
     assert store.failed_calls == 4

@@ -102,7 +102,7 @@ def test_serve_migrates_apart_and_keeps_neither_alembic_nor_the_orm(sqlite_url: 
     # one imported both long ago; a fresh database, so that there is a migration to run.
     script = f"""
 import sys
-import gpubot.daemon
+import gpubot.daemon.serve
 from gpubot.storage import SqlClaimStore, make_engine
 from gpubot.storage.migrate import current_revision, migrate_apart
 engine = make_engine({sqlite_url!r})

@@ -19,7 +19,7 @@ from gpubot.core.models import Gpu, NewClaim
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
-from gpubot.storage.probe import require_writable
+from gpubot.storage.preflight import require_writable
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -89,7 +89,7 @@ def test_a_read_only_file_system_is_one_line_naming_the_file_and_the_cause(migra
     if not _can_mount_read_only(directory):
         pytest.skip("needs unshare and mount (root with CAP_SYS_ADMIN) for a read-only bind mount")
     check = (
-        "from gpubot.storage.engine import make_engine; from gpubot.storage.probe import require_writable; "
+        "from gpubot.storage.engine import make_engine; from gpubot.storage.preflight import require_writable; "
         f"require_writable(make_engine('sqlite:///{migrated}'))"
     )
     script = (

@@ -14,7 +14,7 @@ from gpubot.core.outbox import Outbox
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
-from gpubot.slack.notifier import NoticeSender
+from gpubot.slack.notice_sender import NoticeSender
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.system_clock import SystemClock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpubot.health import Health
+from gpubot.daemon.health import Health
 
 
 def test_fresh_heartbeats_and_a_connection_are_healthy():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubot.systemd_notify import SystemdNotifier
+from gpubot.daemon.sd_notify import SystemdNotifier
 
 
 @pytest.fixture

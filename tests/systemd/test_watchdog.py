@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 
 from gpubot.core.errors import StoreBusy, StoreReplaced
-from gpubot.health import Health
-from gpubot.watchdog import ClaimCount, ServiceWatchdog
+from gpubot.daemon.health import Health
+from gpubot.daemon.watchdog import ClaimCount, ServiceWatchdog
 
 
 class RecordingNotifier:

@@ -13,10 +13,10 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.slack import actions, messages
-from gpubot.slack.commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
 from gpubot.slack.manifest import SLASH_COMMAND
+from gpubot.slack.slash_commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.tasks import AfterAck
 
 logger = logging.getLogger(__name__)

@@ -1,18 +1,15 @@
-"""Background loops that outlive any one failure: logged once per streak, retried with capped back-off.
+"""Loops that outlive any one failure: logged once per streak, retried with capped back-off.
 
-A busy or vanished database, a driver error, a bug in one run: none of them may end a loop for good
-(issue 11: one `StoreBusy` ended the DM sender and nothing noticed). A `FailureStreak` logs the first
+A busy or vanished database, a driver error, a bug in one run: none of them may end a loop for good,
+as one `StoreBusy` once ended the DM sender without anyone noticing. A `FailureStreak` logs the first
 failure of a streak with its traceback, stays quiet while the same streak goes on, logs the recovery,
-and says how long to wait before the next try. `guarded` applies it to a periodic job and beats the
-job's heartbeat only after a run that succeeded, so a job that keeps failing turns the daemon unhealthy.
+and says how long to wait before the next try. The DM sender uses it directly; the daemon's periodic
+jobs through `gpubot.daemon.jobs.guarded`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-
-from gpubot.health import Health
 
 _FIRST_BACKOFF_S = 1.0
 _LONGEST_BACKOFF_S = 60.0
@@ -47,35 +44,6 @@ class FailureStreak:
         if self.failures:
             self._logger.info("%s recovered after %d failed attempts", self._name, self.failures)
         self.failures = 0
-
-
-def guarded(
-    name: str,
-    job: Callable[[], Awaitable[None]],
-    health: Health,
-    now_s: Callable[[], float],
-    logger: logging.Logger,
-) -> Callable[[], Awaitable[None]]:
-    """`job` for a periodic scheduler: never raises, skips runs while backing off, beats `name` on success.
-
-    The heartbeat `name` must have been declared with `health.expect`.
-    """
-    streak = FailureStreak(name, logger)
-    next_try_s = float("-inf")
-
-    async def run() -> None:
-        nonlocal next_try_s
-        if now_s() < next_try_s:
-            return
-        try:
-            await job()
-        except Exception as error:  # any one failure: the next run may well succeed
-            next_try_s = now_s() + streak.failed(error)
-            return
-        streak.succeeded()
-        health.beat(name, now_s())
-
-    return run
 
 
 def _describe(error: BaseException) -> str:

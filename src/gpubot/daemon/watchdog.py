@@ -17,8 +17,8 @@ from datetime import timedelta
 
 from gpubot.core.errors import StoreReplaced
 from gpubot.core.service import ClaimService
-from gpubot.health import Health
-from gpubot.systemd_notify import SystemdNotifier
+from gpubot.daemon.health import Health
+from gpubot.daemon.sd_notify import SystemdNotifier
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError
 from gpubot.core.clock import Clock
 from gpubot.core.models import OutboxItem
 from gpubot.core.outbox import Outbox
-from gpubot.loops import FailureStreak
+from gpubot.core.streak import FailureStreak
 from gpubot.slack import messages
 from gpubot.slack.dm import DirectMessages
 

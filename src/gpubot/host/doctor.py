@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from gpubot.core.errors import CheckFailed, ConfigError, NoDatabase, StoreUnavailable, TelemetryError
 from gpubot.settings import Settings
+from gpubot.slack.doctor_checks import SlackProbe
 from gpubot.slack.manifest import BOT_SCOPES
-from gpubot.slack.probe import SlackProbe
-from gpubot.storage.probe import probe_database
+from gpubot.storage.preflight import probe_database
 from gpubot.telemetry import open_configured
 
 MIN_PYTHON = (3, 10)

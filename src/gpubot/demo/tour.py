@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gpubot.core.errors import GpubotError
+from gpubot.demo.block_text import render_blocks
 from gpubot.standin import SlackStandin, StandinError, payloads
-from gpubot.terminal import render_blocks
 
 # Short enough that the expiry is seen within the demo; the warning comes WARN_BEFORE before the end.
 CLAIM_BOUNDS = {"GPUBOT_MIN_DURATION": "5s", "GPUBOT_WARN_BEFORE": "5s", "GPUBOT_DEFAULT_DURATION": "2h"}

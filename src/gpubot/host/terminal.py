@@ -1,4 +1,4 @@
-"""Plain-text renderings for a terminal: the host commands' tables, and Block Kit as a person would read it.
+"""Plain-text renderings for a terminal: the host commands' tables and error lines.
 
 Pure functions from state to strings; no I/O. Text people typed (a claim's purpose) can hold terminal
 control sequences, so it passes through `printable()` before it reaches a line.
@@ -11,7 +11,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
@@ -20,9 +19,8 @@ from gpubot.core.errors import ConfigError, GpubotError, NoDatabase, NotHolder
 from gpubot.core.figures import LOAD_BADGES, when
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim, GpuSample, HostSample
-from gpubot.core.service import Dashboard, GpuRow
+from gpubot.core.service import Dashboard
 
-_RULE = "─"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -73,7 +71,7 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
         model = printable(row.gpu.name or "unknown model")
         claim = row.claim
         if claim is None:
-            rows.append([str(row.gpu.index), model, _free_state(row), "", ""])
+            rows.append([str(row.gpu.index), model, figures.free_state(row.use, printable), "", ""])
         else:
             left = format_duration(claim.time_left(dashboard.now))
             rows.append(
@@ -86,14 +84,6 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
                 ]
             )
     return "\n".join([title, *table(["GPU", "MODEL", "HELD BY", "UNTIL", "PURPOSE"], rows)])
-
-
-def _free_state(row: GpuRow) -> str:
-    if row.use.not_responding:
-        return "not responding"
-    if row.use.in_use:
-        return f"free, but in use by {printable(row.use.description())}"
-    return "free"
 
 
 def render_realtime(
@@ -153,8 +143,10 @@ def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo, na
 
 
 def claims_json(claims: Sequence[Claim], now: datetime, names: Mapping[str, str]) -> str:
-    """Active claims as a JSON array, times in ISO 8601 UTC (`gpubot claims --json`); `user_name` is null
-    while the holder's name is unknown."""
+    """Active claims as a JSON array, times in ISO 8601 UTC (`gpubot claims --json`).
+
+    A claim's `user_name` is null while the holder's name is unknown.
+    """
     return json.dumps(
         [
             {
@@ -180,14 +172,15 @@ def claims_json(claims: Sequence[Claim], now: datetime, names: Mapping[str, str]
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, sized by display width (emoji and CJK count as two)."""
     all_rows = [list(headers), *(list(row) for row in rows)]
-    widths = [max(_width(row[column]) for row in all_rows) for column in range(len(headers))]
+    widths = [max(display_width(row[column]) for row in all_rows) for column in range(len(headers))]
     return [
-        "  ".join(cell + " " * (widths[column] - _width(cell)) for column, cell in enumerate(row)).rstrip()
+        "  ".join(cell + " " * (widths[column] - display_width(cell)) for column, cell in enumerate(row)).rstrip()
         for row in all_rows
     ]
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
+    """The columns `text` takes in a terminal: wide East Asian characters two, combining marks none."""
     return sum(
         0
         if unicodedata.combining(char) or char == "\ufe0f"
@@ -206,106 +199,3 @@ def _process_lines(gpu: GpuSample) -> list[str]:
             f"({printable(process.user or 'n/a')}), {figures.mib(process.used_memory_mib)}"
         ),
     )
-
-
-# --- Block Kit, as a person reads it -----------------------------------------------------------------
-
-_DATE_TOKEN = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
-_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
-_CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
-_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
-_CODE_BLOCK = re.compile(r"```(.*?)```", re.DOTALL)
-_CODE = re.compile(r"`([^`\n]+)`")
-_EMPHASIS = [re.compile(rf"(?<![\w{mark}])\{mark}(?=\S)(.+?)(?<=\S)\{mark}(?![\w{mark}])") for mark in "*_~"]
-
-
-def mrkdwn_to_text(text: str, names: Mapping[str, str] | None = None) -> str:
-    """Slack mrkdwn as plain text: markup removed, date tokens as their fallback, mentions as @name.
-
-    Args:
-        text: mrkdwn, as in a section's text.
-        names: Display names by user ID; a user without one shows as @U….
-
-    Returns:
-        The text a reader sees, without formatting.
-    """
-    names = names or {}
-    protected: list[str] = []
-
-    def protect(value: str) -> str:
-        protected.append(value)
-        return f"\0{len(protected) - 1}\0"
-
-    # Code is shown as typed, so nothing inside it is markup.
-    text = _CODE_BLOCK.sub(lambda m: protect("\n    " + m[1].strip("\n").replace("\n", "\n    ") + "\n"), text)
-    text = _CODE.sub(lambda m: protect(m[1]), text)
-    text = _DATE_TOKEN.sub(lambda m: protect(m[1]), text)
-    text = _USER.sub(lambda m: protect("@" + (names.get(m[1]) or m[2] or m[1])), text)
-    text = _CHANNEL.sub(lambda m: protect("#" + (m[2] or m[1])), text)
-    text = _SPECIAL.sub(lambda m: protect("@" + m[1]), text)
-    text = _LINK.sub(lambda m: protect(m[2] or m[1]), text)
-    for emphasis in _EMPHASIS:
-        text = emphasis.sub(lambda m: m[1], text)
-    text = re.sub("\0(\\d+)\0", lambda m: protected[int(m[1])], text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def render_blocks(blocks: Sequence[Mapping[str, Any]], names: Mapping[str, str] | None = None) -> str:
-    """A message's or view's blocks as the lines a person reads; buttons show as [Button]."""
-    lines: list[str] = []
-    for block in blocks:
-        lines.extend(_block_lines(block, names or {}))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _text(obj: Any, names: Mapping[str, str]) -> str:
-    if not isinstance(obj, Mapping):
-        return ""
-    text = str(obj.get("text", ""))
-    return mrkdwn_to_text(text, names) if obj.get("type") == "mrkdwn" else text
-
-
-def _element(element: Mapping[str, Any], names: Mapping[str, str]) -> str:
-    kind = element.get("type")
-    if kind == "button":
-        return f"[{_text(element.get('text'), names)}]"
-    if kind in ("static_select", "multi_static_select", "users_select", "conversations_select"):
-        initial = element.get("initial_option")
-        label = _text(initial.get("text"), names) if isinstance(initial, Mapping) else ""
-        return f"[{label or _text(element.get('placeholder'), names) or 'choose'} ▾]"
-    if kind == "overflow":
-        return "[⋯]"
-    if kind in ("mrkdwn", "plain_text"):
-        return _text(element, names)
-    if kind == "image":
-        return f"[image: {element.get('alt_text', '')}]"
-    return f"[{kind}]"
-
-
-def _block_lines(block: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
-    kind = block.get("type")
-    if kind == "header":
-        title = _text(block.get("text"), names)
-        return [title, _RULE * max(_width(title), 3)]
-    if kind == "section":
-        lines = _text(block.get("text"), names).splitlines() if block.get("text") else []
-        lines += [_text(field, names) for field in block.get("fields") or []]
-        accessory = block.get("accessory")
-        if isinstance(accessory, Mapping):
-            if lines:
-                lines[-1] = f"{lines[-1]}  {_element(accessory, names)}"
-            else:
-                lines = [_element(accessory, names)]
-        return lines
-    if kind == "context":
-        return ["  " + " · ".join(_element(element, names) for element in block.get("elements") or [])]
-    if kind == "actions":
-        return [" ".join(_element(element, names) for element in block.get("elements") or [])]
-    if kind == "divider":
-        return [_RULE * 40]
-    if kind == "input":
-        return [f"{_text(block.get('label'), names)}: {_element(block.get('element') or {}, names)}"]
-    if kind == "image":
-        return [f"[image: {block.get('alt_text', '')}]"]
-    return [f"[{kind} block]"]

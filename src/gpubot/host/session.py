@@ -20,7 +20,7 @@ from gpubot.core.service import ClaimService
 from gpubot.settings import Settings
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
-from gpubot.storage.probe import missing_sqlite_file, require_head
+from gpubot.storage.preflight import missing_sqlite_file, require_head
 from gpubot.storage.tables import metadata
 from gpubot.system_clock import SystemClock
 from gpubot.telemetry import sample_once
