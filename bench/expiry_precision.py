@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fleet import write_fake_host
+from fleet import responding_gpu, write_fake_host
 from loopback import LoopbackSlack
 from percentiles import summarize_s
 from sqlalchemy import select
@@ -67,7 +67,8 @@ def _wall(perf_s: float, offset_s: float) -> float:
 async def _claim_all(slack: LoopbackSlack, plan: Plan) -> None:
     for number in range(plan.claims):
         started = time.perf_counter()
-        ack = await slack.command(f"claim {number} expiry benchmark {plan.duration_s}s", _user(number), REPLY_TIMEOUT_S)
+        text = f"claim {responding_gpu(number)} expiry benchmark {plan.duration_s}s"
+        ack = await slack.command(text, _user(number), REPLY_TIMEOUT_S)
         if not gpubot_reply_ok("claim", ack.payload):
             raise RuntimeError(f"claim {number} was refused: {ack.payload}")
         await asyncio.sleep(max(_STAGGER_S - (time.perf_counter() - started), 0.0))
