@@ -130,7 +130,7 @@ async def run(plan: Plan) -> dict[str, Any]:
             spec = gpubot_spec(
                 slack,
                 state,
-                write_fake_host(state / "gpus.json", max(plan.claims, 8)),
+                write_fake_host(state / "gpus.json", max(responding_gpu(plan.claims - 1) + 1, 8)),
                 GPUBOT_MIN_DURATION="1s",
                 GPUBOT_WARN_BEFORE=f"{plan.warn_before_s}s",
             )
