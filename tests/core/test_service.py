@@ -276,3 +276,17 @@ def test_the_dashboard_says_which_free_gpus_are_in_use_or_not_responding(service
         Availability.IDLE,
     ]
     assert (dashboard.free_count, dashboard.free_in_use_count, dashboard.free_not_responding_count) == (3, 1, 1)
+
+
+def test_the_uses_of_one_sample_are_worked_out_once_and_a_new_sample_is_read_afresh(service, store):
+    busy = GpuSample(1, "GPU-1", utilization_gpu_pct=95, processes=(ProcessSample(7, "python", 100, "alice"),))
+    first = HostSample("box", "550", (GpuSample(0, "GPU-0", utilization_gpu_pct=0), busy))
+
+    once, again = service.dashboard(first), service.dashboard(first)
+    assert [a.use is b.use for a, b in zip(once.rows, again.rows, strict=True)] == [True] * 4
+    assert [row.use.availability for row in once.rows][:2] == [Availability.IDLE, Availability.IN_USE]
+
+    idle_now = HostSample(
+        "box", "550", (GpuSample(0, "GPU-0", utilization_gpu_pct=0), GpuSample(1, "GPU-1", utilization_gpu_pct=0))
+    )
+    assert service.dashboard(idle_now).rows[1].use.availability is Availability.IDLE

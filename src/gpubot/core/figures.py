@@ -56,12 +56,21 @@ def free_state(use: GpuUse, clean: Callable[[str], str], mark: Callable[[str], s
         clean: how the surface makes the description of whose work it is safe to show (process and user names
             come from the host): Slack escapes it, the terminal drops control characters.
         mark: how the surface sets off the state itself (Slack makes it bold); as is by default.
+
+    Remembered with `use` for the same `clean` and `mark`, so a surface should pass the same functions
+    every time, not a new lambda.
     """
-    if use.not_responding:
-        return mark("not responding")
-    if use.in_use:
-        return f"{mark('free, but in use')} by {clean(use.description())}"
-    return mark("free")
+    key = ("free_state", clean, mark)
+    text = use.rendered.get(key)
+    if text is None:
+        if use.not_responding:
+            text = mark("not responding")
+        elif use.in_use:
+            text = f"{mark('free, but in use')} by {clean(use.description())}"
+        else:
+            text = mark("free")
+        use.rendered[key] = text
+    return text
 
 
 def percent(value: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from gpubot.core.models import GpuSample, ProcessSample
@@ -62,18 +63,32 @@ class GpuUse:
     utilization_pct: int | None = None
     processes: tuple[ProcessSample, ...] = ()
 
-    @property
+    @functools.cached_property
     def in_use(self) -> bool:
         """Something runs on it, so claiming it would share it with that work."""
         return self.availability is Availability.IN_USE
 
-    @property
+    @functools.cached_property
     def not_responding(self) -> bool:
         """Telemetry could not read it at all: no one is offered it."""
         return self.availability is Availability.NOT_RESPONDING
 
+    @functools.cached_property
+    def rendered(self) -> dict[object, str]:
+        """Texts made of this use, by what made them.
+
+        A use lasts a sample, and every view between two samples shows it again (see
+        `gpubot.core.figures.free_state`).
+        """
+        return {}
+
     def description(self) -> str:
         """Whose work it is, for "in use by …": e.g. "alice's process python (pid 1234) and 2 more processes"."""
+        return self._description
+
+    @functools.cached_property
+    def _description(self) -> str:
+        # Cached: a GpuUse lasts a sample, and every view between two samples shows it.
         if not self.processes:
             util = f"{self.utilization_pct} %" if self.utilization_pct is not None else "some"
             return f"a process gpubot cannot see ({util} utilization)"
@@ -88,10 +103,14 @@ class GpuUse:
         return text
 
 
+NO_TELEMETRY = GpuUse(Availability.UNKNOWN)
+"""The use of a GPU no sample tells of."""
+
+
 def gpu_use(sample: GpuSample | None, thresholds: LoadThresholds) -> GpuUse:
     """How a GPU is used, by its latest sample (None: no telemetry for it)."""
     if sample is None:
-        return GpuUse(Availability.UNKNOWN)
+        return NO_TELEMETRY
     if sample.lost:
         return GpuUse(Availability.NOT_RESPONDING)
     util = sample.utilization_gpu_pct

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from gpubot.core.errors import (
     NotHolder,
     UnknownGpu,
 )
+from gpubot.core.load import NO_TELEMETRY as _NO_TELEMETRY
 from gpubot.core.load import Availability, GpuUse, gpu_use
 from gpubot.core.models import (
     Claim,
@@ -61,17 +63,18 @@ class Dashboard:
     rows: tuple[GpuRow, ...]
     now: datetime
 
-    @property
+    # Cached: a dashboard is built once and rendered whole, and each count walks every row.
+    @functools.cached_property
     def free_count(self) -> int:
         """Unclaimed GPUs, in use or not responding included (the next two counts say how many are)."""
         return sum(1 for row in self.rows if row.claim is None)
 
-    @property
+    @functools.cached_property
     def free_in_use_count(self) -> int:
         """Unclaimed GPUs that someone's job is using anyway."""
         return sum(1 for row in self.rows if row.claim is None and row.use.in_use)
 
-    @property
+    @functools.cached_property
     def free_not_responding_count(self) -> int:
         """Unclaimed GPUs that telemetry cannot read, which cannot be claimed."""
         return sum(1 for row in self.rows if row.claim is None and row.use.not_responding)
@@ -130,6 +133,8 @@ class ClaimService:
         self._clock = clock
         self.policy = policy
         self.host = host
+        # How each GPU of the latest sample is used: every view between two samples asks again.
+        self._uses_of_last: tuple[HostSample, dict[str, GpuUse]] | None = None
 
     def sync_inventory(self, sample: HostSample) -> None:
         """Record the GPUs telemetry found, so claims can name them."""
@@ -141,12 +146,13 @@ class ClaimService:
         now = self._clock.now()
         claims = {claim.gpu_uuid: claim for claim in self._live_claims(now)}
         samples = {gpu.uuid: gpu for gpu in sample.gpus} if sample else {}
+        uses = self._uses_of(sample)
         rows = tuple(
             GpuRow(
                 gpu=gpu,
                 claim=claims.get(gpu.uuid),
                 sample=samples.get(gpu.uuid),
-                use=gpu_use(samples.get(gpu.uuid), self.policy.load),
+                use=uses.get(gpu.uuid, _NO_TELEMETRY),
             )
             for gpu in self._store.list_gpus(self.host)
         )
@@ -363,8 +369,19 @@ class ClaimService:
         raise NoFreeGpu(not_responding=[gpu.index for gpu in free if gpu not in candidates])
 
     def _uses(self, gpus: Sequence[Gpu], sample: HostSample | None) -> dict[str, GpuUse]:
-        samples = {gpu.uuid: gpu for gpu in sample.gpus} if sample else {}
-        return {gpu.uuid: gpu_use(samples.get(gpu.uuid), self.policy.load) for gpu in gpus}
+        uses = self._uses_of(sample)
+        return {gpu.uuid: uses.get(gpu.uuid, _NO_TELEMETRY) for gpu in gpus}
+
+    def _uses_of(self, sample: HostSample | None) -> dict[str, GpuUse]:
+        """How each GPU in `sample` is used, by UUID; worked out once per sample (it never changes)."""
+        if sample is None:
+            return {}
+        last = self._uses_of_last
+        if last is not None and last[0] is sample:
+            return last[1]
+        uses = {gpu.uuid: gpu_use(gpu, self.policy.load) for gpu in sample.gpus}
+        self._uses_of_last = (sample, uses)
+        return uses
 
     def _held_claims(self, gpus: Sequence[Gpu]) -> list[Claim]:
         live = {claim.gpu_uuid: claim for claim in self._store.active_claims(self.host)}

@@ -259,7 +259,11 @@ def free_caveats(dashboard: Dashboard) -> str:
 def _free_state(row: GpuRow) -> tuple[str, str]:
     """An unclaimed GPU's badge and state, e.g. ("🟡", "*free, but in use* by alice's process …")."""
     badge = "⚠️" if row.use.not_responding else "🟡" if row.use.in_use else "🟢"
-    return badge, figures.free_state(row.use, escape, lambda state: f"*{state}*")
+    return badge, figures.free_state(row.use, escape, _bold)
+
+
+def _bold(text: str) -> str:
+    return f"*{text}*"
 
 
 def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -> str:
