@@ -19,9 +19,17 @@ class ProcessSample:
 
 @dataclass(frozen=True)
 class GpuSample:
-    """What one GPU reported. Any figure it cannot report is None ("n/a").
+    """What one GPU, or one MIG slice of a GPU, reported. Any figure it cannot report is None ("n/a").
 
-    `lost` means the GPU is known (it was enumerated) but could not be read at all.
+    `lost` means the GPU is known (it was enumerated) but does not answer at all ("not responding").
+    `unreadable` says why a GPU that does answer refuses to be read (e.g. "no permission"): it is shown,
+    with that reason, but cannot be claimed, since its UUID (what claims are keyed on) may be unknown.
+    `processes_unknown` says why the process list could not be read: an unknown list is not an empty
+    one, so such a GPU must never be taken for idle.
+
+    A MIG slice is a sample of its own, listed right after its card: `index` is the card's index,
+    `mig_index` the slice's index on the card, `parent_uuid` the card's UUID and `uuid` the slice's own
+    (`MIG-…`, what CUDA_VISIBLE_DEVICES takes). A card in MIG mode has `mig_enabled`.
     """
 
     index: int
@@ -35,6 +43,18 @@ class GpuSample:
     power_limit_w: float | None = None
     processes: tuple[ProcessSample, ...] = ()
     lost: bool = False
+    unreadable: str | None = None
+    processes_unknown: str | None = None
+    mig_enabled: bool = False
+    mig_index: int | None = None
+    parent_uuid: str | None = None
+    # The slice's MIG profile, e.g. "1g.10gb".
+    mig_profile: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How people name it: `3` for a card, `3.1` for slice 1 of card 3."""
+        return str(self.index) if self.mig_index is None else f"{self.index}.{self.mig_index}"
 
     @property
     def memory_used_pct(self) -> float | None:
