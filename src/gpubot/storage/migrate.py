@@ -7,6 +7,10 @@ Alembic is imported only where a migration runs or the scripts are read: importi
 life of the process, and a database at `tables.SCHEMA_REVISION` (every start but the first after an upgrade) needs none
 of it. `gpubot serve` goes further with `migrate_apart`: when there is a migration to run, a short-lived child process
 runs it (see BENCHMARKS.md, 'What was changed to meet the targets').
+
+A database with no tables at all needs no script: it gets the tables' own DDL and is stamped at the newest revision in
+one transaction, as Alembic's cookbook builds a new database ("Building an Up to Date Database from Scratch"), without
+importing Alembic. The scripts, which a test holds to the same schema, take it on from there.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.exc import DatabaseError, InterfaceError
 
 from gpubot.core.errors import StoreUnavailable
 from gpubot.storage import db_errors
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, make_engine, read_only
-from gpubot.storage.tables import SCHEMA_REVISION
+from gpubot.storage.tables import SCHEMA_REVISION, metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -43,6 +47,15 @@ _SQLITE_MIGRATION_WAIT_MS = 60_000
 
 # Where Alembic records the revision (its default name, which env.py keeps).
 _VERSION_TABLE = "alembic_version"
+
+# That table as Alembic itself creates it (`alembic.runtime.migration.MigrationContext`), kept apart from the
+# schema's metadata: stamping a new database writes it, and the scripts read it afterwards.
+_version_table = Table(
+    _VERSION_TABLE,
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
 
 
 def script_location() -> Path:
@@ -118,7 +131,7 @@ def migrate_apart(engine: Engine) -> None:
         StoreUnavailable: the database cannot be opened, or the child failed to migrate it (its last
             line of error output says why).
     """
-    if _at_schema_revision(engine):
+    if not _needs_scripts(engine):
         return
     child = subprocess.run(
         [sys.executable, "-m", __name__],
@@ -135,12 +148,45 @@ def migrate_apart(engine: Engine) -> None:
 
 
 def _upgrade(engine: Engine) -> None:
-    if _at_schema_revision(engine):
+    if not _needs_scripts(engine):
         return
     from alembic import command
 
     with _as_store_errors(engine), engine.connect() as connection, migration_lock(connection):
         command.upgrade(alembic_config(connection), "head")
+
+
+def _needs_scripts(engine: Engine) -> bool:
+    """Whether the database needs the migration scripts run: it is behind, and was not created new just now."""
+    if _at_schema_revision(engine):
+        return False
+    if create_if_empty(engine):
+        logger.info("created the database at %s at revision %s", db_errors.location(engine), SCHEMA_REVISION)
+        return False
+    # A sibling process may have created or migrated it while this one waited for the lock.
+    return not _at_schema_revision(engine)
+
+
+def create_if_empty(engine: Engine) -> bool:
+    """Give a database without any table the newest schema and stamp it, in one transaction under the migration lock.
+
+    Args:
+        engine: the database's engine, from `make_engine`.
+
+    Returns:
+        True if it was empty and now is at `SCHEMA_REVISION`; False if it has tables (its own, Alembic's, or ones a
+        sibling process created meanwhile), which this leaves alone.
+
+    Raises:
+        StoreUnavailable: the database cannot be opened or written.
+    """
+    with _as_store_errors(engine), engine.connect() as connection, migration_lock(connection):
+        if inspect(connection).get_table_names():
+            return False
+        metadata.create_all(connection)
+        _version_table.create(connection)
+        connection.execute(_version_table.insert().values(version_num=SCHEMA_REVISION))
+    return True
 
 
 def _at_schema_revision(engine: Engine) -> bool:
