@@ -351,7 +351,7 @@ def test_modal_errors_name_the_holder_where_a_mention_cannot_render():
 
 
 def test_sparkline():
-    assert views.sparkline([0, 50, 100, None]) == "▁▅█·"
+    assert views.sparkline((0, 50, 100, None)) == "▁▅█·"
 
 
 # --- a GPU that is busy is not "free" (issue 11, point 14) ---------------------------------------------

@@ -6,6 +6,7 @@ and claims there are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -46,7 +47,7 @@ def home_view(
     policy: ClaimPolicy,
     timezone: ZoneInfo,
     thresholds: LoadThresholds,
-    trends: Mapping[str, Sequence[float | None]],
+    trends: Mapping[str, tuple[float | None, ...]],
     flash: Message | None = None,
 ) -> Block:
     """The App Home tab: the person's own claims with Release/Extend, then every GPU with Claim buttons.
@@ -173,7 +174,9 @@ def doctor_home_view() -> Block:
     }
 
 
-def sparkline(values: Sequence[float | None]) -> str:
+# A trend changes at most once per sample, and every Home publish draws every GPU's: drawn once, kept.
+@functools.lru_cache(maxsize=4096)
+def sparkline(values: tuple[float | None, ...]) -> str:
     """Percentages as unicode bars; a gap where nothing was measured."""
     return "".join(
         "·" if value is None else _SPARK[min(int(value / 100 * len(_SPARK)), len(_SPARK) - 1)] for value in values
@@ -226,7 +229,7 @@ def _home_gpu_block(
     now: datetime,
     timezone: ZoneInfo,
     thresholds: LoadThresholds,
-    trends: Mapping[str, Sequence[float | None]],
+    trends: Mapping[str, tuple[float | None, ...]],
 ) -> Block:
     block = section(status_line(row, now, timezone, compact=False))
     sample = row.sample
