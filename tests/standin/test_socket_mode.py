@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import pytest
 from slack_sdk import WebClient
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
 from gpubot.standin import SlackStandin, StandinError, StandinTimeoutError
 from gpubot.standin import payloads as p
+from gpubot.standin.server import MAX_CONNECTIONS
 from tests.standin.conftest import NO_ACK, AppLoop, missing_keys, recorded
 
 
@@ -123,3 +128,77 @@ def test_the_raw_socket_protocol(app_loop: AppLoop) -> None:
     app_loop.run(session.close())
     with pytest.raises(StandinError, match="not running"):
         slack.wait_connected()
+
+
+def test_each_envelope_goes_to_one_random_live_connection(slack: SlackStandin, app_loop: AppLoop) -> None:
+    # Slack hands each envelope to one random live connection of the app: two daemons share the work.
+    received: dict[int, list[str]] = {1: [], 2: []}
+
+    def acking(client_number: int) -> Any:
+        async def ack(client: SocketModeClient, request: SocketModeRequest) -> None:
+            received[client_number].append(request.envelope_id)
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+
+        return ack
+
+    async def connect(client_number: int) -> SocketModeClient:
+        client = SocketModeClient(app_token=slack.app_token, web_client=AsyncWebClient(base_url=slack.api_url))
+        client.socket_mode_request_listeners.append(acking(client_number))  # type: ignore[arg-type]
+        await client.connect()
+        return client
+
+    clients = [app_loop.run(connect(1))]
+    slack.wait_connected()
+    clients.append(app_loop.run(connect(2)))
+    assert slack.wait_connected() == 2
+    try:
+        acks = slack.send_many([("events_api", p.app_home_opened(f"U0USER{n:03d}")) for n in range(200)])
+    finally:
+        for client in clients:
+            app_loop.run(client.close())
+
+    by_connection = {n: {ack.envelope_id for ack in acks if ack.connection == n} for n in (1, 2)}
+    assert {n: set(ids) for n, ids in received.items()} == by_connection
+    assert len(received[1]) + len(received[2]) == 200
+    # Random, not round robin and not all to the newest: each gets a fair share of 200.
+    assert 50 < len(received[1]) < 150
+
+
+def test_an_eleventh_connection_is_refused_as_slack_does(app_loop: AppLoop) -> None:
+    slack = SlackStandin().start()
+    session = app_loop.run(_session())
+
+    async def open_socket() -> aiohttp.ClientWebSocketResponse:
+        url = WebClient(base_url=slack.api_url).apps_connections_open(app_token=slack.app_token)["url"]
+        ws = await session.ws_connect(url)
+        await ws.receive()  # hello, or the refusal
+        return ws
+
+    async def next_message(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+        return await ws.receive()
+
+    try:
+        sockets = [app_loop.run(open_socket()) for _ in range(MAX_CONNECTIONS)]
+        assert slack.wait_connected() == MAX_CONNECTIONS
+
+        url = WebClient(base_url=slack.api_url).apps_connections_open(app_token=slack.app_token)["url"]
+        eleventh = app_loop.run(session.ws_connect(url))
+        refusal = json.loads(app_loop.run(next_message(eleventh)).data)
+
+        assert (refusal["type"], refusal["reason"], refusal["num_connections"]) == (
+            "disconnect",
+            "too_many_websockets",
+            MAX_CONNECTIONS,
+        )
+        assert missing_keys(recorded("socket_mode_disconnect_too_many_websockets.json"), refusal) == set()
+        assert app_loop.run(next_message(eleventh)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        # The ten keep working.
+        assert slack.wait_connected() == MAX_CONNECTIONS
+        assert len(sockets) == MAX_CONNECTIONS
+    finally:
+        slack.stop()
+        app_loop.run(session.close())
+
+
+async def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession()

@@ -55,12 +55,14 @@ class Ack:
         payload: The ack's `payload` (e.g. the reply to a slash command), or None for a bare ack.
         latency_s: Seconds from sending the envelope to receiving the ack (`time.perf_counter`).
         envelope: The envelope as sent.
+        connection: The serial number of the connection it went to (1 for the first ever).
     """
 
     envelope_id: str
     payload: Body | None
     latency_s: float
     envelope: Body
+    connection: int = 0
 
 
 @dataclass(frozen=True)

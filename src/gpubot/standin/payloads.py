@@ -354,6 +354,10 @@ def hello(num_connections: int) -> dict[str, Any]:
     }
 
 
-def disconnect(reason: str) -> dict[str, Any]:
-    """Build a Socket Mode `disconnect` message, e.g. reason "refresh_requested" or "warning"."""
-    return {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-standin"}}
+def disconnect(reason: str, num_connections: int | None = None) -> dict[str, Any]:
+    """Build a Socket Mode `disconnect` message, e.g. reason "refresh_requested", "warning" or "too_many_websockets"."""
+    message: dict[str, Any] = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-standin"}}
+    if num_connections is not None:
+        message["num_connections"] = num_connections
+        message["connection_info"] = {"app_id": API_APP_ID}
+    return message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ RESPONSE_URL_METHOD = "response_url"
 # Form bodies carry structured arguments as JSON strings; Slack decodes these.
 _JSON_FIELDS = ("blocks", "view", "attachments")
 
+# Slack keeps up to this many Socket Mode connections of one app open at once.
+MAX_CONNECTIONS = 10
+
 
 @dataclass(frozen=True)
 class _Live:
@@ -43,6 +47,9 @@ class _Live:
 class _PendingAck:
     envelope: Body
     future: asyncio.Future[Ack]
+    # The serial number of the connection it went to, and its socket.
+    connection: int
+    socket: web.WebSocketResponse
     sent_at: float = 0.0
 
 
@@ -50,7 +57,14 @@ class StandinServer:
     """The HTTP and WebSocket side of the stand-in. All async methods run on the server's loop."""
 
     def __init__(
-        self, *, bot_token: str, app_token: str, scopes: Collection[str], port: int = 0, home_tab: bool = True
+        self,
+        *,
+        bot_token: str,
+        app_token: str,
+        scopes: Collection[str],
+        port: int = 0,
+        home_tab: bool = True,
+        seed: int | None = None,
     ) -> None:
         """Configure the server; `start()` binds it.
 
@@ -60,6 +74,7 @@ class StandinServer:
             scopes: The bot token's scopes.
             port: The TCP port on 127.0.0.1; 0 picks a free one.
             home_tab: Whether the app's Home tab is enabled (see `WebApi`).
+            seed: Seeds the choice of socket for each envelope; None for a fresh random one.
         """
         self.calls = CallLog()
         self.faults = Faults()
@@ -76,6 +91,7 @@ class StandinServer:
         self._open: set[web.WebSocketResponse] = set()
         self._connections = 0
         self._pending: dict[str, _PendingAck] = {}
+        self._chooser = random.Random(seed)
 
     @property
     def origin(self) -> str:
@@ -176,6 +192,11 @@ class StandinServer:
         try:
             self._connections += 1
             serial = self._connections
+            if len(self._active) >= MAX_CONNECTIONS:
+                # Slack's answer to an app's eleventh connection: a disconnect, then the socket closes.
+                await ws.send_str(json.dumps(payloads.disconnect("too_many_websockets", len(self._active))))
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many websockets")
+                return ws
             # hello goes out before the socket can receive envelopes, as on Slack.
             await ws.send_str(json.dumps(payloads.hello(num_connections=len(self._active) + 1)))
             async with live.sockets_changed:
@@ -204,7 +225,7 @@ class StandinServer:
             log.warning("stand-in got an ack for an unknown or already acked envelope %s", envelope_id)
             return
         latency_s = received_at - pending.sent_at
-        pending.future.set_result(Ack(envelope_id, ack.get("payload"), latency_s, pending.envelope))
+        pending.future.set_result(Ack(envelope_id, ack.get("payload"), latency_s, pending.envelope, pending.connection))
 
     async def wait_connected(self, timeout: float) -> int:
         """Wait until a client holds a socket that got its hello and was not sent a disconnect.
@@ -227,7 +248,10 @@ class StandinServer:
             return self._active[-1][0]
 
     async def push(self, envelopes: Sequence[Body], timeout: float) -> list[Ack]:
-        """Send envelopes back to back on the newest socket and wait for all their acks.
+        """Send envelopes back to back, each on one live socket picked at random, and wait for all their acks.
+
+        As on Slack, which hands each envelope to one random live connection of the app: with several
+        daemons connected, any of them may get any envelope.
 
         Args:
             envelopes: Envelopes from `payloads.envelope`, each with a fresh `envelope_id`.
@@ -243,15 +267,16 @@ class StandinServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await self.wait_connected(timeout)
-        ws = self._active[-1][1]
-        batch = [_PendingAck(envelope, loop.create_future()) for envelope in envelopes]
+        batch = [
+            _PendingAck(envelope, loop.create_future(), *self._chooser.choice(self._active)) for envelope in envelopes
+        ]
         for pending in batch:
             self._pending[pending.envelope["envelope_id"]] = pending
         try:
             for pending in batch:
                 pending.sent_at = time.perf_counter()
                 try:
-                    await ws.send_str(json.dumps(pending.envelope))
+                    await pending.socket.send_str(json.dumps(pending.envelope))
                 except ConnectionError as error:
                     # The client closed the socket between our check and the send.
                     raise StandinError(
