@@ -122,7 +122,7 @@ def test_in_a_pid_namespace_of_its_own_owners_and_names_are_unknown_not_another_
     assert namespaces(tmp_path).host_pids is False
     assert (process_owner(4242, tmp_path), process_name(4242, tmp_path)) == (None, None)
     warning = namespaces(tmp_path).warning or ""
-    assert "own PID namespace" in warning and "unknown" in warning and "--pid=host" in warning
+    assert "PID namespace of its own" in warning and "unknown" in warning and "--pid=host" in warning
 
 
 def test_in_a_user_namespace_the_overflow_uid_is_unknown_and_mapped_uids_are_read(tmp_path: Path) -> None:

@@ -37,20 +37,30 @@ class Namespaces:
     overflow_uid: int = _DEFAULT_OVERFLOW_UID
 
     @property
-    def warning(self) -> str | None:
-        """What is wrong with the owners shown, and what to do about it; None when nothing is."""
+    def finding(self) -> str | None:
+        """What is wrong with the process owners shown, in a sentence; None when nothing is (or it cannot tell)."""
         if self.host_pids is False:
             return (
-                "gpubot runs in its own PID namespace (a container): the PIDs the GPUs report are the host's, "
-                "so process owners and names are shown as unknown. Run gpubot on the host, or start the "
-                "container with --pid=host."
+                "gpubot runs in a PID namespace of its own (a container): the GPUs report the host's PIDs, so "
+                "process owners and names are shown as unknown"
             )
         if self.user_namespace:
             return (
-                "gpubot runs in a user namespace: owners of processes whose UIDs it does not map are shown as "
-                "unknown. Run gpubot on the host, or in a container without a user namespace (and with --pid=host)."
+                "gpubot runs in a user namespace: owners whose UIDs it does not map (they read as nobody) are "
+                "shown as unknown"
             )
         return None
+
+    @property
+    def remedy(self) -> str:
+        """What to do about the finding."""
+        return "run gpubot on the host, or start its container with --pid=host and without a user namespace"
+
+    @property
+    def warning(self) -> str | None:
+        """The finding and its remedy, for the log; None when there is nothing to say."""
+        finding = self.finding
+        return f"{finding}; {self.remedy}." if finding else None
 
 
 @functools.lru_cache(maxsize=16)
