@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,7 @@ def test_all_good_is_one_passing_line_per_check(slack, tmp_path, database):
         "settings",
         "database",
         "telemetry",
+        "process owners",
         "bot token",
         "app token",
         "Home tab",
@@ -80,7 +82,7 @@ def test_all_good_is_one_passing_line_per_check(slack, tmp_path, database):
     published = slack.wait_for_call("views.publish")
     assert published.params["user_id"] == ADMIN and published.params["view"]["type"] == "home"
     assert slack.wait_for_call("chat.postMessage").response["channel"] == "D" + ADMIN
-    assert render(results).endswith("All 8 checks passed: gpubot is ready.")
+    assert render(results).endswith("All 9 checks passed: gpubot is ready.")
 
 
 def test_the_cli_prints_the_report_and_exits_0_only_when_all_pass(slack, tmp_path, database, monkeypatch, capsys):
@@ -88,7 +90,7 @@ def test_the_cli_prints_the_report_and_exits_0_only_when_all_pass(slack, tmp_pat
         monkeypatch.setenv(key, value)
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert out.count("✓ ") == 8 and "✗" not in out
+    assert out.count("✓ ") == 9 and "✗" not in out
 
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked")
     assert main(["doctor"]) == 1
@@ -188,9 +190,13 @@ def test_no_gpus_found_is_a_failure(slack, tmp_path, database):
 
 
 def test_unparseable_settings_skip_the_rest(slack, tmp_path, database):
-    results = run_checks(environment(slack, tmp_path, database, GPUBOT_MIN_DURATION="soon"))
+    env = environment(slack, tmp_path, database, GPUBOT_MIN_DURATION="soon")
+    results = run_checks(env, proc_root=fake_proc(tmp_path, "pid:[4026531836]"))
 
-    assert [result.outcome for result in results] == [Outcome.PASSED, Outcome.FAILED] + [Outcome.SKIPPED] * 6
+    # Where process owners come from needs no settings: it is still checked.
+    assert [result.outcome for result in results] == [Outcome.PASSED, Outcome.FAILED] + [Outcome.SKIPPED] * 2 + [
+        Outcome.PASSED
+    ] + [Outcome.SKIPPED] * 4
     assert "GPUBOT_MIN_DURATION" in results[1].detail
 
 
@@ -215,3 +221,51 @@ def test_slack_unreachable_is_a_network_fix(tmp_path, database):
 def test_an_old_python_is_reported(slack, tmp_path, database):
     results = run_checks(environment(slack, tmp_path, database), python=(3, 9, 18))
     assert results[0].outcome is Outcome.FAILED and results[0].detail == "3.9.18 is too old"
+
+
+def fake_proc(tmp_path, pid_namespace: str | None):
+    proc = tmp_path / "proc"
+    (proc / "self" / "ns").mkdir(parents=True)
+    (proc / "self" / "uid_map").write_text("         0          0 4294967295\n")
+    if pid_namespace is not None:
+        (proc / "self" / "ns" / "pid").symlink_to(pid_namespace)
+    return proc
+
+
+def nvidia_smi_environment(slack, tmp_path, database):
+    capture = Path(__file__).parent / "data" / "nvidia-smi" / "telegraf__tesla-t4.xml"
+    script = tmp_path / "nvidia-smi"
+    script.write_text(f"#!/bin/sh\ncat '{capture}'\n")
+    script.chmod(0o755)
+    return environment(slack, tmp_path, database, GPUBOT_GPU_BACKEND="nvidia-smi", GPUBOT_NVIDIA_SMI=str(script))
+
+
+def test_in_a_container_of_its_own_the_owners_are_a_warning_with_its_fix(slack, tmp_path, database):
+    env = nvidia_smi_environment(slack, tmp_path, database)
+
+    results = run_checks(env, proc_root=fake_proc(tmp_path, "pid:[4026532461]"))
+
+    owners = by_name(results)["process owners"]
+    assert owners.outcome is Outcome.WARNED
+    assert "PID namespace of its own" in owners.detail and "shown as unknown" in owners.detail
+    assert "--pid=host" in (owners.fix or "")
+    assert all_passed(results), render(results)  # a warning is not a failure: gpubot runs
+    report = render(results)
+    assert "! process owners: gpubot runs in a PID namespace of its own" in report
+    assert report.endswith("All 9 checks passed, 1 with a warning: gpubot is ready.")
+
+
+def test_on_the_host_the_owners_pass(slack, tmp_path, database):
+    env = nvidia_smi_environment(slack, tmp_path, database)
+
+    owners = by_name(run_checks(env, proc_root=fake_proc(tmp_path, "pid:[4026531836]")))["process owners"]
+
+    assert (owners.outcome, owners.detail) == (Outcome.PASSED, "read from /proc in the host's PID namespace")
+
+
+def test_a_pid_namespace_that_cannot_be_read_is_a_warning(slack, tmp_path, database):
+    env = nvidia_smi_environment(slack, tmp_path, database)
+
+    owners = by_name(run_checks(env, proc_root=fake_proc(tmp_path, None)))["process owners"]
+
+    assert owners.outcome is Outcome.WARNED and "cannot tell" in owners.detail

@@ -57,12 +57,13 @@ def test_every_capture_parses_without_inventing_figures(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     host = parse_nvidia_smi_xml(text, hostname="box")
     gpu_elements = ET.fromstring(text).findall("gpu")
+    cards = [gpu for gpu in host.gpus if gpu.mig_index is None]
 
     assert host.hostname == "box"
-    assert len(host.gpus) == len(gpu_elements) >= 1
+    assert len(cards) == len(gpu_elements) >= 1
     assert len({gpu.uuid for gpu in host.gpus}) == len(host.gpus)
-    assert len({gpu.index for gpu in host.gpus}) == len(host.gpus)
-    for sample, element in zip(host.gpus, gpu_elements, strict=True):
+    assert all(follows_its_card(host, position) for position, gpu in enumerate(host.gpus) if gpu.parent_uuid)
+    for sample, element in zip(cards, gpu_elements, strict=True):
         assert sample.name
         assert sample.memory_total_mib
         assert not sample.lost
@@ -74,9 +75,27 @@ def test_every_capture_parses_without_inventing_figures(path: Path) -> None:
                 assert value is None, f"{field} should be None, got {value!r}"
             elif value == 0:
                 assert any(float(n.split()[0]) == 0 for n in numbers), f"{field} is 0 but the XML says {numbers}"
+        if element.find("processes") is None:
+            assert sample.processes_unknown  # no list is not an empty list
+        else:
+            assert sample.processes_unknown is None
         for process in sample.processes:
             assert process.pid > 0
             assert process.user is None  # the parser is pure: owners come from /proc in sample()
+        # Where MIG is on, each slice follows its card, with its own memory and no utilization.
+        slices = [gpu for gpu in host.gpus if gpu.parent_uuid == sample.uuid]
+        devices = element.findall("mig_devices/mig_device")
+        assert sample.mig_enabled == bool(slices) == (element.findtext("mig_mode/current_mig") == "Enabled")
+        assert len(slices) == (len(devices) if sample.mig_enabled else 0)
+        for piece in slices:
+            assert piece.index == sample.index and piece.uuid.startswith(f"MIG-{sample.uuid}/")
+            assert piece.memory_total_mib and piece.memory_total_mib < sample.memory_total_mib
+            assert piece.utilization_gpu_pct is None and not piece.lost
+
+
+def follows_its_card(host: HostSample, position: int) -> bool:
+    card = next(gpu for gpu in reversed(host.gpus[:position]) if gpu.mig_index is None)
+    return card.uuid == host.gpus[position].parent_uuid
 
 
 def test_tesla_t4_lists_its_compute_and_graphics_processes() -> None:
@@ -93,7 +112,7 @@ def test_tesla_t4_lists_its_compute_and_graphics_processes() -> None:
 
 def test_a100_under_mig_has_no_utilization_and_reports_the_whole_card() -> None:
     host = capture("a100-sxm4-v12")
-    (gpu,) = host.gpus
+    gpu = host.gpus[0]
 
     assert gpu.utilization_gpu_pct is None
     # The card's own fb_memory_usage, not one of the four MIG slices (19968 MiB each).
@@ -102,6 +121,7 @@ def test_a100_under_mig_has_no_utilization_and_reports_the_whole_card() -> None:
     assert (gpu.power_draw_w, gpu.power_limit_w) == (67.03, 500.0)
     assert host.driver_version == "535.54.03"
     assert gpu.processes == ()
+    assert gpu.mig_enabled and gpu.mig_index is None
 
 
 def test_dual_2070_has_two_gpus_with_their_own_uuids_and_indices() -> None:
@@ -112,7 +132,7 @@ def test_dual_2070_has_two_gpus_with_their_own_uuids_and_indices() -> None:
         "GPU-12345678-aaaa-bbbb-cccc-0123456789ab",
         "GPU-12345678-aaaa-bbbb-cccc-0123456789cd",
     ]
-    # v13: average_power_draw is N/A, instant_power_draw is what there is.
+    # v13: average_power_draw is N/A, so instant_power_draw, the only figure there is.
     assert [gpu.power_draw_w for gpu in gpus] == [9.23, 11.82]
 
 
@@ -145,12 +165,13 @@ def test_quadro_p2000_old_power_readings_section_parses() -> None:
     assert (gpu.power_draw_w, gpu.power_limit_w) == (4.61, 75.0)
 
 
-def test_rtx_3080_v13_under_load_prefers_instant_power() -> None:
+def test_rtx_3080_v13_under_load_prefers_the_average_power_as_nvml_does() -> None:
     (gpu,) = capture("rtx-3080-v13").gpus
 
     assert gpu.utilization_gpu_pct == 65
     assert (gpu.memory_total_mib, gpu.memory_used_mib) == (10240, 9184)
-    assert gpu.power_draw_w == 142.33  # instant, not the 139.62 W average
+    # NVML's nvmlDeviceGetPowerUsage is the average on Ampere and newer: the 139.62 W, not the instant 142.33 W.
+    assert gpu.power_draw_w == 139.62
     assert gpu.power_limit_w == 320.0
     assert gpu.temperature_c == 27
 

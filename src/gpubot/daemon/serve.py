@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 from slack_bolt.authorization import AuthorizeResult
@@ -31,6 +32,7 @@ from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
 from gpubot.storage.preflight import require_writable
 from gpubot.telemetry import open_configured
+from gpubot.telemetry.process_owner import PROC_ROOT, namespaces
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ async def _serve_until_stopped(
     stack.callback(engine.dispose)
     telemetry = open_configured(settings)
     stack.callback(telemetry.close)
+    warn_of_namespaces(telemetry.backend_name)
     # One HTTP session, so Web API calls (Home publishes, DMs) reuse keep-alive connections: without it
     # slack_sdk opens a new session and TCP connection for every call
     # (BENCHMARKS.md, "What was changed to meet the targets").
@@ -193,6 +196,18 @@ async def _serve_until_stopped(
     _raise_if_rejected(rejected)
     logger.info("stopping")
     return 0
+
+
+def warn_of_namespaces(backend_name: str, proc_root: Path = PROC_ROOT) -> None:
+    """Log once, at start, when process owners read from /proc would be wrong here (a container).
+
+    Args:
+        backend_name: The telemetry backend in use; the fake one names owners itself.
+        proc_root: Where procfs is mounted (a temporary tree in tests).
+    """
+    warning = namespaces(proc_root).warning
+    if warning and backend_name != "fake":
+        logger.warning("%s", warning)
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:

@@ -1,43 +1,35 @@
-"""The `nvidia-smi` backend: run `nvidia-smi -q -x` and parse its XML.
+"""The `nvidia-smi` backend: run `nvidia-smi -q -x` (and `-L` for MIG names) and parse what it prints.
 
-For hosts where the NVML library cannot be loaded from Python but the tool works. The parser is pure and
-tolerant: nvidia-smi's XML schema has changed across driver generations (DTD v10 to v13, and none at all),
-and any figure a GPU cannot report reads `N/A`, `[N/A]`, `Not Supported` or similar. All of those, and any
-element that is missing, become None, never a crash and never a zero.
+For hosts where the NVML library cannot be loaded from Python but the tool works. The parsing is pure and
+lives in `nvidia_smi_xml`; this module runs the executable and never lets a hung one hang the sampler.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import logging
 import socket
 import subprocess
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from gpubot.core.errors import TelemetryError
-from gpubot.core.models import GpuSample, HostSample, ProcessSample
-from gpubot.telemetry.process_owner import PROC_ROOT, process_owner
-
-# What nvidia-smi prints in place of a value it does not have, lower-cased and without the brackets
-# some versions put around them.
-_NOT_A_VALUE = frozenset(
-    {
-        "n/a",
-        "unknown error",
-        "not supported",
-        "insufficient permissions",
-        "gpu is lost",
-        "requested functionality has been deprecated",
-        "",
-    }
+from gpubot.core.models import HostSample
+from gpubot.telemetry.nvidia_smi_xml import (
+    MigListing,
+    mig_layout,
+    name_slices,
+    parse_mig_listing,
+    parse_nvidia_smi_xml,
 )
-_QUANTITY = re.compile(r"(-?\d+(?:\.\d+)?)\s*(\S*)")
+from gpubot.telemetry.process_owner import PROC_ROOT, host_pids_visible, process_owner
 
-# Newer drivers (DTD v13) split the draw into instant and averaged readings; older ones have one figure.
-_POWER_SECTIONS = ("gpu_power_readings", "power_readings")
-_POWER_DRAW_TAGS = ("instant_power_draw", "average_power_draw", "power_draw")
-_POWER_LIMIT_TAGS = ("current_power_limit", "enforced_power_limit", "power_limit")
+__all__ = ["NvidiaSmiTelemetry", "parse_mig_listing", "parse_nvidia_smi_xml"]
+
+_log = logging.getLogger(__name__)
+
+# After SIGKILL a process normally dies at once; one that does not is stuck in the driver (uninterruptible
+# sleep) and no amount of waiting helps, so the wait is short and the sampler moves on.
+KILL_GRACE_S = 1.0
 
 
 class NvidiaSmiTelemetry:
@@ -56,6 +48,11 @@ class NvidiaSmiTelemetry:
         self.executable = executable
         self.timeout_s = timeout_s
         self.proc_root = proc_root
+        # Runs that would not die when killed: kept so they are reaped if they ever exit, and so no new one
+        # is started on top of them (each would hang in the driver the same way).
+        self._abandoned: list[subprocess.Popen[bytes]] = []
+        self._mig_names: tuple[tuple[tuple[str | None, int | None, str], ...], dict[tuple[str, int], MigListing]]
+        self._mig_names = ((), {})
 
     def sample(self) -> HostSample:
         """Run `nvidia-smi -q -x` once and parse it, adding each process's owner from /proc.
@@ -63,12 +60,20 @@ class NvidiaSmiTelemetry:
         Raises:
             TelemetryError: the executable is missing, hangs, fails, or prints something that is not its XML.
         """
-        host = parse_nvidia_smi_xml(self._run(), hostname=socket.gethostname())
+        host = parse_nvidia_smi_xml(self._run("-q", "-x"), hostname=socket.gethostname())
+        if any(gpu.mig_index is not None for gpu in host.gpus):
+            host = name_slices(host, self._mig_listing(mig_layout(host)))
+        # In another PID namespace the host PIDs nvidia-smi reports name other processes here, or none.
+        own_pids = host_pids_visible(self.proc_root)
         gpus = tuple(
             dataclasses.replace(
                 gpu,
                 processes=tuple(
-                    dataclasses.replace(process, user=process_owner(process.pid, self.proc_root))
+                    dataclasses.replace(
+                        process,
+                        name=process.name if own_pids else None,
+                        user=process_owner(process.pid, self.proc_root),
+                    )
                     for process in gpu.processes
                 ),
             )
@@ -77,154 +82,78 @@ class NvidiaSmiTelemetry:
         return dataclasses.replace(host, gpus=gpus)
 
     def close(self) -> None:
-        """Nothing to release: each sample is its own process."""
+        """Nothing to release: each sample is its own process (one abandoned as hung is left to the kernel)."""
 
-    def _run(self) -> str:
-        command = [self.executable, "-q", "-x"]
+    def _mig_listing(self, layout: tuple[tuple[str | None, int | None, str], ...]) -> dict[tuple[str, int], MigListing]:
+        """The slices' names from `nvidia-smi -L`, run again only when the MIG layout has changed."""
+        cached_layout, listing = self._mig_names
+        if layout == cached_layout:
+            return listing
         try:
-            completed = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=self.timeout_s,
-                check=False,
-            )
+            listing = parse_mig_listing(self._run("-L"))
+        except TelemetryError as error:
+            # The slices keep CUDA's legacy MIG-GPU-… names, which CUDA_VISIBLE_DEVICES accepts too.
+            _log.warning("nvidia-smi -L failed (%s); MIG slices keep their legacy names.", error.message)
+            listing = {}
+        self._mig_names = (layout, listing)
+        return listing
+
+    def _run(self, *arguments: str) -> str:
+        command = [self.executable, *arguments]
+        shown = " ".join(command)
+        self._refuse_while_one_is_stuck(shown)
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except FileNotFoundError:
             raise TelemetryError(
                 f"nvidia-smi was not found at {self.executable!r}: set GPUBOT_NVIDIA_SMI to its path, "
                 "or choose another backend with GPUBOT_GPU_BACKEND."
             ) from None
-        except subprocess.TimeoutExpired:
-            raise TelemetryError(
-                f"`{' '.join(command)}` did not finish within {self.timeout_s:g} s (is the driver hung?)."
-            ) from None
         except OSError as error:
             raise TelemetryError(
                 f"nvidia-smi at {self.executable!r} could not be started ({error}): check GPUBOT_NVIDIA_SMI."
             ) from error
-        if completed.returncode != 0:
+        try:
+            stdout, stderr = process.communicate(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            raise self._hung(process, shown) from None
+        # Bytes that are not UTF-8 become U+FFFD, which the parser reads as "unknown" for that one field.
+        out = stdout.decode("utf-8", errors="replace")
+        if process.returncode != 0:
             # nvidia-smi prints its own failures ("couldn't communicate with the NVIDIA driver") on stdout.
-            reason = _first_line(completed.stderr) or _first_line(completed.stdout) or "no message"
-            raise TelemetryError(f"`{' '.join(command)}` failed with exit {completed.returncode}: {reason}")
-        return completed.stdout
+            err = stderr.decode("utf-8", errors="replace")
+            reason = _first_line(err) or _first_line(out) or "no message"
+            raise TelemetryError(f"`{shown}` failed with exit {process.returncode}: {reason}")
+        return out
 
-
-def parse_nvidia_smi_xml(xml_text: str, hostname: str) -> HostSample:
-    """Turn the output of `nvidia-smi -q -x` into a sample. Pure: no I/O, no process owners.
-
-    Args:
-        xml_text: The XML document nvidia-smi printed.
-        hostname: The host it was run on (nvidia-smi does not say).
-
-    Returns:
-        One `GpuSample` per `<gpu>`, in document order, with unknown figures as None. A GPU's index is its
-        position: nvidia-smi lists GPUs in NVML index order, the numbering `CUDA_VISIBLE_DEVICES` and
-        `nvidia-smi -i` use (`minor_number` is the /dev/nvidiaN number, which can differ). A UUID that
-        repeats within the document is made unique by appending `@<pci_bus_id>`, so two cards never collapse into one.
-
-    Raises:
-        TelemetryError: the text is not XML, or not an `nvidia_smi_log` document.
-    """
-    try:
-        # ElementTree never fetches the external DTD the DOCTYPE names, so parsing needs no network.
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as error:
-        raise TelemetryError(f"nvidia-smi printed XML that cannot be parsed: {error}.") from error
-    if root.tag != "nvidia_smi_log":
-        raise TelemetryError(f"nvidia-smi printed <{root.tag}>, not the expected <nvidia_smi_log>.")
-    gpus: list[GpuSample] = []
-    seen_uuids: set[str] = set()
-    for position, gpu in enumerate(root.findall("gpu")):
-        sample = _gpu(gpu, position, hostname)
-        if sample.uuid in seen_uuids:
-            sample = dataclasses.replace(sample, uuid=_unique_uuid(sample.uuid, _pci_bus_id(gpu), seen_uuids))
-        seen_uuids.add(sample.uuid)
-        gpus.append(sample)
-    return HostSample(hostname=hostname, driver_version=_text(root.find("driver_version")), gpus=tuple(gpus))
-
-
-def _gpu(gpu: ET.Element, position: int, hostname: str) -> GpuSample:
-    index = position
-    memory_total = _int(gpu.find("fb_memory_usage/total"), "MiB")
-    memory_used = _int(gpu.find("fb_memory_usage/used"), "MiB")
-    utilization = _int(gpu.find("utilization/gpu_util"), "%")
-    temperature = _int(gpu.find("temperature/gpu_temp"), "C")
-    power_draw = _first_quantity(gpu, _POWER_DRAW_TAGS, "W")
-    return GpuSample(
-        index=index,
-        uuid=_text(gpu.find("uuid")) or f"nvidia-smi-{hostname}-{_pci_bus_id(gpu) or index}",
-        name=_text(gpu.find("product_name")),
-        memory_total_mib=memory_total,
-        memory_used_mib=memory_used,
-        utilization_gpu_pct=utilization,
-        temperature_c=temperature,
-        power_draw_w=power_draw,
-        power_limit_w=_first_quantity(gpu, _POWER_LIMIT_TAGS, "W"),
-        processes=tuple(_processes(gpu)),
-        # A GPU that reports no figure at all is listed but cannot be read: the same as NVML's lost GPU.
-        lost=all(v is None for v in (memory_total, memory_used, utilization, temperature, power_draw)),
-    )
-
-
-def _processes(gpu: ET.Element) -> list[ProcessSample]:
-    processes = []
-    for info in gpu.findall("processes/process_info"):
-        pid = _text(info.find("pid"))
-        if pid is None or not pid.isdigit():
-            continue
-        processes.append(
-            ProcessSample(
-                pid=int(pid),
-                name=_text(info.find("process_name")),
-                used_memory_mib=_int(info.find("used_memory"), "MiB"),
+    def _hung(self, process: subprocess.Popen[bytes], shown: str) -> TelemetryError:
+        """Kill a run that timed out; wait for it only briefly, and abandon it if it will not die."""
+        process.kill()
+        try:
+            process.communicate(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._abandoned.append(process)
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            return TelemetryError(
+                f"`{shown}` did not finish within {self.timeout_s:g} s and did not die when killed "
+                f"(PID {process.pid}, stuck in the driver?); it was abandoned, and no nvidia-smi runs until it exits."
             )
+        return TelemetryError(
+            f"`{shown}` did not finish within {self.timeout_s:g} s (is the driver hung?); "
+            f"it was killed (PID {process.pid})."
         )
-    return processes
 
-
-def _first_quantity(gpu: ET.Element, tags: tuple[str, ...], unit: str) -> float | None:
-    for section in _POWER_SECTIONS:
-        for tag in tags:
-            value = _quantity(gpu.find(f"{section}/{tag}"), unit)
-            if value is not None:
-                return value
-    return None
-
-
-def _pci_bus_id(gpu: ET.Element) -> str | None:
-    return _text(gpu.find("pci/pci_bus_id")) or gpu.get("id")
-
-
-def _unique_uuid(uuid: str, pci_bus_id: str | None, taken: set[str]) -> str:
-    candidate = f"{uuid}@{pci_bus_id or len(taken)}"
-    suffix = 2
-    while candidate in taken:
-        candidate = f"{uuid}@{pci_bus_id or len(taken)}.{suffix}"
-        suffix += 1
-    return candidate
-
-
-def _text(element: ET.Element | None) -> str | None:
-    if element is None or element.text is None:
-        return None
-    text = element.text.strip()
-    return None if text.strip("[]").lower() in _NOT_A_VALUE else text
-
-
-def _quantity(element: ET.Element | None, unit: str) -> float | None:
-    """A number followed by `unit` ("81559 MiB", "65 %"); None for anything else, even another unit."""
-    text = _text(element)
-    match = _QUANTITY.fullmatch(text) if text is not None else None
-    if match is None or match.group(2) != unit:
-        return None
-    return float(match.group(1))
-
-
-def _int(element: ET.Element | None, unit: str) -> int | None:
-    value = _quantity(element, unit)
-    return round(value) if value is not None else None
+    def _refuse_while_one_is_stuck(self, shown: str) -> None:
+        # poll() reaps the ones that have exited since.
+        self._abandoned = [process for process in self._abandoned if process.poll() is None]
+        if self._abandoned:
+            pids = ", ".join(str(process.pid) for process in self._abandoned)
+            raise TelemetryError(
+                f"`{shown}` was not started: an earlier nvidia-smi (PID {pids}) is still stuck after being killed "
+                "(the driver is likely hung; a reboot or a driver reload may be needed)."
+            )
 
 
 def _first_line(text: str) -> str | None:
