@@ -25,7 +25,7 @@ _INSUFFICIENT_SIZE = 7
 _NOT_AVAILABLE_ULL = 2**64 - 1
 # What a PID can never be: a garbage entry from a layout mismatch reads as one of these.
 _IMPOSSIBLE_PIDS = frozenset({0, 0xFFFFFFFF})
-# Driver releases whose `_v3` entries carry `usedGpuCcProtectedMemory` (nvml.h of CUDA 12.2 before update 1).
+# Driver releases whose `_v3` entries carry `usedGpuCcProtectedMemory`.
 _WIDE_V3_RELEASES = (535, range(43, 87))
 
 
