@@ -222,7 +222,10 @@ class NvmlTelemetry:
         """A card that gave nothing: refused (no permission), or lost; its handle is taken again next time."""
         failure = reading.last_failure
         if not reading.lost and _code(failure) == _NO_PERMISSION:
-            return [GpuSample(index=card.index, uuid=self._placeholder(card.index), unreadable="no permission")]
+            known = card.uuid if card.constants_read else None
+            return [
+                GpuSample(index=card.index, uuid=known or self._placeholder(card.index), unreadable="no permission")
+            ]
         card.forget_handle()
         lost_slices = tuple(
             GpuSample(
