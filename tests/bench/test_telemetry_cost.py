@@ -1,4 +1,4 @@
-"""The NVML half of `bench/telemetry_cost.py` and its verdict, run over the stand-in `pynvml`.
+"""The NVML half of `bench/telemetry_cost.py` and its verdict, run over a simulated driver under the real binding.
 
 No machine here has a GPU, so without this the code that times NVML and one `nvidia-smi -q -x` would first
 run on the day a GPU is lent. Nothing here is timed: the figures' shape and the verdict's logic are.
@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from gpubot.telemetry.nvml import NvmlTelemetry
-from tests.telemetry.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeDevice, FakeNvml, process
+from tests.telemetry.nvml_driver import Gpu, Process, SimulatedDriver, install, no_library
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = REPO / "tests" / "data" / "nvidia-smi" / "telegraf__a100-sxm4-v12.xml"
@@ -38,20 +38,21 @@ def fake_nvidia_smi(tmp_path: Path) -> Path:
     return script
 
 
-def _four_gpus(proc: Path) -> NvmlTelemetry:
-    devices = [
-        FakeDevice(uuid=f"GPU-{index}", compute=[process(1000 + index, 4096)] if index % 2 else [])
+def _four_gpus(monkeypatch: pytest.MonkeyPatch, proc: Path) -> NvmlTelemetry:
+    gpus = [
+        Gpu(uuid=f"GPU-{index}".encode(), compute=[Process(1000 + index, 4096)] if index % 2 else [])
         for index in range(4)
     ]
-    return NvmlTelemetry(nvml=FakeNvml(devices), proc_root=proc)
+    install(monkeypatch, SimulatedDriver(gpus))
+    return NvmlTelemetry(proc_root=proc)
 
 
 def test_where_nvml_answers_a_full_sample_is_timed_beside_nvidia_smi(
-    bench: tuple[ModuleType, ModuleType], fake_nvidia_smi: Path, tmp_path: Path
+    bench: tuple[ModuleType, ModuleType], fake_nvidia_smi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     telemetry_cost, report = bench
     figures = telemetry_cost.nvml_backend(
-        3, open_nvml=lambda: _four_gpus(tmp_path / "proc"), nvidia_smi=str(fake_nvidia_smi)
+        3, open_nvml=lambda: _four_gpus(monkeypatch, tmp_path / "proc"), nvidia_smi=str(fake_nvidia_smi)
     )
     assert (figures["gpus"], figures["processes"]) == (4, 2)
     assert figures["sample"]["count"] == 3 and figures["nvidia_smi"]["count"] == 3
@@ -62,11 +63,11 @@ def test_where_nvml_answers_a_full_sample_is_timed_beside_nvidia_smi(
 
 
 def test_where_nvml_does_not_initialise_the_figure_says_why_and_is_not_judged(
-    bench: tuple[ModuleType, ModuleType], tmp_path: Path
+    bench: tuple[ModuleType, ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     telemetry_cost, report = bench
-    no_driver = FakeNvml([], init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
-    figures = telemetry_cost.nvml_backend(3, open_nvml=lambda: NvmlTelemetry(nvml=no_driver, proc_root=tmp_path))
+    no_library(monkeypatch)
+    figures = telemetry_cost.nvml_backend(3, open_nvml=lambda: NvmlTelemetry(proc_root=tmp_path))
     assert figures == {
         "skipped": "NVML is not available on this machine (NVML could not be initialised: "
         "NVML Shared Library Not Found.)"

@@ -1,8 +1,12 @@
-"""Telemetry test configuration: the marker for tests that need a real NVIDIA GPU."""
+"""Telemetry test configuration: the marker for tests that need a real NVIDIA GPU, and the simulated driver."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
+
+from tests.telemetry.nvml_driver import SimulatedDriver, install
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -10,3 +14,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "nvml_hardware: runs against the real NVML library; skips when nvmlInit fails (no driver or GPU).",
     )
+
+
+@pytest.fixture
+def simulate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[SimulatedDriver], SimulatedDriver]]:
+    """Puts a simulated driver under the real binding; fails the test if the simulation itself broke."""
+    installed: list[SimulatedDriver] = []
+
+    def put(driver: SimulatedDriver) -> SimulatedDriver:
+        installed.append(install(monkeypatch, driver))
+        return driver
+
+    yield put
+    for driver in installed:
+        assert not driver.errors, f"the simulated driver failed: {driver.errors!r}"

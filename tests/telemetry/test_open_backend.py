@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from gpubot.core.errors import TelemetryError
-from gpubot.telemetry import nvml as nvml_backend
 from gpubot.telemetry import open_backend
-from gpubot.telemetry.nvml import NvmlTelemetry
-from tests.telemetry.fake_nvml import FakeDevice, FakeNvml
+from tests.telemetry.nvml_driver import Gpu, SimulatedDriver, install, no_library
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "fake_gpus"
 EMPTY_LOG = '<?xml version="1.0" ?><nvidia_smi_log><driver_version>550.54.15</driver_version></nvidia_smi_log>'
@@ -31,19 +29,13 @@ def nvidia_smi(tmp_path: Path) -> str:
 @pytest.fixture
 def no_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     """NVML fails to initialise, as on a host without the driver, whatever this machine has."""
-
-    def fail() -> NvmlTelemetry:
-        raise TelemetryError("NVML could not be initialised: NVML Shared Library Not Found.")
-
-    monkeypatch.setattr(nvml_backend, "NvmlTelemetry", fail)
+    no_library(monkeypatch)
 
 
 @pytest.fixture
-def working_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+def working_nvml(monkeypatch: pytest.MonkeyPatch) -> SimulatedDriver:
     """NVML initialises and has one GPU, whatever this machine has."""
-    fake = FakeNvml([FakeDevice(uuid="GPU-fake")])
-    monkeypatch.setattr(nvml_backend, "NvmlTelemetry", lambda: NvmlTelemetry(nvml=fake))
-    return fake
+    return install(monkeypatch, SimulatedDriver([Gpu(uuid=b"GPU-fake")]))
 
 
 def test_fake_reads_the_file_it_is_given() -> None:
@@ -75,7 +67,7 @@ def test_nvidia_smi_that_is_not_there_fails_at_open(tmp_path: Path) -> None:
         open_backend("nvidia-smi", nvidia_smi=str(tmp_path / "nvidia-smi"))
 
 
-def test_nvml_when_asked_for(working_nvml: FakeNvml) -> None:
+def test_nvml_when_asked_for(working_nvml: SimulatedDriver) -> None:
     telemetry = open_backend("nvml")
 
     assert telemetry.backend_name == "nvml"
