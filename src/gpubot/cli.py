@@ -226,7 +226,7 @@ def _release(args: argparse.Namespace) -> int:
         names = host.people.names(claim.user_id for claim in outcome.forced)
     for claim in outcome.forced:
         print(
-            f"released GPU {claim.gpu_index}, held by {person(claim.user_id, names)}; "
+            f"released GPU {claim.label}, held by {person(claim.user_id, names)}; "
             "they will get a DM saying so (sent by the running service)"
         )
     if not outcome.forced:

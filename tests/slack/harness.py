@@ -85,7 +85,7 @@ class InProcessApp:
     def hold(self, user_id: str, gpu: int, purpose: str = "a run", hours: float = 2) -> int:
         """Give `user_id` a claim on `gpu` directly through the service; returns the claim's id."""
         outcome = ClaimService.claim(
-            self.service, user_id, GpuSelection(indices=(gpu,)), purpose, timedelta(hours=hours)
+            self.service, user_id, GpuSelection(labels=(str(gpu),)), purpose, timedelta(hours=hours)
         )
         return outcome.claims[0].id
 

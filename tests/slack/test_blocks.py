@@ -7,18 +7,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 
+from gpubot.core.dashboard import Dashboard, GpuRow, HomeState
 from gpubot.core.errors import AlreadyHeld, AlreadyYours, CommandError, GpuNotResponding, NoFreeGpu, NotHolder
 from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample, Notice, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.policy import ClaimPolicy
-from gpubot.core.service import (
-    ClaimOutcome,
-    Dashboard,
-    ExtendOutcome,
-    GpuRow,
-    HomeState,
-    ReleaseOutcome,
-)
+from gpubot.core.service import ClaimOutcome, ExtendOutcome, ReleaseOutcome
 from gpubot.slack import messages, views
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
