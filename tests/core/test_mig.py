@@ -159,7 +159,7 @@ def test_any_never_takes_an_unreadable_gpu(service):
     sample = host(card0={"unreadable": "no permission"}, slices={1: {"unreadable": "x"}, 2: {"unreadable": "y"}})
     with pytest.raises(NoFreeGpu) as refused:
         service.claim("U1", ANY, "train", None, sample)
-    assert refused.value.not_responding == ("0", "1.1", "1.2")
+    assert (refused.value.not_responding, refused.value.unreadable) == ((), ("0", "1.1", "1.2"))
 
 
 def test_unknown_processes_are_never_idle_and_the_claim_says_so(service):

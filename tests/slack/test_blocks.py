@@ -200,24 +200,24 @@ def test_errors_escape_user_text_but_keep_holder_mentions():
     error = CommandError("I don't know `<!channel>`.", usage=("claim",))
     text = _texts(messages.error_message(error))
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "&lt;gpu&gt;" in text
-    held = _texts(messages.error_message(AlreadyHeld(3, "U7", NOW)))
+    held = _texts(messages.error_message(AlreadyHeld("3", "U7", NOW)))
     assert "<@U7>" in held
 
 
 def test_errors_are_written_from_their_fields_with_slack_hints():
-    assert messages.error_text(AlreadyYours(2)) == (
+    assert messages.error_text(AlreadyYours("2")) == (
         "You already hold GPU 2; use `/gpu extend 2 &lt;duration&gt;` for more time."
     )
-    assert "See `/gpu status`" in messages.error_text(NoFreeGpu([3]))
-    assert "`/gpu status` shows the GPUs that can" in messages.error_text(GpuNotResponding(1))
-    held = messages.error_message(NotHolder(1, "U7"))
+    assert "See `/gpu status`" in messages.error_text(NoFreeGpu(["3"]))
+    assert "`/gpu status` shows the GPUs that can" in messages.error_text(GpuNotResponding("1"))
+    held = messages.error_message(NotHolder("1", "U7"))
     assert "GPU 1 is claimed by <@U7>, not by you." in _texts(held) and held.text == "That did not work"
 
 
 def test_claim_form_errors_name_the_holder_in_plain_text():
-    errors = views.claim_modal_errors(AlreadyHeld(3, "U7", NOW), {"U7": "<b>ob"})
+    errors = views.claim_modal_errors(AlreadyHeld("3", "U7", NOW), {"U7": "<b>ob"})
     assert errors == {"gpus": "GPU 3 is already claimed by &lt;b&gt;ob."}
-    assert views.claim_modal_errors(AlreadyHeld(3, "U7", NOW), {}) == {"gpus": "GPU 3 is already claimed by @U7."}
+    assert views.claim_modal_errors(AlreadyHeld("3", "U7", NOW), {}) == {"gpus": "GPU 3 is already claimed by @U7."}
 
 
 def test_an_error_fallback_text_is_escaped_too():
@@ -313,7 +313,7 @@ def test_home_stays_within_100_blocks(count):
 
 
 def test_claim_modal_offers_free_gpus_preselected_and_bounded_durations():
-    modal = views.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect=2)
+    modal = views.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect="2")
     gpus, purpose, duration = modal["blocks"]
     assert [o["value"] for o in gpus["element"]["options"]] == ["0", "2", "3"]
     assert gpus["element"]["initial_options"][0]["value"] == "2"
@@ -331,16 +331,16 @@ def test_claim_modal_when_nothing_is_free_has_no_submit():
 def test_modal_errors_land_on_the_right_field():
     from gpubot.core.errors import DurationOutOfBounds, InvalidPurpose
 
-    assert set(views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})) == {"gpus"}
+    assert set(views.claim_modal_errors(AlreadyHeld("1", "U7", NOW), {})) == {"gpus"}
     assert set(views.claim_modal_errors(InvalidPurpose("empty"), {})) == {"purpose"}
     assert set(views.claim_modal_errors(DurationOutOfBounds("too long"), {})) == {"duration"}
 
 
 def test_modal_errors_name_the_holder_where_a_mention_cannot_render():
     # Issue 11, point 13: field errors are plain text, where <@U7> shows raw.
-    named = views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {"U7": "Bob"})["gpus"]
+    named = views.claim_modal_errors(AlreadyHeld("1", "U7", NOW), {"U7": "Bob"})["gpus"]
     assert named == "GPU 1 is already claimed by Bob."
-    unknown = views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})["gpus"]
+    unknown = views.claim_modal_errors(AlreadyHeld("1", "U7", NOW), {})["gpus"]
     assert unknown == "GPU 1 is already claimed by @U7."
 
 
@@ -405,7 +405,7 @@ def test_claim_reply_carries_the_in_use_warning_escaped():
 
 
 def test_claim_modal_leaves_out_gpus_that_are_not_responding_and_labels_busy_ones():
-    modal = views.claim_modal(_mixed_dashboard(), POLICY, preselect=2)
+    modal = views.claim_modal(_mixed_dashboard(), POLICY, preselect="2")
     gpus = modal["blocks"][0]["element"]
     assert [o["value"] for o in gpus["options"]] == ["0", "1"]
     assert gpus["options"][1]["text"]["text"].startswith("GPU 1 · H100 · in use by alice's process python")
@@ -423,5 +423,5 @@ def test_claim_modal_when_only_unresponsive_gpus_are_unclaimed():
 def test_a_claim_refused_for_a_gpu_not_responding_lands_on_the_gpus_field():
     from gpubot.core.errors import GpuNotResponding
 
-    errors = views.claim_modal_errors(GpuNotResponding(2), {})
+    errors = views.claim_modal_errors(GpuNotResponding("2"), {})
     assert set(errors) == {"gpus"} and "GPU 2 is not responding" in errors["gpus"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gpubot.core.load import NO_TELEMETRY, GpuUse
+from gpubot.core.load import NO_TELEMETRY, Availability, GpuUse
 from gpubot.core.mig import mig_cards
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample
 
@@ -55,8 +55,13 @@ class Dashboard:
 
     @functools.cached_property
     def free_not_responding_count(self) -> int:
-        """Unclaimed GPUs that telemetry cannot read (not responding or unreadable), which cannot be claimed."""
-        return sum(1 for row in self.rows if row.free and row.use.unclaimable)
+        """Unclaimed GPUs that do not answer telemetry, which cannot be claimed."""
+        return sum(1 for row in self.rows if row.free and row.use.not_responding)
+
+    @functools.cached_property
+    def free_unreadable_count(self) -> int:
+        """Unclaimed GPUs that answer but cannot be read (e.g. no permission), which cannot be claimed."""
+        return sum(1 for row in self.rows if row.free and row.use.availability is Availability.UNREADABLE)
 
 
 @dataclass(frozen=True)

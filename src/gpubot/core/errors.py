@@ -113,17 +113,22 @@ class AlreadyYours(ClaimRefused):
 
 
 class NoFreeGpu(ClaimRefused):
-    """`any` was asked for but every GPU is taken, or the only unclaimed ones are not responding."""
+    """`any` was asked for but every GPU is taken, or the only unclaimed ones are not responding or unreadable."""
 
-    def __init__(self, not_responding: Sequence[str] = ()) -> None:
-        if not_responding:
-            listing = ", ".join(not_responding)
-            them = f"GPU {listing} is" if len(not_responding) == 1 else f"GPUs {listing} are"
-            message = f"No GPU can be claimed right now: the only unclaimed {them} not responding or unreadable."
+    def __init__(self, not_responding: Sequence[str] = (), unreadable: Sequence[str] = ()) -> None:
+        silent = [*not_responding, *unreadable]
+        if silent:
+            listing = ", ".join(silent)
+            them = f"GPU {listing} is" if len(silent) == 1 else f"GPUs {listing} are"
+            why = " or ".join(
+                word for word, labels in (("not responding", not_responding), ("unreadable", unreadable)) if labels
+            )
+            message = f"No GPU can be claimed right now: the only unclaimed {them} {why}."
         else:
             message = "Every GPU is claimed right now."
         super().__init__(message)
         self.not_responding = tuple(not_responding)
+        self.unreadable = tuple(unreadable)
 
 
 class GpuNotResponding(ClaimRefused):

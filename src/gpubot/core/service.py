@@ -327,7 +327,11 @@ class ClaimService:
                 return ClaimOutcome(claims, _in_use_warnings([gpu], uses), cuda_devices(claims, gpus))
             except AlreadyHeld:
                 continue  # Someone won this one a moment ago; try the next free GPU.
-        raise NoFreeGpu(not_responding=[gpu.label for gpu in free if gpu not in candidates])
+        silent = [gpu for gpu in free if gpu not in candidates]
+        raise NoFreeGpu(
+            not_responding=[gpu.label for gpu in silent if uses[gpu.uuid].not_responding],
+            unreadable=[gpu.label for gpu in silent if not uses[gpu.uuid].not_responding],
+        )
 
     def _uses(self, gpus: Sequence[Gpu], sample: HostSample | None) -> dict[str, GpuUse]:
         uses = self._uses_of(sample)

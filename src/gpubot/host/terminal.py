@@ -57,7 +57,8 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
         f"{count} {what}"
         for count, what in (
             (dashboard.free_in_use_count, "in use without a claim"),
-            (dashboard.free_not_responding_count, "not responding or unreadable"),
+            (dashboard.free_not_responding_count, "not responding"),
+            (dashboard.free_unreadable_count, "unreadable"),
         )
         if count
     ]

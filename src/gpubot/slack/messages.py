@@ -270,7 +270,9 @@ def free_caveats(dashboard: Dashboard) -> str:
     if dashboard.free_in_use_count:
         caveats.append(f"{dashboard.free_in_use_count} in use without a claim")
     if dashboard.free_not_responding_count:
-        caveats.append(f"{dashboard.free_not_responding_count} not responding or unreadable")
+        caveats.append(f"{dashboard.free_not_responding_count} not responding")
+    if dashboard.free_unreadable_count:
+        caveats.append(f"{dashboard.free_unreadable_count} unreadable")
     return f" ({', '.join(caveats)})" if caveats else ""
 
 

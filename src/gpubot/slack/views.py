@@ -94,7 +94,7 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None
     # The clicked GPU is offered even past the select's limit.
     free = sorted(offered, key=lambda row: row.gpu.label != preselect)[:MAX_SELECT_OPTIONS]
     free.sort(key=offered.index)
-    silent = [row.gpu.label for row in unclaimed if row.use.unclaimable]
+    silent = [row for row in unclaimed if row.use.unclaimable]
     base: Block = {
         "type": "modal",
         "callback_id": actions.CLAIM_MODAL_CALLBACK,
@@ -194,10 +194,16 @@ def _gpu_option_text(row: GpuRow) -> str:
     return text
 
 
-def _not_responding_list(labels: Sequence[str]) -> str:
-    if len(labels) == 1:
-        return f"GPU {labels[0]} is not responding or unreadable"
-    return f"GPUs {', '.join(labels)} are not responding or unreadable"
+def _not_responding_list(rows: Sequence[GpuRow]) -> str:
+    parts = []
+    for rows_of, word in (
+        ([row for row in rows if row.use.not_responding], "not responding"),
+        ([row for row in rows if not row.use.not_responding], "unreadable"),
+    ):
+        if rows_of:
+            labels = ", ".join(row.gpu.label for row in rows_of)
+            parts.append(f"GPU {labels} is {word}" if len(rows_of) == 1 else f"GPUs {labels} are {word}")
+    return "; ".join(parts)
 
 
 def _own_claim_blocks(claim: Claim, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> list[Block]:
