@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
             "gets a DM naming you, delivered by the running service. Needs --force."
         ),
     )
-    release.add_argument("gpu", help="GPU index, list (0,2) or range (0-3)")
+    release.add_argument("gpu", help="GPU index, MIG slice (0.2), list (0,2 or 1,0.2) or range of cards (0-3)")
     release.add_argument("--force", action="store_true", help="confirm: release even though it is someone else's")
     commands.add_parser(
         "demo",

@@ -54,7 +54,8 @@ USAGES: dict[str, Usage] = {
     "status": Usage("/gpu status", "every GPU, who holds it, for what and until when", "/gpu"),
     "claim": Usage(
         "/gpu claim <gpu> <purpose> [duration]",
-        "claim GPUs: one index, a list `0,2`, a range `0-3` or `any`; with nothing after it, a form opens",
+        "claim GPUs: one index, a MIG slice `0.2`, a list `0,2` or `1,0.2`, a range of cards `0-3`, or `any`"
+        " (an idle whole card first, else an idle MIG slice); with nothing after it, a form opens",
         "/gpu claim 0,2 fine-tune llama 3h",
     ),
     "release": Usage("/gpu release <gpu>|all", "release your claims", "/gpu release 0"),
