@@ -106,3 +106,21 @@ def test_a_forged_claim_form_value_is_refused(gpubot: InProcessApp, value: str) 
     (ack,) = run(gpubot, p.view_submission(actions.CLAIM_MODAL_CALLBACK, values, user_id=BOB))
     assert ack["response_action"] == "errors"
     assert gpubot.store.active_claims("box") == []
+
+
+def test_the_forms_confirmation_dm_of_a_whole_mig_card_lists_its_slices(
+    gpubot: InProcessApp, slack: SlackStandin
+) -> None:
+    values: dict[str, Any] = {
+        actions.GPUS_INPUT: {actions.GPUS_INPUT: {"type": "multi_static_select", "selected_options": [{"value": "1"}]}},
+        actions.PURPOSE_INPUT: {actions.PURPOSE_INPUT: {"type": "plain_text_input", "value": "all of it"}},
+        actions.DURATION_INPUT: {
+            actions.DURATION_INPUT: {"type": "static_select", "selected_option": {"value": "7200"}}
+        },
+    }
+    run(gpubot, p.view_submission(actions.CLAIM_MODAL_CALLBACK, values, user_id=BOB))
+    slack.clear_calls()
+    assert asyncio.run(gpubot.deliver_notices()) == 1
+    (dm,) = slack.calls("chat.postMessage")
+    text = json.dumps(dm.params, ensure_ascii=False)
+    assert "CUDA_VISIBLE_DEVICES=MIG-aaaa-1,MIG-aaaa-2" in text and "one MIG device" in text

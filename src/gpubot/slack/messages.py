@@ -26,6 +26,7 @@ from gpubot.core.errors import (
 )
 from gpubot.core.figures import LOAD_BADGES
 from gpubot.core.load import LoadThresholds, load_level
+from gpubot.core.mig import CudaDevices
 from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.service import ClaimOutcome, ExtendOutcome, ReleaseOutcome
@@ -219,14 +220,15 @@ def internal_error_message() -> Message:
     )
 
 
-def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Message:
+def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices: CudaDevices | None = None) -> Message:
     """The DM a holder is owed.
 
-    A claim's confirmation, an expiry warning (with buttons), an expiry, or an admin's release.
+    A claim's confirmation (with `devices`, its CUDA_VISIBLE_DEVICES value; None: from the claim alone), an
+    expiry warning (with buttons), an expiry, or an admin's release.
     """
     claim = item.claim
     if item.notice.kind is NoticeKind.CLAIMED:
-        return claim_message(ClaimOutcome((claim,)), now, timezone)
+        return claim_message(ClaimOutcome((claim,), devices=devices), now, timezone)
     gpu = f"*GPU {claim.label}* ({escape(claim.purpose)})"
     if item.notice.kind is NoticeKind.EXPIRY_WARNING:
         text = (
