@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
+from gpubot.core.mig import conflicting_claim
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
@@ -104,7 +105,7 @@ class InMemoryClaimStore:
     def list_gpus(self, host: str) -> list[Gpu]:
         with self._lock:
             present = [gpu for gpu, is_present in self._gpus.values() if gpu.host == host and is_present]
-        return sorted(present, key=lambda gpu: (gpu.index, gpu.uuid))
+        return sorted(present, key=lambda gpu: (gpu.index, -1 if gpu.mig_index is None else gpu.mig_index, gpu.uuid))
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
         with self._lock:
@@ -113,7 +114,10 @@ class InMemoryClaimStore:
                 for claim in self._claims.values()
                 if claim.status is ClaimStatus.ACTIVE and (host is None or claim.host == host)
             ]
-        return sorted(claims, key=lambda claim: (claim.host, claim.gpu_index, claim.id))
+        return sorted(
+            claims,
+            key=lambda c: (c.host, c.gpu_index, -1 if c.gpu_mig_index is None else c.gpu_mig_index, c.id),
+        )
 
     def get_claim(self, claim_id: int) -> Claim | None:
         with self._lock:
@@ -134,7 +138,11 @@ class InMemoryClaimStore:
             for new in new_claims:
                 holder = holders.get((new.gpu.host, new.gpu.uuid))
                 if holder is not None:
-                    raise AlreadyHeld(new.gpu.index, holder.user_id, holder.ends_at)
+                    raise AlreadyHeld(new.gpu.label, holder.user_id, holder.ends_at)
+                # A MIG card's claim and its slices' claims exclude each other, as in the SQL store.
+                related = conflicting_claim(new.gpu, holders.values())
+                if related is not None:
+                    raise AlreadyHeld(new.gpu.label, related.user_id, related.ends_at, related.label)
             created = []
             for new in new_claims:
                 claim = Claim(
@@ -142,6 +150,8 @@ class InMemoryClaimStore:
                     host=new.gpu.host,
                     gpu_uuid=new.gpu.uuid,
                     gpu_index=new.gpu.index,
+                    gpu_mig_index=new.gpu.mig_index,
+                    parent_gpu_uuid=new.gpu.parent_uuid,
                     user_id=new.user_id,
                     purpose=new.purpose,
                     started_at=_utc(new.started_at),

@@ -22,7 +22,8 @@ def test_the_demo_plays_the_whole_session_in_under_30_seconds():
     out = result.stdout
     steps = [
         "── alice types /gpu  · only alice sees the reply",
-        "3 of 3 GPUs free",
+        "6 of 6 GPUs free",
+        "↳ 🟢 GPU 3.1 · MIG 3g.40gb",
         "── bob opens gpubot's Home tab",
         "[Claim GPUs…]",
         "✅ You have GPU 0 until",

@@ -75,7 +75,7 @@ class Host:
 
 
 def claim(host: Host, user: str, gpu: int, purpose: str, hours: int = 2):
-    return host.service.claim(user, GpuSelection(indices=(gpu,)), purpose, timedelta(hours=hours)).claims[0]
+    return host.service.claim(user, GpuSelection(labels=(str(gpu),)), purpose, timedelta(hours=hours)).claims[0]
 
 
 def test_status_lists_every_gpu_with_its_holder(host, capsys):
@@ -213,7 +213,7 @@ def test_host_commands_read_the_services_env_file_and_state_directory(host, tmp_
     engine = make_engine(f"sqlite:///{service_db}")
     service = ClaimService(SqlClaimStore(engine), SystemClock(), ClaimPolicy(), host="gpu-box-1")
     service.sync_inventory(FakeTelemetry(Path(os.environ["GPUBOT_FAKE_GPUS"])).sample())
-    service.claim("U0ALICE", GpuSelection(indices=(1,)), "the service's claim", timedelta(hours=2))
+    service.claim("U0ALICE", GpuSelection(labels=("1",)), "the service's claim", timedelta(hours=2))
     engine.dispose()
 
     assert main(["claims", "--json"]) == 0

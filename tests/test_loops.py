@@ -44,7 +44,7 @@ def test_the_due_work_job_survives_a_database_error_and_warns_after_it_clears(ca
     store = FlakyStore(inner)
     service = ClaimService(store, clock, ClaimPolicy(warn_before=timedelta(minutes=15)), "box")
     service.sync_inventory(SAMPLE)
-    service.claim("U1", GpuSelection((0,)), "train", timedelta(minutes=30))
+    service.claim("U1", GpuSelection(("0",)), "train", timedelta(minutes=30))
     clock.advance(timedelta(minutes=20))
     health, now_s = Health(), Monotonic()
     health.expect("due-work", 60, now_s())

@@ -78,7 +78,8 @@ def test_errors_print_people_by_name_and_id_and_the_host_commands_hint():
     from gpubot.host.terminal import error_text
 
     assert (
-        error_text(NotHolder(1, "U0ALICE"), {"U0ALICE": "alice"}) == "GPU 1 is claimed by alice (U0ALICE), not by you."
+        error_text(NotHolder("1", "U0ALICE"), {"U0ALICE": "alice"})
+        == "GPU 1 is claimed by alice (U0ALICE), not by you."
     )
-    assert error_text(NotHolder(1, "U0BOB")) == "GPU 1 is claimed by U0BOB, not by you."
+    assert error_text(NotHolder("1", "U0BOB")) == "GPU 1 is claimed by U0BOB, not by you."
     assert error_text(NoDatabase("/var/lib/gpubot/gpubot.db")).endswith("run `gpubot db upgrade` as its user")

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
             "gets a DM naming you, delivered by the running service. Needs --force."
         ),
     )
-    release.add_argument("gpu", help="GPU index, list (0,2) or range (0-3)")
+    release.add_argument("gpu", help="GPU index, MIG slice (0.2), list (0,2 or 1,0.2) or range of cards (0-3)")
     release.add_argument("--force", action="store_true", help="confirm: release even though it is someone else's")
     commands.add_parser(
         "demo",
@@ -226,7 +226,7 @@ def _release(args: argparse.Namespace) -> int:
         names = host.people.names(claim.user_id for claim in outcome.forced)
     for claim in outcome.forced:
         print(
-            f"released GPU {claim.gpu_index}, held by {person(claim.user_id, names)}; "
+            f"released GPU {claim.label}, held by {person(claim.user_id, names)}; "
             "they will get a DM saying so (sent by the running service)"
         )
     if not outcome.forced:

@@ -41,7 +41,7 @@ class ClaimRules(RuleBasedStateMachine):
     @rule(user=USERS, index=INDEX, minutes=MINUTES)
     def claim(self, user, index, minutes):
         with contextlib.suppress(GpubotError):
-            self.service.claim(user, GpuSelection((index,)), "job", timedelta(minutes=minutes))
+            self.service.claim(user, GpuSelection((str(index),)), "job", timedelta(minutes=minutes))
         self.ticked = False
 
     @rule(user=USERS, minutes=MINUTES)
@@ -53,13 +53,13 @@ class ClaimRules(RuleBasedStateMachine):
     @rule(user=USERS, index=INDEX)
     def release(self, user, index):
         with contextlib.suppress(GpubotError):
-            self.service.release(user, GpuSelection((index,)))
+            self.service.release(user, GpuSelection((str(index),)))
         self.ticked = False
 
     @rule(user=USERS, index=INDEX, minutes=MINUTES)
     def extend(self, user, index, minutes):
         with contextlib.suppress(GpubotError):
-            self.service.extend(user, GpuSelection((index,)), timedelta(minutes=minutes))
+            self.service.extend(user, GpuSelection((str(index),)), timedelta(minutes=minutes))
         self.ticked = False
 
     @rule(user=USERS, data=st.data())

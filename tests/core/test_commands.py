@@ -31,23 +31,45 @@ def test_help_and_realtime():
 
 def test_claim_with_duration_as_last_word():
     assert parse_command("claim 0 fine-tune llama 3h") == ClaimCommand(
-        GpuSelection(indices=(0,)), "fine-tune llama", timedelta(hours=3)
+        GpuSelection(labels=("0",)), "fine-tune llama", timedelta(hours=3)
     )
 
 
 def test_claim_without_duration_keeps_every_word_as_purpose():
     assert parse_command("claim 1 train for 3 epochs") == ClaimCommand(
-        GpuSelection(indices=(1,)), "train for 3 epochs", None
+        GpuSelection(labels=("1",)), "train for 3 epochs", None
     )
 
 
 @pytest.mark.parametrize(
-    ("spec", "indices"),
-    [("0,2", (0, 2)), ("0-3", (0, 1, 2, 3)), ("0,4-5,0", (0, 4, 5)), ("7", (7,))],
+    ("spec", "labels"),
+    [
+        ("0,2", ("0", "2")),
+        ("0-3", ("0", "1", "2", "3")),
+        ("0,4-5,0", ("0", "4", "5")),
+        ("7", ("7",)),
+        # MIG slices are CARD.SLICE, alone, in lists, beside cards; leading zeros read as people write them.
+        ("0.2", ("0.2",)),
+        ("0.1,0.3", ("0.1", "0.3")),
+        ("1,0.2", ("1", "0.2")),
+        ("00.02,0.2", ("0.2",)),
+    ],
 )
-def test_gpu_lists_and_ranges(spec, indices):
+def test_gpu_lists_and_ranges(spec, labels):
     command = parse_command(f"claim {spec} eval")
-    assert command == ClaimCommand(GpuSelection(indices=indices), "eval", None)
+    assert command == ClaimCommand(GpuSelection(labels=labels), "eval", None)
+
+
+@pytest.mark.parametrize("spec", ["0.1-0.3", "0-0.3", "0.1-2"])
+def test_a_range_of_slices_is_refused_with_a_hint(spec):
+    with pytest.raises(CommandError, match=r"ranges name whole cards .*`0\.1,0\.2`"):
+        parse_command(f"claim {spec} eval")
+
+
+@pytest.mark.parametrize("spec", ["0.", ".2", "0..2", "0.2.1", "0.²", "０.1", "0.1."])
+def test_malformed_slices_are_refused(spec):
+    with pytest.raises(CommandError):
+        parse_command(f"claim {spec} eval")
 
 
 def test_any():
@@ -121,7 +143,7 @@ def test_claim_reads_the_durations_people_type(text, purpose, duration):
 
 
 def test_extend_reads_a_two_word_duration():
-    assert parse_command("extend 2 1h 30m") == ExtendCommand(GpuSelection(indices=(2,)), timedelta(minutes=90))
+    assert parse_command("extend 2 1h 30m") == ExtendCommand(GpuSelection(labels=("2",)), timedelta(minutes=90))
 
 
 def test_a_bad_argument_names_its_subcommand_and_an_unknown_verb_names_them_all():
@@ -145,8 +167,8 @@ def test_claim_alone_opens_the_form():
 
 def test_release_all_and_extend():
     assert parse_command("release all") == ReleaseCommand(selection=None)
-    assert parse_command("release 0,1") == ReleaseCommand(GpuSelection(indices=(0, 1)))
-    assert parse_command("extend 2 1h30m") == ExtendCommand(GpuSelection(indices=(2,)), timedelta(minutes=90))
+    assert parse_command("release 0,1") == ReleaseCommand(GpuSelection(labels=("0", "1")))
+    assert parse_command("extend 2 1h30m") == ExtendCommand(GpuSelection(labels=("2",)), timedelta(minutes=90))
 
 
 def test_every_subcommand_has_usage_and_an_example_that_parses():

@@ -38,7 +38,7 @@ def notices(store, clock):
 
 
 def test_a_claim_is_warned_once_inside_the_lead_time_then_expired(service, store, clock):
-    claim = service.claim("U1", GpuSelection((0,)), "train", HOUR).claims[0]
+    claim = service.claim("U1", GpuSelection(("0",)), "train", HOUR).claims[0]
     assert service.process_due().warned == ()
     clock.advance(44 * MINUTE)
     assert service.process_due().warned == ()
@@ -55,7 +55,7 @@ def test_a_claim_is_warned_once_inside_the_lead_time_then_expired(service, store
 
 
 def test_after_downtime_an_overdue_claim_is_expired_without_a_late_warning(service, store, clock):
-    service.claim("U1", GpuSelection((0,)), "train", HOUR)
+    service.claim("U1", GpuSelection(("0",)), "train", HOUR)
     clock.advance(3 * HOUR)  # gpubot was down through both the warning and the end
     report = service.process_due()
     assert len(report.expired) == 1 and report.warned == ()
@@ -63,13 +63,13 @@ def test_after_downtime_an_overdue_claim_is_expired_without_a_late_warning(servi
 
 
 def test_a_claim_shorter_than_the_lead_time_is_warned_at_once(service, clock):
-    service.claim("U1", GpuSelection((0,)), "quick", 30 * MINUTE)
+    service.claim("U1", GpuSelection(("0",)), "quick", 30 * MINUTE)
     clock.advance(16 * MINUTE)
     assert len(service.process_due().warned) == 1
 
 
 def test_extending_after_a_warning_earns_a_new_warning_before_the_new_end(service, store, clock):
-    claim = service.claim("U1", GpuSelection((0,)), "train", HOUR).claims[0]
+    claim = service.claim("U1", GpuSelection(("0",)), "train", HOUR).claims[0]
     clock.advance(50 * MINUTE)
     assert len(service.process_due().warned) == 1
     extended = service.extend_claim("U1", claim.id, HOUR, expected_ends_at=claim.ends_at)
@@ -80,7 +80,7 @@ def test_extending_after_a_warning_earns_a_new_warning_before_the_new_end(servic
 
 
 def test_the_same_extend_button_pressed_twice_extends_once(service, clock):
-    claim = service.claim("U1", GpuSelection((0,)), "train", HOUR).claims[0]
+    claim = service.claim("U1", GpuSelection(("0",)), "train", HOUR).claims[0]
     service.extend_claim("U1", claim.id, HOUR, expected_ends_at=claim.ends_at)
     with pytest.raises(ClaimChanged):
         service.extend_claim("U1", claim.id, HOUR, expected_ends_at=claim.ends_at)
@@ -88,13 +88,13 @@ def test_the_same_extend_button_pressed_twice_extends_once(service, clock):
 
 
 def test_buttons_on_an_ended_claim_change_nothing(service, store, clock):
-    claim = service.claim("U1", GpuSelection((0,)), "train", HOUR).claims[0]
+    claim = service.claim("U1", GpuSelection(("0",)), "train", HOUR).claims[0]
     service.release_claim("U1", claim.id)
     with pytest.raises(ClaimNotActive):
         service.release_claim("U1", claim.id)
     with pytest.raises(ClaimNotActive):
         service.extend_claim("U1", claim.id, HOUR, expected_ends_at=claim.ends_at)
-    other = service.claim("U1", GpuSelection((1,)), "train", HOUR).claims[0]
+    other = service.claim("U1", GpuSelection(("1",)), "train", HOUR).claims[0]
     clock.advance(2 * HOUR)
     with pytest.raises(ClaimNotActive):  # expired meanwhile: the press expires it, then refuses
         service.release_claim("U1", other.id)
@@ -102,14 +102,14 @@ def test_buttons_on_an_ended_claim_change_nothing(service, store, clock):
 
 
 def test_release_by_id_is_for_the_holder(service):
-    claim = service.claim("U1", GpuSelection((0,)), "train", HOUR).claims[0]
+    claim = service.claim("U1", GpuSelection(("0",)), "train", HOUR).claims[0]
     with pytest.raises(NotHolder):
         service.release_claim("U2", claim.id)
 
 
 def test_home_lists_own_claims_and_every_gpu(service):
-    service.claim("U1", GpuSelection((1,)), "mine", HOUR)
-    service.claim("U2", GpuSelection((0,)), "theirs", HOUR)
+    service.claim("U1", GpuSelection(("1",)), "mine", HOUR)
+    service.claim("U2", GpuSelection(("0",)), "theirs", HOUR)
     home = service.home("U1", None)
     assert [c.purpose for c in home.own_claims] == ["mine"]
     assert len(home.dashboard.rows) == 2

@@ -20,8 +20,8 @@ def test_a_failed_dm_comes_back_after_its_delay_and_is_sent_once():
     clock, store = FakeClock(), InMemoryClaimStore()
     service = ClaimService(store, clock, ClaimPolicy(admins=frozenset({"UADMIN"})), "box")
     service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0"),)))
-    service.claim("U1", GpuSelection((0,)), "train", None)
-    service.release("UADMIN", GpuSelection((0,)))
+    service.claim("U1", GpuSelection(("0",)), "train", None)
+    service.release("UADMIN", GpuSelection(("0",)))
     outbox = Outbox(store, clock)
 
     (item,) = outbox.take_due()
@@ -41,8 +41,8 @@ def test_a_claim_confirmation_is_sent_while_the_claim_lasts_and_dropped_once_it_
     clock, store = FakeClock(), InMemoryClaimStore()
     service = ClaimService(store, clock, ClaimPolicy(), "box")
     service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0"), GpuSample(1, "GPU-1"))))
-    service.claim("U1", GpuSelection((0, 1)), "train", None, confirm_by_dm=True)
-    service.release("U1", GpuSelection((1,)))
+    service.claim("U1", GpuSelection(("0", "1")), "train", None, confirm_by_dm=True)
+    service.release("U1", GpuSelection(("1",)))
 
     by_gpu = {item.claim.gpu_index: item for item in store.pending_notices(clock.now())}
     assert stale_reason(by_gpu[0], clock.now()) is None

@@ -27,7 +27,7 @@ HOUR = timedelta(hours=1)
 
 
 def gpus(*indices):
-    return GpuSelection(indices=indices)
+    return GpuSelection(labels=tuple(str(index) for index in indices))
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_claim_several_is_all_or_nothing(service, store):
     service.claim("U2", gpus(2), "eval", None)
     with pytest.raises(AlreadyHeld) as raised:
         service.claim("U1", gpus(0, 1, 2), "train", None)
-    assert raised.value.holder_id == "U2" and raised.value.gpu_index == 2
+    assert raised.value.holder_id == "U2" and raised.value.gpu_label == "2"
     assert [c.gpu_index for c in store.active_claims("box")] == [2]
 
 
@@ -97,7 +97,7 @@ def test_claiming_your_own_gpu_again_points_to_extend(service):
     service.claim("U1", gpus(0), "train", None)
     with pytest.raises(AlreadyYours, match="extend") as raised:
         service.claim("U1", gpus(0), "again", None)
-    assert raised.value.gpu_index == 0
+    assert raised.value.gpu_label == "0"
 
 
 def test_refusals_carry_their_data_in_plain_words_without_slack_syntax(service):
@@ -106,9 +106,9 @@ def test_refusals_carry_their_data_in_plain_words_without_slack_syntax(service):
         service.claim("U2", gpus(0), "eval", None)
     with pytest.raises(NotHolder) as not_holder:
         service.release("U2", gpus(0))
-    for error in (held.value, not_holder.value, NoFreeGpu(), NoFreeGpu([3]), GpuNotResponding(3)):
+    for error in (held.value, not_holder.value, NoFreeGpu(), NoFreeGpu(["3"]), GpuNotResponding("3")):
         assert "<@" not in error.message and "/gpu" not in error.message
-    assert (held.value.gpu_index, held.value.holder_id, held.value.people) == (0, "U1", ("U1",))
+    assert (held.value.gpu_label, held.value.holder_id, held.value.people) == ("0", "U1", ("U1",))
     assert not_holder.value.people == ("U1",)
 
 
@@ -234,7 +234,7 @@ def test_utilization_below_the_active_threshold_is_idle(store, clock):
 def test_claiming_a_gpu_that_is_not_responding_is_refused(service, store):
     with pytest.raises(GpuNotResponding, match="GPU 3 is not responding") as raised:
         service.claim("U1", gpus(0, 3), "train", None, telemetry(g3={"lost": True}))
-    assert raised.value.gpu_index == 3
+    assert raised.value.gpu_label == "3"
     assert store.active_claims("box") == []
 
 
@@ -256,7 +256,7 @@ def test_claim_any_never_takes_a_gpu_that_is_not_responding(service, store):
     service.claim("U2", gpus(0, 1), "eval", None)
     with pytest.raises(NoFreeGpu, match="only unclaimed GPUs 2, 3 are not responding") as raised:
         service.claim("U1", GpuSelection(any_free=True), "train", None, telemetry(g2={"lost": True}, g3={"lost": True}))
-    assert raised.value.not_responding == (2, 3)
+    assert raised.value.not_responding == ("2", "3")
     assert [c.gpu_index for c in store.active_claims("box")] == [0, 1]
 
 

@@ -57,17 +57,21 @@ class InProcessApp:
     """One gpubot as `daemon.py` wires it, minus the Socket Mode connection and the scheduler."""
 
     def __init__(
-        self, slack: SlackStandin, service_type: type[ClaimService] = ClaimService, policy: ClaimPolicy | None = None
+        self,
+        slack: SlackStandin,
+        service_type: type[ClaimService] = ClaimService,
+        policy: ClaimPolicy | None = None,
+        sample: HostSample = SAMPLE,
     ) -> None:
         self.store = InMemoryClaimStore()
         self.clock = FakeClock()
         self.service = service_type(self.store, self.clock, policy or ClaimPolicy(), "box")
-        self.service.sync_inventory(SAMPLE)
+        self.service.sync_inventory(sample)
         client = AsyncWebClient(base_url=slack.api_url, token=slack.bot_token)
         self.after_ack = AfterAck()
         zone = ZoneInfo("UTC")
         names = SlackNames(PeopleDirectory(self.store, self.clock), client, self.after_ack)
-        self.gateway = ServiceGateway(self.service, lambda: SAMPLE, names)
+        self.gateway = ServiceGateway(self.service, lambda: sample, names)
         self.home = HomeTab(self.gateway, client, UtilizationHistory(), zone, LoadThresholds(), self.after_ack)
         dms = DirectMessages(client)
         interactions = Interactions(self.gateway, client, dms, self.home, names, zone)
@@ -85,7 +89,7 @@ class InProcessApp:
     def hold(self, user_id: str, gpu: int, purpose: str = "a run", hours: float = 2) -> int:
         """Give `user_id` a claim on `gpu` directly through the service; returns the claim's id."""
         outcome = ClaimService.claim(
-            self.service, user_id, GpuSelection(indices=(gpu,)), purpose, timedelta(hours=hours)
+            self.service, user_id, GpuSelection(labels=(str(gpu),)), purpose, timedelta(hours=hours)
         )
         return outcome.claims[0].id
 

@@ -7,19 +7,23 @@ from zoneinfo import ZoneInfo
 import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 
-from gpubot.core.errors import AlreadyHeld, AlreadyYours, CommandError, GpuNotResponding, NoFreeGpu, NotHolder
+from gpubot.core.dashboard import Dashboard, GpuRow, HomeState
+from gpubot.core.errors import (
+    AlreadyHeld,
+    AlreadyYours,
+    CommandError,
+    GpuNotResponding,
+    GpuUnreadable,
+    NoFreeGpu,
+    NotHolder,
+)
 from gpubot.core.load import LoadThresholds, gpu_use
+from gpubot.core.mig import CudaDevices
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample, Notice, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.policy import ClaimPolicy
-from gpubot.core.service import (
-    ClaimOutcome,
-    Dashboard,
-    ExtendOutcome,
-    GpuRow,
-    HomeState,
-    ReleaseOutcome,
-)
+from gpubot.core.service import ClaimOutcome, ExtendOutcome, ReleaseOutcome
 from gpubot.slack import messages, views
+from gpubot.slack.blocks import Message
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -206,24 +210,24 @@ def test_errors_escape_user_text_but_keep_holder_mentions():
     error = CommandError("I don't know `<!channel>`.", usage=("claim",))
     text = _texts(messages.error_message(error))
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "&lt;gpu&gt;" in text
-    held = _texts(messages.error_message(AlreadyHeld(3, "U7", NOW)))
+    held = _texts(messages.error_message(AlreadyHeld("3", "U7", NOW)))
     assert "<@U7>" in held
 
 
 def test_errors_are_written_from_their_fields_with_slack_hints():
-    assert messages.error_text(AlreadyYours(2)) == (
+    assert messages.error_text(AlreadyYours("2")) == (
         "You already hold GPU 2; use `/gpu extend 2 &lt;duration&gt;` for more time."
     )
-    assert "See `/gpu status`" in messages.error_text(NoFreeGpu([3]))
-    assert "`/gpu status` shows the GPUs that can" in messages.error_text(GpuNotResponding(1))
-    held = messages.error_message(NotHolder(1, "U7"))
+    assert "See `/gpu status`" in messages.error_text(NoFreeGpu(["3"]))
+    assert "`/gpu status` shows the GPUs that can" in messages.error_text(GpuNotResponding("1"))
+    held = messages.error_message(NotHolder("1", "U7"))
     assert "GPU 1 is claimed by <@U7>, not by you." in _texts(held) and held.text == "That did not work"
 
 
 def test_claim_form_errors_name_the_holder_in_plain_text():
-    errors = views.claim_modal_errors(AlreadyHeld(3, "U7", NOW), {"U7": "<b>ob"})
+    errors = views.claim_modal_errors(AlreadyHeld("3", "U7", NOW), {"U7": "<b>ob"})
     assert errors == {"gpus": "GPU 3 is already claimed by &lt;b&gt;ob."}
-    assert views.claim_modal_errors(AlreadyHeld(3, "U7", NOW), {}) == {"gpus": "GPU 3 is already claimed by @U7."}
+    assert views.claim_modal_errors(AlreadyHeld("3", "U7", NOW), {}) == {"gpus": "GPU 3 is already claimed by @U7."}
 
 
 def test_an_error_fallback_text_is_escaped_too():
@@ -319,7 +323,7 @@ def test_home_stays_within_100_blocks(count):
 
 
 def test_claim_modal_offers_free_gpus_preselected_and_bounded_durations():
-    modal = views.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect=2)
+    modal = views.claim_modal(_dashboard(4, claimed={1}), POLICY, preselect="2")
     gpus, purpose, duration = modal["blocks"]
     assert [o["value"] for o in gpus["element"]["options"]] == ["0", "2", "3"]
     assert gpus["element"]["initial_options"][0]["value"] == "2"
@@ -337,16 +341,16 @@ def test_claim_modal_when_nothing_is_free_has_no_submit():
 def test_modal_errors_land_on_the_right_field():
     from gpubot.core.errors import DurationOutOfBounds, InvalidPurpose
 
-    assert set(views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})) == {"gpus"}
+    assert set(views.claim_modal_errors(AlreadyHeld("1", "U7", NOW), {})) == {"gpus"}
     assert set(views.claim_modal_errors(InvalidPurpose("empty"), {})) == {"purpose"}
     assert set(views.claim_modal_errors(DurationOutOfBounds("too long"), {})) == {"duration"}
 
 
 def test_modal_errors_name_the_holder_where_a_mention_cannot_render():
     # Issue 11, point 13: field errors are plain text, where <@U7> shows raw.
-    named = views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {"U7": "Bob"})["gpus"]
+    named = views.claim_modal_errors(AlreadyHeld("1", "U7", NOW), {"U7": "Bob"})["gpus"]
     assert named == "GPU 1 is already claimed by Bob."
-    unknown = views.claim_modal_errors(AlreadyHeld(1, "U7", NOW), {})["gpus"]
+    unknown = views.claim_modal_errors(AlreadyHeld("1", "U7", NOW), {})["gpus"]
     assert unknown == "GPU 1 is already claimed by @U7."
 
 
@@ -411,7 +415,7 @@ def test_claim_reply_carries_the_in_use_warning_escaped():
 
 
 def test_claim_modal_leaves_out_gpus_that_are_not_responding_and_labels_busy_ones():
-    modal = views.claim_modal(_mixed_dashboard(), POLICY, preselect=2)
+    modal = views.claim_modal(_mixed_dashboard(), POLICY, preselect="2")
     gpus = modal["blocks"][0]["element"]
     assert [o["value"] for o in gpus["options"]] == ["0", "1"]
     assert gpus["options"][1]["text"]["text"].startswith("GPU 1 · H100 · in use by alice's process python")
@@ -429,5 +433,144 @@ def test_claim_modal_when_only_unresponsive_gpus_are_unclaimed():
 def test_a_claim_refused_for_a_gpu_not_responding_lands_on_the_gpus_field():
     from gpubot.core.errors import GpuNotResponding
 
-    errors = views.claim_modal_errors(GpuNotResponding(2), {})
+    errors = views.claim_modal_errors(GpuNotResponding("2"), {})
     assert set(errors) == {"gpus"} and "GPU 2 is not responding" in errors["gpus"]
+
+
+# -- MIG slices ---------------------------------------------------------------------------------------------
+
+
+def _mig_dashboard(cards, slices_per_card, claimed=(), covered=()):
+    """`cards` A100s in MIG mode, each followed by its slices; `claimed` labels hold claims of their own."""
+    rows = []
+    claim_id = 0
+    for card in range(cards):
+        gpus = [Gpu("box", f"GPU-{card}", card, "NVIDIA A100-SXM4-80GB")]
+        gpus += [
+            Gpu("box", f"MIG-{card}-{s}", card, "NVIDIA A100-SXM4-80GB", s, f"GPU-{card}", "1g.10gb")
+            for s in range(slices_per_card)
+        ]
+        for gpu in gpus:
+            sample = GpuSample(
+                card,
+                gpu.uuid,
+                name=gpu.name,
+                memory_total_mib=9984,
+                memory_used_mib=4000,
+                mig_enabled=not gpu.is_slice,
+                mig_index=gpu.mig_index,
+                parent_uuid=gpu.parent_uuid,
+                mig_profile=gpu.mig_profile,
+                processes=(ProcessSample(4242, "python", 4000, "alice"),) if gpu.label in claimed else (),
+            )
+            claim = None
+            if gpu.label in claimed:
+                claim_id += 1
+                claim = Claim(
+                    claim_id,
+                    "box",
+                    gpu.uuid,
+                    card,
+                    "U1",
+                    WORST_PURPOSE,
+                    NOW,
+                    NOW + timedelta(hours=2),
+                    gpu_mig_index=gpu.mig_index,
+                    parent_gpu_uuid=gpu.parent_uuid,
+                )
+            covering = covered.get(gpu.label) if isinstance(covered, dict) else None
+            rows.append(GpuRow(gpu, claim, sample, gpu_use(sample, LoadThresholds()), covering))
+    return Dashboard("box", tuple(rows), NOW)
+
+
+def test_status_lists_each_slice_under_its_card_with_its_profile():
+    held = Claim(
+        1, "box", "MIG-0-1", 0, "U1", "train", NOW, NOW + timedelta(hours=2), gpu_mig_index=1, parent_gpu_uuid="GPU-0"
+    )
+    dashboard = _mig_dashboard(1, 3, claimed={"0.1"}, covered={"0": held})
+    text = _texts(messages.status_message(dashboard, POLICY, BERLIN))
+    assert "*GPU 0* · NVIDIA A100-SXM4-80GB — slice 0.1 held by <@U1>" in text
+    assert "↳ 🔴 *GPU 0.1* · MIG 1g.10gb — <@U1>" in text
+    assert "↳ 🟢 *GPU 0.2* · MIG 1g.10gb — *free*" in text
+    # The card held through its slice is not free.
+    assert "2 of 4 GPUs free" in text
+
+
+def test_realtime_shows_slices_with_memory_and_processes_and_utilization_na():
+    dashboard = _mig_dashboard(1, 2, claimed={"0.1"})
+    sample = HostSample("box", "550", tuple(row.sample for row in dashboard.rows))
+    text = _texts(messages.realtime_message(dashboard, sample, LoadThresholds()))
+    assert "*GPU 0.1* · MIG 1g.10gb" in text
+    assert "util n/a · mem 4,000 / 9,984 MiB (40 %)" in text
+    assert "`4242` python · alice · 4,000 MiB" in text
+
+
+def test_unknown_processes_and_unreadable_gpus_are_shown_with_their_reasons():
+    unknown = _sample(0, processes=(), utilization_gpu_pct=0, processes_unknown="no permission")
+    unreadable = GpuSample(1, "GPU-1", unreadable="no permission")
+    rows = (
+        _row(Gpu("box", "GPU-0", 0, "H100"), None, unknown),
+        _row(Gpu("box", "GPU-1", 1, "H100"), None, unreadable),
+    )
+    dashboard = Dashboard("box", rows, NOW)
+    status = _texts(messages.status_message(dashboard, POLICY, BERLIN))
+    assert "🟡 *GPU 0* · H100 — *free, processes n/a* (no permission)" in status
+    assert "⚠️ *GPU 1* · H100 — *unreadable* (no permission)" in status
+    assert "(1 unreadable)" in status
+    realtime = _texts(
+        messages.realtime_message(dashboard, HostSample("box", None, (unknown, unreadable)), LoadThresholds())
+    )
+    assert "processes n/a (no permission)" in realtime and "unreadable (no permission)" in realtime
+    modal = views.claim_modal(dashboard, POLICY, preselect=None)
+    assert [o["value"] for o in modal["blocks"][0]["element"]["options"]] == ["0"]
+    assert "GPU 1 is unreadable, so it cannot be claimed" in _texts(Message("", modal["blocks"]))
+
+
+def test_claim_form_offers_slices_with_their_profile_and_home_buttons_carry_labels():
+    dashboard = _mig_dashboard(1, 2)
+    modal = views.claim_modal(dashboard, POLICY, preselect="0.1")
+    options = modal["blocks"][0]["element"]["options"]
+    assert [(o["value"], o["text"]["text"]) for o in options] == [
+        ("0", "GPU 0 · NVIDIA A100-SXM4-80GB"),
+        ("0.0", "GPU 0.0 · MIG 1g.10gb"),
+        ("0.1", "GPU 0.1 · MIG 1g.10gb"),
+    ]
+    assert modal["blocks"][0]["element"]["initial_options"][0]["value"] == "0.1"
+    home = views.home_view(HomeState("U2", (), dashboard), POLICY, BERLIN, LoadThresholds(), {})
+    buttons = [b["accessory"] for b in home["blocks"] if "accessory" in b]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        ("claim_gpu:0", "0"),
+        ("claim_gpu:0.0", "0.0"),
+        ("claim_gpu:0.1", "0.1"),
+    ]
+
+
+def test_a_64_gpu_host_of_8_slice_cards_fits_every_surface():
+    dashboard = _mig_dashboard(64, 8, claimed={f"{c}.{s}" for c in range(64) for s in range(0, 8, 2)})
+    _assert_within_limits(messages.status_message(dashboard, POLICY, BERLIN))
+    sample = HostSample("box", "550", tuple(row.sample for row in dashboard.rows))
+    _assert_within_limits(messages.realtime_message(dashboard, sample, LoadThresholds()))
+    own = tuple(row.claim for row in dashboard.rows if row.claim is not None)
+    home = views.home_view(HomeState("U1", own, dashboard), POLICY, BERLIN, LoadThresholds(), {})
+    assert len(home["blocks"]) <= 100
+    modal = views.claim_modal(dashboard, POLICY, preselect="63.7")
+    options = modal["blocks"][0]["element"]["options"]
+    assert len(options) <= 100 and "63.7" in {o["value"] for o in options}
+
+
+def test_claim_reply_hands_back_mig_uuids_and_notes_whole_mig_cards():
+    slice_claim = Claim(
+        1, "box", "MIG-abc", 0, "U1", "train", NOW, NOW + timedelta(hours=2), gpu_mig_index=2, parent_gpu_uuid="GPU-0"
+    )
+    text = _texts(messages.claim_message(ClaimOutcome((slice_claim,)), NOW, BERLIN))
+    assert "You have *GPU 0.2*" in text and "`CUDA_VISIBLE_DEVICES=MIG-abc`" in text and "PCI_BUS_ID" not in text
+    card_claim = _claim(1)
+    outcome = ClaimOutcome((card_claim,), devices=CudaDevices("MIG-a,MIG-b", by_uuid=True, whole_mig_cards=("1",)))
+    text = _texts(messages.claim_message(outcome, NOW, BERLIN))
+    assert "`CUDA_VISIBLE_DEVICES=MIG-a,MIG-b`" in text and "a CUDA process uses one MIG device" in text
+
+
+def test_card_slice_refusals_name_both():
+    text = messages.error_text(AlreadyHeld("0.2", "U7", NOW, "0"))
+    assert text == "GPU 0.2 is taken: GPU 0 is claimed by <@U7>."
+    assert "cannot be read (no permission)" in messages.error_text(GpuUnreadable("1", "no permission"))

@@ -97,8 +97,8 @@ def test_a_change_runs_in_a_thread_even_when_reads_could_come_from_memory() -> N
     gateway, store, _ = make(from_memory=True)
 
     async def main() -> list[bool]:
-        claimed = await gateway.claim("U1", GpuSelection(indices=(1,)), "train", timedelta(hours=1))
-        await gateway.extend("U1", GpuSelection(indices=(1,)), timedelta(hours=1))
+        claimed = await gateway.claim("U1", GpuSelection(labels=("1",)), "train", timedelta(hours=1))
+        await gateway.extend("U1", GpuSelection(labels=("1",)), timedelta(hours=1))
         await gateway.release_claim("U1", claimed.outcome.claims[0].id)
         return on_loop(store, threading.get_ident())
 
@@ -114,7 +114,7 @@ def test_an_answer_for_an_ack_that_would_wait_too_long_is_cut_short(monkeypatch:
         with pytest.raises(GpubotError, match="answering slowly"):
             await gateway.dashboard(in_ack=True)
         with pytest.raises(GpubotError, match="answering slowly"):
-            await gateway.claim("U1", GpuSelection(indices=(1,)), "train", None)
+            await gateway.claim("U1", GpuSelection(labels=("1",)), "train", None)
         await gateway.dashboard(in_ack=False)  # after the ack: waits
         await gateway.home("U1")
 
@@ -125,9 +125,9 @@ def test_a_change_concerns_the_caller_and_everyone_force_released_and_learns_the
     gateway, _, names = make()
 
     async def main() -> None:
-        await gateway.claim("U1", GpuSelection(indices=(0,)), "train", None)
-        await gateway.claim_from_form("U2", GpuSelection(indices=(1,)), "eval", timedelta(hours=1))
-        released = await gateway.release(ADMIN, GpuSelection(indices=(0, 1)))
+        await gateway.claim("U1", GpuSelection(labels=("0",)), "train", None)
+        await gateway.claim_from_form("U2", GpuSelection(labels=("1",)), "eval", timedelta(hours=1))
+        released = await gateway.release(ADMIN, GpuSelection(labels=("0", "1")))
         assert released.concerned == {ADMIN, "U1", "U2"}
         with pytest.raises(GpubotError):
             await gateway.release("U1", None)  # holds nothing now: no change, no one concerned
@@ -140,8 +140,8 @@ def test_the_claim_form_queues_its_confirmation_as_a_dm_and_the_command_does_not
     gateway, store, _ = make()
 
     async def main() -> None:
-        await gateway.claim("U1", GpuSelection(indices=(0,)), "train", None)
-        await gateway.claim_from_form("U2", GpuSelection(indices=(1,)), "eval", timedelta(hours=1))
+        await gateway.claim("U1", GpuSelection(labels=("0",)), "train", None)
+        await gateway.claim_from_form("U2", GpuSelection(labels=("1",)), "eval", timedelta(hours=1))
 
     asyncio.run(main())
     far = FakeClock().now() + timedelta(days=1)
@@ -154,8 +154,8 @@ def test_due_work_concerns_the_holders_of_expired_claims_not_those_only_warned()
     gateway = ServiceGateway(ClaimService(store, clock, ClaimPolicy(), "box"), lambda: SAMPLE, names)
 
     async def main() -> frozenset[str]:
-        await gateway.claim("U1", GpuSelection(indices=(0,)), "short", timedelta(hours=1))
-        await gateway.claim("U2", GpuSelection(indices=(1,)), "long", timedelta(hours=2))
+        await gateway.claim("U1", GpuSelection(labels=("0",)), "short", timedelta(hours=1))
+        await gateway.claim("U2", GpuSelection(labels=("1",)), "long", timedelta(hours=2))
         clock.advance(timedelta(minutes=110))  # U1's ended, U2's ends within the warning time
         due = await gateway.process_due()
         assert [claim.user_id for claim in due.outcome.warned] == ["U2"]

@@ -43,8 +43,8 @@ def released_by_admin(store, clock, gpus=(0,)):
     """A service on `store` whose admin force-released U1's claims: one FORCE_RELEASED notice per GPU."""
     service = ClaimService(store, clock, ClaimPolicy(admins=frozenset({"UADMIN"})), "box")
     service.sync_inventory(SAMPLE)
-    service.claim("U1", GpuSelection(tuple(gpus)), "train", None)
-    service.release("UADMIN", GpuSelection(tuple(gpus)))
+    service.claim("U1", GpuSelection(tuple(str(g) for g in gpus)), "train", None)
+    service.release("UADMIN", GpuSelection(tuple(str(g) for g in gpus)))
     return service
 
 
@@ -170,10 +170,10 @@ def test_a_warning_for_a_claim_that_ended_is_dropped_not_sent():
     clock, store = FakeClock(), InMemoryClaimStore()
     service = ClaimService(store, clock, ClaimPolicy(admins=frozenset({"UADMIN"})), "box")
     service.sync_inventory(SAMPLE)
-    service.claim("U1", GpuSelection((0,)), "train", timedelta(hours=1))
+    service.claim("U1", GpuSelection(("0",)), "train", timedelta(hours=1))
     clock.advance(timedelta(minutes=50))
     service.process_due()  # queues the warning
-    service.release("U1", GpuSelection((0,)))
+    service.release("U1", GpuSelection(("0",)))
     slack = FakeSlack()
     assert asyncio.run(sender_for(store, clock, slack).deliver_due()) == 0
     assert slack.posted == []
@@ -185,10 +185,10 @@ def test_a_warning_for_a_claim_extended_since_is_dropped():
     clock, store = FakeClock(), InMemoryClaimStore()
     service = ClaimService(store, clock, ClaimPolicy(), "box")
     service.sync_inventory(SAMPLE)
-    service.claim("U1", GpuSelection((0,)), "train", timedelta(hours=1))
+    service.claim("U1", GpuSelection(("0",)), "train", timedelta(hours=1))
     clock.advance(timedelta(minutes=50))
     service.process_due()
-    service.extend("U1", GpuSelection((0,)), timedelta(hours=2))
+    service.extend("U1", GpuSelection(("0",)), timedelta(hours=2))
     slack = FakeSlack()
     asyncio.run(sender_for(store, clock, slack).deliver_due())
     assert slack.posted == []
@@ -237,8 +237,8 @@ def test_a_rate_limit_holds_back_every_post_until_retry_after_without_counting_a
 def test_one_hanging_dm_holds_up_no_other():
     clock, store = FakeClock(), InMemoryClaimStore()
     service = released_by_admin(store, clock)
-    service.claim("U2", GpuSelection((1,)), "eval", None)
-    service.release("UADMIN", GpuSelection((1,)))
+    service.claim("U2", GpuSelection(("1",)), "eval", None)
+    service.release("UADMIN", GpuSelection(("1",)))
     slack = FakeSlack()
     slack.hang_for.add("U1")
     sender = sender_for(store, clock, slack, delivery_bound_s=0.2)

@@ -79,7 +79,7 @@ def test_conflict_names_current_holder_and_writes_nothing(store: ClaimStore) -> 
         # GPU 0 is free, GPU 1 is not: all or nothing means GPU 0 is not claimed either.
         store.create_claims([new_claim(GPU0, "U_BOB"), new_claim(GPU1, "U_BOB")])
 
-    assert (refused.value.gpu_index, refused.value.holder_id) == (1, "U_ALICE")
+    assert (refused.value.gpu_label, refused.value.holder_id) == ("1", "U_ALICE")
     assert refused.value.ends_at == NOW + 2 * HOUR
     assert store.active_claims() == [held]
     assert audit_log(store) == events_before
@@ -92,7 +92,7 @@ def test_conflict_names_the_holder_even_when_they_claimed_under_another_index(st
     with pytest.raises(AlreadyHeld) as refused:
         store.create_claims([new_claim(renumbered, "U_BOB")])
 
-    assert (refused.value.gpu_index, refused.value.holder_id) == (5, "U_ALICE")
+    assert (refused.value.gpu_label, refused.value.holder_id) == ("5", "U_ALICE")
 
 
 def test_holder_claiming_again_is_refused_too(store: ClaimStore) -> None:

@@ -43,8 +43,8 @@ def test_two_senders_with_slack_slow_send_every_dm_exactly_once(two_engines) -> 
     service = ClaimService(stores[0], clock, ClaimPolicy(admins=frozenset({"UADMIN"})), "box")
     service.sync_inventory(HostSample("box", None, tuple(GpuSample(i, f"GPU-{i}") for i in range(GPUS))))
     for i in range(GPUS):
-        service.claim(f"U{i}", GpuSelection((i,)), "train", None)
-    service.release("UADMIN", GpuSelection(tuple(range(GPUS))))
+        service.claim(f"U{i}", GpuSelection((str(i),)), "train", None)
+    service.release("UADMIN", GpuSelection(tuple(str(i) for i in range(GPUS))))
     # Every post takes most of the bound, and the lease only a little longer than the bound.
     slack = FakeSlack(delay_s=0.35)
     senders = [

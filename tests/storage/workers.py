@@ -25,7 +25,7 @@ def claim(store: SqlClaimStore, user_id: str) -> tuple[str, ...]:
     try:
         [won] = store.create_claims([NewClaim(GPU, user_id, "race", NOW, NOW + timedelta(hours=1))])
     except AlreadyHeld as refused:
-        return ("held", refused.holder_id, str(refused.gpu_index))
+        return ("held", refused.holder_id, refused.gpu_label)
     return ("won", won.user_id)
 
 

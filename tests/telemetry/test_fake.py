@@ -149,3 +149,22 @@ def test_close_leaves_the_backend_usable_for_nothing_in_particular() -> None:
     telemetry.close()
 
     assert telemetry.sample().gpus  # nothing was held, so nothing was lost
+
+
+def test_mig_slices_follow_their_card_and_unreadable_and_unknown_processes_carry_reasons() -> None:
+    host = scenario("mig_slices_and_unreadable.json").sample()
+
+    assert [gpu.label for gpu in host.gpus] == ["0", "1", "1.1", "1.2", "1.3", "2"]
+    card, first, _, third = host.gpus[1:5]
+    assert card.mig_enabled and card.mig_index is None and card.parent_uuid is None
+    assert (first.uuid, first.parent_uuid, first.mig_profile) == (
+        "MIG-11111111-1111-1111-1111-111111111111",
+        "GPU-0001",
+        "3g.40gb",
+    )
+    # A slice keeps its card's model and reports no utilization (MIG has none per slice).
+    assert (first.name, first.utilization_gpu_pct, first.memory_total_mib) == ("NVIDIA A100-SXM4-80GB", None, 40192)
+    # A slice without a UUID gets a derived one, the same on every read.
+    assert third.uuid == "MIG-fake-gpu-box-1-1-3" and third.processes_unknown == "no permission"
+    assert host.gpus[5].unreadable == "no permission"
+    assert host.gpus[0].unreadable is None and host.gpus[0].processes_unknown is None

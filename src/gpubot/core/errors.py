@@ -73,18 +73,28 @@ class ClaimChanged(ClaimRefused):
 class UnknownGpu(ClaimRefused):
     """The GPU named does not exist on this host."""
 
-    def __init__(self, gpu_index: int, known: list[int]) -> None:
-        listing = ", ".join(str(i) for i in known) or "none"
-        super().__init__(f"There is no GPU {gpu_index} here (GPUs: {listing}).")
-        self.gpu_index = gpu_index
+    def __init__(self, gpu_label: str, known: Sequence[str]) -> None:
+        listing = ", ".join(known) or "none"
+        super().__init__(f"There is no GPU {gpu_label} here (GPUs: {listing}).")
+        self.gpu_label = gpu_label
+        self.known = tuple(known)
 
 
 class AlreadyHeld(ClaimRefused):
-    """The GPU is already claimed by someone else (or by the caller)."""
+    """The GPU is already claimed by someone else (or by the caller), itself or through its card or slices.
 
-    def __init__(self, gpu_index: int, holder_id: str, ends_at: datetime) -> None:
-        super().__init__(f"GPU {gpu_index} is already claimed by {holder_id}.")
-        self.gpu_index = gpu_index
+    `held_label` is the GPU the holder's claim names: the GPU itself, or, for a MIG slice, its card
+    (a card claim takes every slice), or, for a MIG card, one of its slices.
+    """
+
+    def __init__(self, gpu_label: str, holder_id: str, ends_at: datetime, held_label: str | None = None) -> None:
+        self.held_label = gpu_label if held_label is None else held_label
+        if self.held_label == gpu_label:
+            message = f"GPU {gpu_label} is already claimed by {holder_id}."
+        else:
+            message = f"GPU {gpu_label} is taken: GPU {self.held_label} is claimed by {holder_id}."
+        super().__init__(message)
+        self.gpu_label = gpu_label
         self.holder_id = holder_id
         self.ends_at = ends_at
 
@@ -97,39 +107,62 @@ class AlreadyHeld(ClaimRefused):
 class AlreadyYours(ClaimRefused):
     """The caller already holds the GPU they tried to claim: extending it is what they want."""
 
-    def __init__(self, gpu_index: int) -> None:
-        super().__init__(f"You already hold GPU {gpu_index}; extend your claim for more time.")
-        self.gpu_index = gpu_index
+    def __init__(self, gpu_label: str) -> None:
+        super().__init__(f"You already hold GPU {gpu_label}; extend your claim for more time.")
+        self.gpu_label = gpu_label
 
 
 class NoFreeGpu(ClaimRefused):
-    """`any` was asked for but every GPU is taken, or the only unclaimed ones are not responding."""
+    """`any` was asked for but every GPU is taken, or the only unclaimed ones are not responding or unreadable."""
 
-    def __init__(self, not_responding: Sequence[int] = ()) -> None:
-        if not_responding:
-            listing = ", ".join(str(index) for index in not_responding)
-            them = f"GPU {listing} is" if len(not_responding) == 1 else f"GPUs {listing} are"
-            message = f"No GPU can be claimed right now: the only unclaimed {them} not responding."
+    def __init__(self, not_responding: Sequence[str] = (), unreadable: Sequence[str] = ()) -> None:
+        silent = [*not_responding, *unreadable]
+        if silent:
+            listing = ", ".join(silent)
+            them = f"GPU {listing} is" if len(silent) == 1 else f"GPUs {listing} are"
+            why = " or ".join(
+                word for word, labels in (("not responding", not_responding), ("unreadable", unreadable)) if labels
+            )
+            message = f"No GPU can be claimed right now: the only unclaimed {them} {why}."
         else:
             message = "Every GPU is claimed right now."
         super().__init__(message)
         self.not_responding = tuple(not_responding)
+        self.unreadable = tuple(unreadable)
 
 
 class GpuNotResponding(ClaimRefused):
     """The GPU is known but telemetry cannot read it (fallen off the bus, driver trouble): no one may claim it."""
 
-    def __init__(self, gpu_index: int) -> None:
-        super().__init__(f"GPU {gpu_index} is not responding, so it cannot be claimed; tell the host's admin.")
-        self.gpu_index = gpu_index
+    def __init__(self, gpu_label: str) -> None:
+        super().__init__(f"GPU {gpu_label} is not responding, so it cannot be claimed; tell the host's admin.")
+        self.gpu_label = gpu_label
+
+
+class GpuUnreadable(ClaimRefused):
+    """The GPU answers but refuses to be read (e.g. no permission): it cannot be claimed; `reason` says why."""
+
+    def __init__(self, gpu_label: str, reason: str) -> None:
+        super().__init__(f"GPU {gpu_label} cannot be read ({reason}), so it cannot be claimed; tell the host's admin.")
+        self.gpu_label = gpu_label
+        self.reason = reason
+
+
+class SelectionOverlaps(ClaimRefused):
+    """One request names a MIG card and one of its slices: the card claim already takes the slice."""
+
+    def __init__(self, card_label: str, slice_label: str) -> None:
+        super().__init__(f"GPU {card_label} takes all its MIG slices, {slice_label} too: name one or the other.")
+        self.card_label = card_label
+        self.slice_label = slice_label
 
 
 class NotHolder(ClaimRefused):
     """The caller does not hold the claim they tried to change."""
 
-    def __init__(self, gpu_index: int, holder_id: str) -> None:
-        super().__init__(f"GPU {gpu_index} is claimed by {holder_id}, not by you.")
-        self.gpu_index = gpu_index
+    def __init__(self, gpu_label: str, holder_id: str) -> None:
+        super().__init__(f"GPU {gpu_label} is claimed by {holder_id}, not by you.")
+        self.gpu_label = gpu_label
         self.holder_id = holder_id
 
     @property
@@ -141,9 +174,9 @@ class NotHolder(ClaimRefused):
 class NotClaimed(ClaimRefused):
     """The GPU has no active claim."""
 
-    def __init__(self, gpu_index: int) -> None:
-        super().__init__(f"GPU {gpu_index} is not claimed.")
-        self.gpu_index = gpu_index
+    def __init__(self, gpu_label: str) -> None:
+        super().__init__(f"GPU {gpu_label} is not claimed.")
+        self.gpu_label = gpu_label
 
 
 class ClaimNotActive(ClaimRefused):

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gpubot.core.load import GpuUse, LoadLevel
-from gpubot.core.models import GpuSample, ProcessSample
+from gpubot.core.dashboard import GpuRow
+from gpubot.core.load import Availability, GpuUse, LoadLevel
+from gpubot.core.models import Gpu, GpuSample, ProcessSample
 
 LOAD_BADGES = {
     LoadLevel.HIGH: "🔥",
@@ -49,7 +50,8 @@ def process_lines(processes: Sequence[ProcessSample], line: Callable[[ProcessSam
 def free_state(use: GpuUse, clean: Callable[[str], str], mark: Callable[[str], str] = str) -> str:
     """An unclaimed GPU's state in words, one wording for every surface.
 
-    "free", "free, but in use by alice's process python (pid 4242)", or "not responding".
+    "free", "free, but in use by alice's process python (pid 4242)", "free, processes n/a (no permission)"
+    (its process list is unknown, so it may not be idle), "unreadable (no permission)" or "not responding".
 
     Args:
         use: what telemetry says of the GPU.
@@ -65,12 +67,43 @@ def free_state(use: GpuUse, clean: Callable[[str], str], mark: Callable[[str], s
     if text is None:
         if use.not_responding:
             text = mark("not responding")
+        elif use.availability is Availability.UNREADABLE:
+            text = f"{mark('unreadable')} ({clean(use.reason or 'no reason given')})"
         elif use.in_use:
             text = f"{mark('free, but in use')} by {clean(use.description())}"
+        elif use.reason is not None:
+            text = f"{mark('free, processes n/a')} ({clean(use.reason)})"
         else:
             text = mark("free")
         use.rendered[key] = text
     return text
+
+
+def model(gpu: Gpu) -> str:
+    """A GPU's model as people read it, its MIG profile for a slice: "H100", "MIG 1g.10gb"."""
+    if gpu.is_slice:
+        return f"MIG {gpu.mig_profile or 'slice'}"
+    return gpu.name or "unknown model"
+
+
+def covered_state(row: GpuRow, person: Callable[[str], str]) -> str | None:
+    """Who holds a GPU through its card or slices, in words; None when nobody does.
+
+    E.g. "taken with GPU 0 by alice" (a slice of a claimed card) or "slice 0.2 held by bob" (a MIG card).
+    """
+    claim = row.covered_by
+    if claim is None:
+        return None
+    if row.gpu.is_slice:
+        return f"taken with GPU {claim.label} by {person(claim.user_id)}"
+    return f"slice {claim.label} held by {person(claim.user_id)}"
+
+
+def processes_unknown(sample: GpuSample) -> str | None:
+    """Say "processes n/a (no permission)" for a GPU whose process list could not be read; None otherwise."""
+    if sample.processes_unknown is None:
+        return None
+    return f"processes n/a ({sample.processes_unknown})"
 
 
 def percent(value: float | None) -> str:

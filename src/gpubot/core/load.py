@@ -46,6 +46,8 @@ class Availability(str, enum.Enum):
     IDLE = "idle"
     IN_USE = "in use"
     NOT_RESPONDING = "not responding"
+    # It answers but refuses to be read (e.g. no permission): shown with the reason, never claimable.
+    UNREADABLE = "unreadable"
     UNKNOWN = "unknown"
 
 
@@ -55,13 +57,17 @@ class GpuUse:
 
     A GPU is in use when its utilization is at or above the active threshold, or when any process holds it
     (a job that loaded its model but is not computing yet still holds the memory). It is not responding
-    when telemetry could not read it at all; unknown when there is no sample of it, or a sample without
-    utilization and without processes.
+    when telemetry could not read it at all; unreadable when it answers but refuses to be read; unknown
+    when there is no sample of it, when its process list could not be read (an unknown list is not an
+    empty one), or a sample without utilization and without processes. A MIG slice (or a card in MIG
+    mode) reports no utilization by design, so there an empty, known process list means idle.
     """
 
     availability: Availability
     utilization_pct: int | None = None
     processes: tuple[ProcessSample, ...] = ()
+    # Why it is unreadable, or why its process list is unknown (e.g. "no permission").
+    reason: str | None = None
 
     @functools.cached_property
     def in_use(self) -> bool:
@@ -72,6 +78,11 @@ class GpuUse:
     def not_responding(self) -> bool:
         """Telemetry could not read it at all: no one is offered it."""
         return self.availability is Availability.NOT_RESPONDING
+
+    @functools.cached_property
+    def unclaimable(self) -> bool:
+        """Not responding or unreadable: no one may claim it."""
+        return self.availability in (Availability.NOT_RESPONDING, Availability.UNREADABLE)
 
     @functools.cached_property
     def rendered(self) -> dict[object, str]:
@@ -91,6 +102,8 @@ class GpuUse:
         # Cached: a GpuUse lasts a sample, and every view between two samples shows it.
         if not self.processes:
             util = f"{self.utilization_pct} %" if self.utilization_pct is not None else "some"
+            if self.reason is not None:
+                return f"processes gpubot cannot list ({self.reason}; {util} utilization)"
             return f"a process gpubot cannot see ({util} utilization)"
         # The process holding the most memory is the job; the rest are usually its helpers.
         lead = max(self.processes, key=lambda process: process.used_memory_mib or 0)
@@ -113,9 +126,13 @@ def gpu_use(sample: GpuSample | None, thresholds: LoadThresholds) -> GpuUse:
         return NO_TELEMETRY
     if sample.lost:
         return GpuUse(Availability.NOT_RESPONDING)
+    if sample.unreadable is not None:
+        return GpuUse(Availability.UNREADABLE, reason=sample.unreadable)
     util = sample.utilization_gpu_pct
     if sample.processes or (util is not None and util >= thresholds.active_pct):
-        return GpuUse(Availability.IN_USE, util, sample.processes)
-    if util is None:
+        return GpuUse(Availability.IN_USE, util, sample.processes, sample.processes_unknown)
+    if sample.processes_unknown is not None:
+        return GpuUse(Availability.UNKNOWN, util, reason=sample.processes_unknown)
+    if util is None and not (sample.mig_enabled or sample.mig_index is not None):
         return GpuUse(Availability.UNKNOWN)
     return GpuUse(Availability.IDLE, util)

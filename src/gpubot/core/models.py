@@ -54,7 +54,7 @@ class GpuSample:
     @property
     def label(self) -> str:
         """How people name it: `3` for a card, `3.1` for slice 1 of card 3."""
-        return str(self.index) if self.mig_index is None else f"{self.index}.{self.mig_index}"
+        return gpu_label(self.index, self.mig_index)
 
     @property
     def memory_used_pct(self) -> float | None:
@@ -73,14 +73,37 @@ class HostSample:
     gpus: tuple[GpuSample, ...]
 
 
+def gpu_label(index: int, mig_index: int | None) -> str:
+    """How people name a GPU: `3` for a card, `3.1` for MIG slice 1 of card 3."""
+    return str(index) if mig_index is None else f"{index}.{mig_index}"
+
+
 @dataclass(frozen=True)
 class Gpu:
-    """A GPU as the claim rules know it: identified by host and UUID, addressed by index."""
+    """A GPU as the claim rules know it: identified by host and UUID, addressed by its label.
+
+    A MIG slice is a GPU of its own (its `uuid` is the slice's `MIG-…` UUID) with `mig_index` and its
+    card's `parent_uuid`; its card shares its `index`, so GPUs are told apart by `label`, never by `index`.
+    """
 
     host: str
     uuid: str
     index: int
     name: str | None = None
+    mig_index: int | None = None
+    parent_uuid: str | None = None
+    # The slice's MIG profile, e.g. "1g.10gb".
+    mig_profile: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`3` for a card, `3.1` for slice 1 of card 3."""
+        return gpu_label(self.index, self.mig_index)
+
+    @property
+    def is_slice(self) -> bool:
+        """Whether it is a MIG slice of a card."""
+        return self.mig_index is not None
 
 
 class ClaimStatus(str, enum.Enum):
@@ -118,6 +141,14 @@ class Claim:
     warned_at: datetime | None = None
     ended_at: datetime | None = None
     ended_by: str | None = None
+    # Set on a claim of a MIG slice: the slice's index on its card, and the card's UUID.
+    gpu_mig_index: int | None = None
+    parent_gpu_uuid: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The GPU it holds as people name it: `3`, or `3.1` for a MIG slice."""
+        return gpu_label(self.gpu_index, self.gpu_mig_index)
 
     def time_left(self, now: datetime) -> timedelta:
         """How long until the claim ends, never negative."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gpubot.core.clock import Clock
+from gpubot.core.mig import CudaDevices, cuda_devices
 from gpubot.core.models import ClaimStatus, NoticeKind, OutboxItem
 from gpubot.core.ports import ClaimStore
 
@@ -75,6 +76,10 @@ class Outbox:
     def stale_reason(self, item: OutboxItem) -> str | None:
         """Why `item` no longer means anything, now; None while it does."""
         return stale_reason(item, self._clock.now())
+
+    def cuda_devices(self, item: OutboxItem) -> CudaDevices:
+        """What CUDA_VISIBLE_DEVICES takes for the notice's claim: a whole MIG card's lists its slices' UUIDs."""
+        return cuda_devices((item.claim,), self._store.list_gpus(item.claim.host))
 
     def delivered(self, item: OutboxItem) -> None:
         """Slack accepted the DM."""

@@ -59,7 +59,8 @@ class ClaimStore(Protocol):
     """Durable claims, their audit log and the DM outbox.
 
     Every method is one transaction. The store, not the caller, guarantees that a GPU has at most one
-    active claim, so concurrent callers in any number of threads or processes cannot both win.
+    active claim, and that a MIG card's claim and its slices' claims exclude each other, so concurrent
+    callers in any number of threads or processes cannot both win.
     """
 
     def sync_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> None:
@@ -67,11 +68,11 @@ class ClaimStore(Protocol):
         ...
 
     def list_gpus(self, host: str) -> list[Gpu]:
-        """The GPUs present on `host`, ordered by index."""
+        """The GPUs present on `host`, ordered by index, each MIG card followed by its slices."""
         ...
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
-        """Active claims (of one host, or all), ordered by host and GPU index."""
+        """Active claims (of one host, or all), ordered by host, GPU index and MIG slice (a card's first)."""
         ...
 
     def get_claim(self, claim_id: int) -> Claim | None:
@@ -84,7 +85,8 @@ class ClaimStore(Protocol):
         With `confirm_by_dm`, each also gets a `claimed` DM to its holder in the same transaction.
 
         Raises:
-            AlreadyHeld: one of the GPUs already has an active claim; nothing was written.
+            AlreadyHeld: one of the GPUs already has an active claim, itself or through its MIG card or
+                slices; nothing was written.
             StoreBusy: the database stayed locked.
         """
         ...

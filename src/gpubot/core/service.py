@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gpubot.core.clock import Clock
+from gpubot.core.dashboard import Dashboard, HomeState, dashboard_rows
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import (
     AlreadyHeld,
@@ -18,19 +18,21 @@ from gpubot.core.errors import (
     ClaimNotActive,
     ClaimRefused,
     GpuNotResponding,
+    GpuUnreadable,
     NoFreeGpu,
     NotClaimed,
     NotHolder,
+    SelectionOverlaps,
     UnknownGpu,
 )
 from gpubot.core.load import NO_TELEMETRY as _NO_TELEMETRY
 from gpubot.core.load import Availability, GpuUse, gpu_use
+from gpubot.core.mig import CudaDevices, conflicting_claim, cuda_devices, mig_cards, overlap
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
     EventKind,
     Gpu,
-    GpuSample,
     HostSample,
     NewClaim,
     Notice,
@@ -39,54 +41,6 @@ from gpubot.core.models import (
 from gpubot.core.policy import ClaimPolicy, Purpose
 from gpubot.core.ports import ClaimStore
 from gpubot.core.selection import GpuSelection
-
-
-@dataclass(frozen=True)
-class GpuRow:
-    """One GPU as a person sees it.
-
-    The GPU, its active claim if any, its latest sample if any, and what that sample says of its use (for an
-    unclaimed GPU: free, free but in use, or not responding).
-    """
-
-    gpu: Gpu
-    claim: Claim | None
-    sample: GpuSample | None
-    use: GpuUse
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    """Every GPU on the host with who holds it, at one instant."""
-
-    host: str
-    rows: tuple[GpuRow, ...]
-    now: datetime
-
-    # Cached: a dashboard is built once and rendered whole, and each count walks every row.
-    @functools.cached_property
-    def free_count(self) -> int:
-        """Unclaimed GPUs, in use or not responding included (the next two counts say how many are)."""
-        return sum(1 for row in self.rows if row.claim is None)
-
-    @functools.cached_property
-    def free_in_use_count(self) -> int:
-        """Unclaimed GPUs that someone's job is using anyway."""
-        return sum(1 for row in self.rows if row.claim is None and row.use.in_use)
-
-    @functools.cached_property
-    def free_not_responding_count(self) -> int:
-        """Unclaimed GPUs that telemetry cannot read, which cannot be claimed."""
-        return sum(1 for row in self.rows if row.claim is None and row.use.not_responding)
-
-
-@dataclass(frozen=True)
-class HomeState:
-    """What one person's Home tab shows: their own claims, then every GPU."""
-
-    user_id: str
-    own_claims: tuple[Claim, ...]
-    dashboard: Dashboard
 
 
 @dataclass(frozen=True)
@@ -104,6 +58,13 @@ class ClaimOutcome:
     claims: tuple[Claim, ...]
     # Claimed anyway, but worth knowing: e.g. someone's unclaimed job is running on the GPU.
     warnings: tuple[str, ...] = ()
+    # What CUDA_VISIBLE_DEVICES takes; None: work it out from the claims alone (no slices of whole MIG cards).
+    devices: CudaDevices | None = None
+
+    @property
+    def cuda_devices(self) -> CudaDevices:
+        """What CUDA_VISIBLE_DEVICES takes to put these claims to use."""
+        return self.devices if self.devices is not None else cuda_devices(self.claims, ())
 
 
 @dataclass(frozen=True)
@@ -138,24 +99,16 @@ class ClaimService:
 
     def sync_inventory(self, sample: HostSample) -> None:
         """Record the GPUs telemetry found, so claims can name them."""
-        gpus = [Gpu(self.host, gpu.uuid, gpu.index, gpu.name) for gpu in sample.gpus]
+        gpus = [
+            Gpu(self.host, gpu.uuid, gpu.index, gpu.name, gpu.mig_index, gpu.parent_uuid, gpu.mig_profile)
+            for gpu in sample.gpus
+        ]
         self._store.sync_gpus(self.host, gpus, self._clock.now())
 
     def dashboard(self, sample: HostSample | None) -> Dashboard:
         """Every GPU with its claim (one past its end counts as free) and its latest sample."""
         now = self._clock.now()
-        claims = {claim.gpu_uuid: claim for claim in self._live_claims(now)}
-        samples = {gpu.uuid: gpu for gpu in sample.gpus} if sample else {}
-        uses = self._uses_of(sample)
-        rows = tuple(
-            GpuRow(
-                gpu=gpu,
-                claim=claims.get(gpu.uuid),
-                sample=samples.get(gpu.uuid),
-                use=uses.get(gpu.uuid, _NO_TELEMETRY),
-            )
-            for gpu in self._store.list_gpus(self.host)
-        )
+        rows = dashboard_rows(self._store.list_gpus(self.host), self._live_claims(now), sample, self._uses_of(sample))
         return Dashboard(host=self.host, rows=rows, now=now)
 
     def home(self, user_id: str, sample: HostSample | None) -> HomeState:
@@ -176,8 +129,10 @@ class ClaimService:
     ) -> ClaimOutcome:
         """Claim the selected GPUs all or nothing (`any`: a free one, idle ones first).
 
-        `sample` is the latest telemetry (None: none yet). A GPU it shows not responding is refused; one
-        that someone's unclaimed job is using is claimed, with a warning in the outcome.
+        `sample` is the latest telemetry (None: none yet). A GPU it shows not responding or unreadable is
+        refused; one that someone's unclaimed job is using (or whose processes cannot be listed) is claimed,
+        with a warning in the outcome. A MIG card claimed whole takes all its slices, so a card and its
+        slices exclude each other.
 
         With `confirm_by_dm`, each claim's holder is owed a DM confirming it, queued with the claim: for
         the claim form, which closes on submit and has no reply to carry the confirmation.
@@ -185,8 +140,9 @@ class ClaimService:
         The purpose was checked on the way in (`check_purpose`), once.
 
         Raises:
-            ClaimRefused: duration out of bounds, unknown GPU, GPU held (AlreadyHeld, AlreadyYours), not
-                responding (GpuNotResponding), none free (NoFreeGpu).
+            ClaimRefused: duration out of bounds, unknown GPU, GPU held itself or through its card or slices
+                (AlreadyHeld, AlreadyYours), not responding (GpuNotResponding), unreadable (GpuUnreadable), a
+                card and its slice named together (SelectionOverlaps), none free (NoFreeGpu).
         """
         duration = self.policy.default_duration if duration is None else duration
         self.policy.check_duration(duration)
@@ -195,22 +151,24 @@ class ClaimService:
         if selection.any_free:
             return self._claim_first_free(user_id, gpus, purpose, duration, uses, confirm_by_dm)
         chosen = _resolve(selection, gpus)
+        both = overlap(chosen)
+        if both is not None:
+            raise SelectionOverlaps(both[0].label, both[1].label)
         now = self._clock.now()
         self._expire_overdue(now)
-        live = {claim.gpu_uuid: claim for claim in self._store.active_claims(self.host)}
+        live = self._store.active_claims(self.host)
         for gpu in chosen:
-            holder = live.get(gpu.uuid)
-            if holder is not None and holder.user_id == user_id:
-                raise AlreadyYours(gpu.index)
+            holder = conflicting_claim(gpu, live)
+            if holder is not None and holder.user_id == user_id and holder.gpu_uuid == gpu.uuid:
+                raise AlreadyYours(gpu.label)
             if holder is not None:
-                raise AlreadyHeld(gpu.index, holder.user_id, holder.ends_at)
+                raise AlreadyHeld(gpu.label, holder.user_id, holder.ends_at, holder.label)
         for gpu in chosen:
-            if uses[gpu.uuid].not_responding:
-                raise GpuNotResponding(gpu.index)
+            _check_claimable(gpu, uses[gpu.uuid])
         # The store re-checks atomically: a racing claim that won meanwhile raises AlreadyHeld here.
         new = _new_claims(chosen, user_id, purpose, now, duration)
         claims = tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm))
-        return ClaimOutcome(claims, _in_use_warnings(chosen, uses))
+        return ClaimOutcome(claims, _in_use_warnings(chosen, uses), cuda_devices(claims, gpus))
 
     def release(self, user_id: str, selection: GpuSelection | None, *, as_admin: bool = False) -> ReleaseOutcome:
         """Release the caller's claims on the selected GPUs (None: all of the caller's claims).
@@ -290,7 +248,7 @@ class ClaimService:
     def _release(self, user_id: str, targets: Sequence[Claim], now: datetime, as_admin: bool) -> ReleaseOutcome:
         for claim in targets:
             if claim.user_id != user_id and not (as_admin or user_id in self.policy.admins):
-                raise NotHolder(claim.gpu_index, claim.user_id)
+                raise NotHolder(claim.label, claim.user_id)
         released: list[Claim] = []
         forced: list[Claim] = []
         for claim in targets:
@@ -314,7 +272,7 @@ class ClaimService:
     ) -> ExtendOutcome:
         for claim in targets:
             if claim.user_id != user_id:
-                raise NotHolder(claim.gpu_index, claim.user_id)
+                raise NotHolder(claim.label, claim.user_id)
         latest_end = now + self.policy.max_duration
         if all(claim.ends_at >= latest_end for claim in targets):
             raise ClaimRefused(
@@ -349,24 +307,31 @@ class ClaimService:
     ) -> ClaimOutcome:
         """Claim one free GPU, the most usable first.
 
-        An idle one if any, then one without telemetry, then one in use; never one that is not responding.
+        An idle one if any, then one without telemetry (or whose processes cannot be listed), then one in
+        use; never one that is not responding or unreadable. Among equals a whole card comes before a MIG
+        slice; a MIG card is never taken whole (it is partitioned to be shared by slice).
         """
         now = self._clock.now()
         self._expire_overdue(now)
-        held = {claim.gpu_uuid for claim in self._store.active_claims(self.host)}
-        free = [gpu for gpu in gpus if gpu.uuid not in held]
+        live = self._store.active_claims(self.host)
+        partitioned = mig_cards(gpus)
+        free = [gpu for gpu in gpus if gpu.uuid not in partitioned and conflicting_claim(gpu, live) is None]
         candidates = sorted(
-            (gpu for gpu in free if not uses[gpu.uuid].not_responding),
-            key=lambda gpu: _PREFERENCE[uses[gpu.uuid].availability],
+            (gpu for gpu in free if not uses[gpu.uuid].unclaimable),
+            key=lambda gpu: (_PREFERENCE[uses[gpu.uuid].availability], gpu.is_slice),
         )
         for gpu in candidates:
             try:
                 new = _new_claims([gpu], user_id, purpose, now, duration)
                 claims = tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm))
-                return ClaimOutcome(claims, _in_use_warnings([gpu], uses))
+                return ClaimOutcome(claims, _in_use_warnings([gpu], uses), cuda_devices(claims, gpus))
             except AlreadyHeld:
                 continue  # Someone won this one a moment ago; try the next free GPU.
-        raise NoFreeGpu(not_responding=[gpu.index for gpu in free if gpu not in candidates])
+        silent = [gpu for gpu in free if gpu not in candidates]
+        raise NoFreeGpu(
+            not_responding=[gpu.label for gpu in silent if uses[gpu.uuid].not_responding],
+            unreadable=[gpu.label for gpu in silent if not uses[gpu.uuid].not_responding],
+        )
 
     def _uses(self, gpus: Sequence[Gpu], sample: HostSample | None) -> dict[str, GpuUse]:
         uses = self._uses_of(sample)
@@ -387,7 +352,7 @@ class ClaimService:
         live = {claim.gpu_uuid: claim for claim in self._store.active_claims(self.host)}
         missing = [gpu for gpu in gpus if gpu.uuid not in live]
         if missing:
-            raise NotClaimed(missing[0].index)
+            raise NotClaimed(missing[0].label)
         return [live[gpu.uuid] for gpu in gpus]
 
     def _live_claims(self, now: datetime) -> list[Claim]:
@@ -416,24 +381,42 @@ class ClaimService:
 
 
 # Which free GPU `any` takes first: a GPU known to be idle before one without telemetry, before one in use.
-_PREFERENCE = {Availability.IDLE: 0, Availability.UNKNOWN: 1, Availability.IN_USE: 2, Availability.NOT_RESPONDING: 3}
+_PREFERENCE = {
+    Availability.IDLE: 0,
+    Availability.UNKNOWN: 1,
+    Availability.IN_USE: 2,
+    Availability.NOT_RESPONDING: 3,
+    Availability.UNREADABLE: 3,
+}
+
+
+def _check_claimable(gpu: Gpu, use: GpuUse) -> None:
+    if use.not_responding:
+        raise GpuNotResponding(gpu.label)
+    if use.availability is Availability.UNREADABLE:
+        raise GpuUnreadable(gpu.label, use.reason or "no reason given")
 
 
 def _in_use_warnings(gpus: Sequence[Gpu], uses: dict[str, GpuUse]) -> tuple[str, ...]:
-    return tuple(
-        f"GPU {gpu.index} is in use by {uses[gpu.uuid].description()}, which holds no claim."
-        " Check with them before you start, or your jobs will share the GPU."
-        for gpu in gpus
-        if uses[gpu.uuid].in_use
-    )
+    warnings = []
+    for gpu in gpus:
+        use = uses[gpu.uuid]
+        if use.in_use:
+            warnings.append(
+                f"GPU {gpu.label} is in use by {use.description()}, which holds no claim."
+                " Check with them before you start, or your jobs will share the GPU."
+            )
+        elif use.reason is not None:
+            warnings.append(f"GPU {gpu.label}'s processes cannot be listed ({use.reason}): it may not be idle.")
+    return tuple(warnings)
 
 
 def _resolve(selection: GpuSelection, gpus: Sequence[Gpu]) -> list[Gpu]:
-    by_index = {gpu.index: gpu for gpu in gpus}
-    unknown = [index for index in selection.indices if index not in by_index]
+    by_label = {gpu.label: gpu for gpu in gpus}
+    unknown = [label for label in selection.labels if label not in by_label]
     if unknown:
-        raise UnknownGpu(unknown[0], sorted(by_index))
-    return [by_index[index] for index in selection.indices]
+        raise UnknownGpu(unknown[0], list(by_label))
+    return [by_label[label] for label in selection.labels]
 
 
 def _new_claims(gpus: Sequence[Gpu], user_id: str, purpose: str, now: datetime, duration: timedelta) -> list[NewClaim]:

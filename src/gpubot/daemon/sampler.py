@@ -18,7 +18,8 @@ class TelemetrySampler:
     def __init__(self, telemetry: Telemetry, on_inventory_change: Callable[[HostSample], None]) -> None:
         self._telemetry = telemetry
         self._on_inventory_change = on_inventory_change
-        self._inventory: tuple[tuple[int, str, str | None], ...] | None = None
+        # What a sync records of each GPU: a change (a MIG repartition too) syncs again.
+        self._inventory: tuple[tuple[int, int | None, str, str | None, str | None, str | None], ...] | None = None
         self._last_error: str | None = None
         self.latest: HostSample | None = None
 
@@ -40,7 +41,9 @@ class TelemetrySampler:
 
     def accept(self, sample: HostSample) -> None:
         """Take a sample read elsewhere (the daemon's first, which names the host) as the latest."""
-        inventory = tuple((gpu.index, gpu.uuid, gpu.name) for gpu in sample.gpus)
+        inventory = tuple(
+            (gpu.index, gpu.mig_index, gpu.uuid, gpu.parent_uuid, gpu.name, gpu.mig_profile) for gpu in sample.gpus
+        )
         if inventory != self._inventory:
             self._on_inventory_change(sample)
             self._inventory = inventory

@@ -55,6 +55,33 @@ DEMO_GPUS: dict[str, Any] = {
             (1, 61_440, 97, 78, 655.0, [{"pid": 31337, "name": "python", "used_memory_mib": 61_440, "user": "carol"}]),
             (2, 0, 0, 30, 70.0, []),
         ]
+    ]
+    # A card in MIG mode, shared by slice (`/gpu claim 3.1`): the views list its slices under it.
+    + [
+        {
+            "index": 3,
+            "name": "NVIDIA A100-SXM4-80GB",
+            "uuid": "GPU-DEMO-0003",
+            "temperature_c": 35,
+            "mig_slices": [
+                {
+                    "mig_index": 1,
+                    "profile": "3g.40gb",
+                    "uuid": "MIG-DEMO-0003-1",
+                    "memory_total_mib": 40192,
+                    "memory_used_mib": 0,
+                    "processes": [],
+                },
+                {
+                    "mig_index": 2,
+                    "profile": "3g.40gb",
+                    "uuid": "MIG-DEMO-0003-2",
+                    "memory_total_mib": 40192,
+                    "memory_used_mib": 0,
+                    "processes": [],
+                },
+            ],
+        }
     ],
 }
 

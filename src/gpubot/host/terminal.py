@@ -14,12 +14,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
+from gpubot.core.dashboard import Dashboard
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import ConfigError, GpubotError, NoDatabase, NotHolder
 from gpubot.core.figures import LOAD_BADGES, when
-from gpubot.core.load import LoadThresholds, load_level
-from gpubot.core.models import Claim, GpuSample, HostSample
-from gpubot.core.service import Dashboard
+from gpubot.core.load import GpuUse, LoadThresholds, load_level
+from gpubot.core.models import Claim, Gpu, GpuSample, HostSample
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -40,7 +40,7 @@ def error_text(error: GpubotError, names: Mapping[str, str] | None = None) -> st
     if isinstance(error, NoDatabase):
         return f"{error.message}: start the service, or run `gpubot db upgrade` as its user"
     if isinstance(error, NotHolder):
-        return f"GPU {error.gpu_index} is claimed by {person(error.holder_id, names)}, not by you."
+        return f"GPU {error.gpu_label} is claimed by {person(error.holder_id, names)}, not by you."
     return printable(error.message)
 
 
@@ -58,6 +58,7 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
         for count, what in (
             (dashboard.free_in_use_count, "in use without a claim"),
             (dashboard.free_not_responding_count, "not responding"),
+            (dashboard.free_unreadable_count, "unreadable"),
         )
         if count
     ]
@@ -68,15 +69,16 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
     rows = []
     for row in dashboard.rows:
         lost = " (not responding)" if row.use.not_responding else ""
-        model = printable(row.gpu.name or "unknown model")
+        model = printable(figures.model(row.gpu))
         claim = row.claim
+        covered = figures.covered_state(row, lambda user_id: person(user_id, names))
         if claim is None:
-            rows.append([str(row.gpu.index), model, figures.free_state(row.use, printable), "", ""])
+            rows.append([_label(row.gpu), model, covered or figures.free_state(row.use, printable), "", ""])
         else:
             left = format_duration(claim.time_left(dashboard.now))
             rows.append(
                 [
-                    str(row.gpu.index),
+                    _label(row.gpu),
                     model,
                     f"{person(claim.user_id, names)}{lost}",
                     f"{when(claim.ends_at, timezone)} ({left} left)",
@@ -97,14 +99,18 @@ def render_realtime(
     processes: dict[int, list[str]] = {}
     for row in dashboard.rows:
         gpu = samples.get(row.gpu.uuid)
-        holder = person(row.claim.user_id, names) if row.claim else "free, but in use" if row.use.in_use else ""
+        holder = (
+            person(row.claim.user_id, names)
+            if row.claim
+            else figures.covered_state(row, lambda user_id: person(user_id, names)) or _free_word(row.use)
+        )
         if gpu is None:
-            rows.append([f"❔ {row.gpu.index}", "no telemetry", "n/a", "n/a", "n/a", "n/a", holder])
+            rows.append([f"❔ {_label(row.gpu)}", "no telemetry", "n/a", "n/a", "n/a", "n/a", holder])
             continue
         level = load_level(gpu, thresholds)
         rows.append(
             [
-                f"{LOAD_BADGES[level]} {row.gpu.index}",
+                f"{LOAD_BADGES[level]} {_label(row.gpu)}",
                 level.value,
                 figures.temperature(gpu),
                 figures.percent(gpu.utilization_gpu_pct),
@@ -130,7 +136,7 @@ def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo, na
         return "No active claims."
     rows = [
         [
-            str(claim.gpu_index),
+            str(claim.label),
             person(claim.user_id, names),
             when(claim.started_at, timezone),
             when(claim.ends_at, timezone),
@@ -152,6 +158,7 @@ def claims_json(claims: Sequence[Claim], now: datetime, names: Mapping[str, str]
             {
                 "id": claim.id,
                 "host": claim.host,
+                "gpu": claim.label,
                 "gpu_index": claim.gpu_index,
                 "gpu_uuid": claim.gpu_uuid,
                 "user_id": claim.user_id,
@@ -191,7 +198,23 @@ def display_width(text: str) -> int:
     )
 
 
+def _label(gpu: Gpu) -> str:
+    # A slice is indented under its card.
+    return f"  {gpu.label}" if gpu.is_slice else gpu.label
+
+
+def _free_word(use: GpuUse) -> str:
+    if use.in_use:
+        return "free, but in use"
+    if use.unclaimable or use.reason is not None:
+        return figures.free_state(use, printable)
+    return ""
+
+
 def _process_lines(gpu: GpuSample) -> list[str]:
+    unknown = figures.processes_unknown(gpu)
+    if unknown is not None:
+        return [printable(unknown)]
     return figures.process_lines(
         gpu.processes,
         lambda process: (

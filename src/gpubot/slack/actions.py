@@ -22,7 +22,9 @@ DURATION_INPUT = "duration"
 # ASCII digits only: `\d`, `isdigit()` and `int()` also take `²`, `١` or `１`, which gpubot never writes.
 RELEASE_PATTERN = re.compile(r"^release:[0-9]+$")
 EXTEND_PATTERN = re.compile(r"^extend(?:_choice)?:[0-9]+(?::[0-9]+)?$")
-CLAIM_GPU_PATTERN = re.compile(r"^claim_gpu:[0-9]+$")
+CLAIM_GPU_PATTERN = re.compile(r"^claim_gpu:[0-9]+(?:\.[0-9]+)?$")
+# A GPU's label as gpubot writes it: a card `3` or a MIG slice `3.1`.
+_GPU_LABEL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 # Caps keep `int()`, `timedelta` and `datetime` from overflowing on a forged value.
 _NUMBER = re.compile(r"[0-9]{1,18}")
 _SECONDS = re.compile(r"[0-9]{1,9}")
@@ -50,9 +52,9 @@ def extend_action_id(claim_id: int, duration: timedelta | None) -> str:
     return f"extend:{claim_id}:{int(duration.total_seconds())}" if duration else f"extend_choice:{claim_id}"
 
 
-def claim_gpu_action_id(gpu_index: int) -> str:
-    """The action id of the Home tab's "Claim" button of one GPU."""
-    return f"claim_gpu:{gpu_index}"
+def claim_gpu_action_id(gpu_label: str) -> str:
+    """The action id of the Home tab's "Claim" button of one GPU (a card `3` or a MIG slice `3.1`)."""
+    return f"claim_gpu:{gpu_label}"
 
 
 def extend_value(claim_id: int, duration: timedelta, ends_at: datetime) -> str:
@@ -95,9 +97,20 @@ def parse_seconds(value: object) -> timedelta:
     return timedelta(seconds=int(value))
 
 
-def preselected_gpu(value: object) -> int | None:
+def parse_gpu_label(value: object) -> str:
+    """Read a GPU label (`3`, `3.1`) gpubot put in a button or menu value.
+
+    Raises:
+        CommandError: the value is not a label gpubot put there.
+    """
+    if not isinstance(value, str) or not _GPU_LABEL.fullmatch(value):
+        raise CommandError(NOT_OURS)
+    return value
+
+
+def preselected_gpu(value: object) -> str | None:
     """The GPU a Claim button asks the form to preselect; None (nothing preselected) for a value not gpubot's."""
     try:
-        return parse_int(value)
+        return parse_gpu_label(value)
     except CommandError:
         return None

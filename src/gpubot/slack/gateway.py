@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, ParamSpec, TypeVar
 
+from gpubot.core.dashboard import Dashboard, HomeState
 from gpubot.core.errors import GpubotError
 from gpubot.core.models import HostSample
 from gpubot.core.policy import Purpose
@@ -24,10 +25,8 @@ from gpubot.core.service import (
     ClaimOutcome,
     ClaimPolicy,
     ClaimService,
-    Dashboard,
     DueReport,
     ExtendOutcome,
-    HomeState,
     ReleaseOutcome,
 )
 from gpubot.slack.people import SlackNames

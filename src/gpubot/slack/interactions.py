@@ -75,7 +75,7 @@ class Interactions:
             message = messages.error_message(error)
         await self._show(user_id, container, message, concerned)
 
-    async def open_claim_form(self, trigger_id: str, preselect: int | None) -> None:
+    async def open_claim_form(self, trigger_id: str, preselect: str | None) -> None:
         """Open the claim form.
 
         The trigger expires about 3 s after the click, so this runs right after the ack; the form is built from the
@@ -124,7 +124,7 @@ def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, Purpose, t
     try:
         values = state.get("values", {})
         chosen = values[actions.GPUS_INPUT][actions.GPUS_INPUT].get("selected_options") or []
-        indices = tuple(actions.parse_int(option["value"]) for option in chosen)
+        labels = tuple(dict.fromkeys(actions.parse_gpu_label(option["value"]) for option in chosen))
         purpose = values[actions.PURPOSE_INPUT][actions.PURPOSE_INPUT].get("value") or ""
         duration_option = values[actions.DURATION_INPUT][actions.DURATION_INPUT].get("selected_option") or {}
         duration_value = duration_option.get("value")
@@ -136,6 +136,6 @@ def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, Purpose, t
         duration = actions.parse_seconds(duration_value)
     except CommandError:
         raise DurationOutOfBounds("Pick how long you need the GPUs.") from None
-    if not indices:
+    if not labels:
         raise CommandError("Pick at least one GPU.")
-    return GpuSelection(indices=indices), check_purpose(purpose), duration
+    return GpuSelection(labels=labels), check_purpose(purpose), duration

@@ -13,13 +13,23 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
+from gpubot.core.dashboard import Dashboard, GpuRow
 from gpubot.core.durations import ACCEPTED_FORMS, format_duration
-from gpubot.core.errors import AlreadyHeld, AlreadyYours, GpubotError, GpuNotResponding, NoFreeGpu, NotHolder
+from gpubot.core.errors import (
+    AlreadyHeld,
+    AlreadyYours,
+    GpubotError,
+    GpuNotResponding,
+    GpuUnreadable,
+    NoFreeGpu,
+    NotHolder,
+)
 from gpubot.core.figures import LOAD_BADGES
 from gpubot.core.load import LoadThresholds, load_level
+from gpubot.core.mig import CudaDevices
 from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.policy import ClaimPolicy
-from gpubot.core.service import ClaimOutcome, Dashboard, ExtendOutcome, GpuRow, ReleaseOutcome
+from gpubot.core.service import ClaimOutcome, ExtendOutcome, ReleaseOutcome
 from gpubot.slack import actions
 from gpubot.slack.blocks import MAX_MESSAGE_BLOCKS, Message, button, context, header, pack_lines, section
 from gpubot.slack.mrkdwn import date_token, escape, mention, truncate
@@ -45,7 +55,8 @@ USAGES: dict[str, Usage] = {
     "status": Usage("/gpu status", "every GPU, who holds it, for what and until when", "/gpu"),
     "claim": Usage(
         "/gpu claim <gpu> <purpose> [duration]",
-        "claim GPUs: one index, a list `0,2`, a range `0-3` or `any`; with nothing after it, a form opens",
+        "claim GPUs: one index, a MIG slice `0.2`, a list `0,2` or `1,0.2`, a range of cards `0-3`, or `any`"
+        " (an idle whole card first, else an idle MIG slice); with nothing after it, a form opens",
         "/gpu claim 0,2 fine-tune llama 3h",
     ),
     "release": Usage("/gpu release <gpu>|all", "release your claims", "/gpu release 0"),
@@ -99,20 +110,27 @@ def realtime_message(dashboard: Dashboard, sample: HostSample | None, thresholds
 def claim_message(outcome: ClaimOutcome, now: datetime, timezone: ZoneInfo) -> Message:
     """The reply to a successful claim, with the line that puts the GPUs to use."""
     claims = outcome.claims
-    indices = ",".join(str(claim.gpu_index) for claim in claims)
+    labels = ",".join(claim.label for claim in claims)
     first = claims[0]
     noun = "GPU" if len(claims) == 1 else "GPUs"
+    devices = outcome.cuda_devices
+    # PCI_BUS_ID makes CUDA number GPUs as nvidia-smi and NVML do; its default order can differ. UUIDs need no order.
+    order = "" if devices.by_uuid else "CUDA_DEVICE_ORDER=PCI_BUS_ID "
     text = (
-        f"✅ You have *{noun} {indices}* until {date_token(first.ends_at, timezone)}"
+        f"✅ You have *{noun} {labels}* until {date_token(first.ends_at, timezone)}"
         f" ({format_duration(first.ends_at - now)}).\n"
         f"for: {escape(first.purpose)}\n"
-        # PCI_BUS_ID makes CUDA number GPUs as nvidia-smi and NVML do; its default order can differ.
-        f"Use {'it' if len(claims) == 1 else 'them'} with `CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES={indices}`"
+        f"Use {'it' if len(claims) == 1 else 'them'} with `{order}CUDA_VISIBLE_DEVICES={escape(devices.value)}`"
     )
+    if devices.whole_mig_cards:
+        text += (
+            f"\nGPU {', '.join(devices.whole_mig_cards)} is in MIG mode: that lists all its slices, and a CUDA"
+            " process uses one MIG device, so run one process per slice."
+        )
     result = [section(text)]
     if outcome.warnings:
         result.append(section("\n".join(f"⚠️ {escape(warning)}" for warning in outcome.warnings)))
-    return Message(text=f"You have {noun} {indices}", blocks=result)
+    return Message(text=f"You have {noun} {labels}", blocks=result)
 
 
 def release_message(outcome: ReleaseOutcome) -> Message:
@@ -121,7 +139,7 @@ def release_message(outcome: ReleaseOutcome) -> Message:
     if outcome.released:
         lines.append(f"✅ Released {_gpu_list(outcome.released)}.")
     for claim in outcome.forced:
-        lines.append(f"✅ Released GPU {claim.gpu_index}, held by {mention(claim.user_id)}; they have been told.")
+        lines.append(f"✅ Released GPU {claim.label}, held by {mention(claim.user_id)}; they have been told.")
     if not lines:
         lines.append("Nothing to release: those claims had already ended.")
     return Message(text="Released", blocks=[section("\n".join(lines))])
@@ -130,7 +148,7 @@ def release_message(outcome: ReleaseOutcome) -> Message:
 def extend_message(outcome: ExtendOutcome, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> Message:
     """The reply to an extension, saying when the maximum cut it short."""
     lines = [
-        f"✅ GPU {claim.gpu_index} now ends {date_token(claim.ends_at, timezone)}"
+        f"✅ GPU {claim.label} now ends {date_token(claim.ends_at, timezone)}"
         f" ({format_duration(claim.ends_at - now)} left)."
         for claim in outcome.claims
     ]
@@ -160,18 +178,20 @@ def error_text(error: GpubotError, person: Callable[[str], str] = mention) -> st
     The message escaped (it may echo what was typed), the people it is about written by `person` (a mention
     by default), and the hints a Slack user can follow.
     """
+    if isinstance(error, AlreadyHeld) and error.held_label != error.gpu_label:
+        return f"GPU {error.gpu_label} is taken: GPU {error.held_label} is claimed by {person(error.holder_id)}."
     if isinstance(error, AlreadyHeld):
-        return f"GPU {error.gpu_index} is already claimed by {person(error.holder_id)}."
+        return f"GPU {error.gpu_label} is already claimed by {person(error.holder_id)}."
     if isinstance(error, NotHolder):
-        return f"GPU {error.gpu_index} is claimed by {person(error.holder_id)}, not by you."
+        return f"GPU {error.gpu_label} is claimed by {person(error.holder_id)}, not by you."
     if isinstance(error, AlreadyYours):
-        extend = escape(f"/gpu extend {error.gpu_index} <duration>")
-        return f"You already hold GPU {error.gpu_index}; use `{extend}` for more time."
+        extend = escape(f"/gpu extend {error.gpu_label} <duration>")
+        return f"You already hold GPU {error.gpu_label}; use `{extend}` for more time."
     if isinstance(error, NoFreeGpu) and not error.not_responding:
         return "Every GPU is claimed right now; see `/gpu status` for when they end."
     if isinstance(error, NoFreeGpu):
         return f"{escape(error.message)} See `/gpu status` for when the others end."
-    if isinstance(error, GpuNotResponding):
+    if isinstance(error, (GpuNotResponding, GpuUnreadable)):
         return f"{escape(error.message)} `/gpu status` shows the GPUs that can."
     return escape(error.message)
 
@@ -200,15 +220,16 @@ def internal_error_message() -> Message:
     )
 
 
-def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Message:
+def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices: CudaDevices | None = None) -> Message:
     """The DM a holder is owed.
 
-    A claim's confirmation, an expiry warning (with buttons), an expiry, or an admin's release.
+    A claim's confirmation (with `devices`, its CUDA_VISIBLE_DEVICES value; None: from the claim alone), an
+    expiry warning (with buttons), an expiry, or an admin's release.
     """
     claim = item.claim
     if item.notice.kind is NoticeKind.CLAIMED:
-        return claim_message(ClaimOutcome((claim,)), now, timezone)
-    gpu = f"*GPU {claim.gpu_index}* ({escape(claim.purpose)})"
+        return claim_message(ClaimOutcome((claim,), devices=devices), now, timezone)
+    gpu = f"*GPU {claim.label}* ({escape(claim.purpose)})"
     if item.notice.kind is NoticeKind.EXPIRY_WARNING:
         text = (
             f"⏰ Your claim on {gpu} ends {date_token(claim.ends_at, timezone)}"
@@ -224,7 +245,7 @@ def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Messa
         ]
         buttons.append(button("Release now", actions.release_action_id(claim.id), str(claim.id), style="danger"))
         return Message(
-            text=f"Your claim on GPU {claim.gpu_index} ends soon",
+            text=f"Your claim on GPU {claim.label} ends soon",
             blocks=[section(text), {"type": "actions", "elements": buttons}],
         )
     if item.notice.kind is NoticeKind.EXPIRED:
@@ -232,12 +253,12 @@ def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime) -> Messa
             f"⌛ Your claim on {gpu} ended {date_token(claim.ends_at, timezone)}; the GPU is free again."
             " Claim it again with `/gpu claim` if you still need it."
         )
-        return Message(text=f"Your claim on GPU {claim.gpu_index} expired", blocks=[section(text)])
+        return Message(text=f"Your claim on GPU {claim.label} expired", blocks=[section(text)])
     text = (
         f"Your claim on {gpu} was released by {_actor(item.notice.actor_id)}"
         f" at {date_token(claim.ended_at or claim.ends_at, timezone)}."
     )
-    return Message(text=f"Your claim on GPU {claim.gpu_index} was released", blocks=[section(text)])
+    return Message(text=f"Your claim on GPU {claim.label} was released", blocks=[section(text)])
 
 
 def doctor_dm_message() -> Message:
@@ -253,13 +274,22 @@ def free_caveats(dashboard: Dashboard) -> str:
         caveats.append(f"{dashboard.free_in_use_count} in use without a claim")
     if dashboard.free_not_responding_count:
         caveats.append(f"{dashboard.free_not_responding_count} not responding")
+    if dashboard.free_unreadable_count:
+        caveats.append(f"{dashboard.free_unreadable_count} unreadable")
     return f" ({', '.join(caveats)})" if caveats else ""
 
 
 def _free_state(row: GpuRow) -> tuple[str, str]:
     """An unclaimed GPU's badge and state, e.g. ("🟡", "*free, but in use* by alice's process …")."""
-    badge = "⚠️" if row.use.not_responding else "🟡" if row.use.in_use else "🟢"
+    covered = figures.covered_state(row, mention)
+    if covered is not None:
+        return "🔴", covered
+    badge = "⚠️" if row.use.unclaimable else "🟡" if row.use.in_use or row.use.reason else "🟢"
     return badge, figures.free_state(row.use, escape, _bold)
+
+
+# Set before a MIG slice's line, which follows its card's.
+_UNDER_CARD = "    ↳ "
 
 
 def _bold(text: str) -> str:
@@ -272,18 +302,22 @@ def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -
     `compact` is the one-line form used when many GPUs must fit in Slack's block limit.
     """
     gpu, claim = row.gpu, row.claim
-    model = escape(gpu.name or "unknown model")
+    model = escape(figures.model(gpu))
     lost = " · ⚠️ not responding" if row.use.not_responding else ""
+    under = _UNDER_CARD if gpu.is_slice else ""
     if claim is None:
         badge, state = _free_state(row)
-        return f"{badge} *{gpu.index}* {state}" if compact else f"{badge} *GPU {gpu.index}* · {model} — {state}"
+        if compact:
+            return f"{under}{badge} *{gpu.label}* {state}"
+        return f"{under}{badge} *GPU {gpu.label}* · {model} — {state}"
     if compact:
         purpose = escape(truncate(claim.purpose, _COMPACT_PURPOSE_CHARS))
         return (
-            f"🔴 *{gpu.index}* {mention(claim.user_id)} until {date_token(claim.ends_at, timezone)} · {purpose}{lost}"
+            f"{under}🔴 *{gpu.label}* {mention(claim.user_id)} until {date_token(claim.ends_at, timezone)}"
+            f" · {purpose}{lost}"
         )
     return (
-        f"🔴 *GPU {gpu.index}* · {model} — {mention(claim.user_id)} until"
+        f"{under}🔴 *GPU {gpu.label}* · {model} — {mention(claim.user_id)} until"
         f" {date_token(claim.ends_at, timezone)} ({format_duration(claim.time_left(now))} left){lost}\n"
         f"for: {escape(claim.purpose)}"
     )
@@ -292,22 +326,27 @@ def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -
 def _realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool) -> str:
     gpu, sample = row.gpu, row.sample
     holder = f" · held by {mention(row.claim.user_id)}" if row.claim else " · " + _free_state(row)[1]
+    under = _UNDER_CARD if gpu.is_slice else ""
     if sample is None:
-        return f"❔ *GPU {gpu.index}* · no telemetry for this GPU{holder}"
+        return f"{under}❔ *GPU {gpu.label}* · no telemetry for this GPU{holder}"
     level = load_level(sample, thresholds)
     badge = LOAD_BADGES[level]
+    if sample.unreadable is not None:
+        return f"{under}{badge} *GPU {gpu.label}* · unreadable ({escape(sample.unreadable)}){holder}"
+    procs = "n/a" if sample.processes_unknown is not None else str(len(sample.processes))
     if compact:
         return (
-            f"{badge} *{gpu.index}* {figures.percent(sample.utilization_gpu_pct)} · {figures.temperature(sample)} · "
-            f"{figures.memory(sample)} · {len(sample.processes)} procs{holder}"
+            f"{under}{badge} *{gpu.label}* {figures.percent(sample.utilization_gpu_pct)} · "
+            f"{figures.temperature(sample)} · {figures.memory(sample)} · {procs} procs{holder}"
         )
-    model = escape(sample.name or gpu.name or "unknown model")
+    model = escape(figures.model(gpu) if gpu.is_slice else sample.name or gpu.name or "unknown model")
     lines = [
-        f"{badge} *GPU {gpu.index}* · {model} · *{level.value}*{holder}",
+        f"{under}{badge} *GPU {gpu.label}* · {model} · *{level.value}*{holder}",
         f"🌡 {figures.temperature(sample)} · util {figures.percent(sample.utilization_gpu_pct)}"
         f" · mem {figures.memory(sample)} · power {figures.power(sample)}",
     ]
-    lines.extend(_process_lines(sample.processes))
+    unknown = figures.processes_unknown(sample)
+    lines.extend([escape(unknown)] if unknown is not None else _process_lines(sample.processes))
     return "\n".join(lines)
 
 
@@ -322,7 +361,7 @@ def _process_lines(processes: Sequence[ProcessSample]) -> list[str]:
 
 def _gpu_list(claims: Sequence[Claim]) -> str:
     noun = "GPU" if len(claims) == 1 else "GPUs"
-    return f"{noun} " + ", ".join(str(claim.gpu_index) for claim in claims)
+    return f"{noun} " + ", ".join(str(claim.label) for claim in claims)
 
 
 def _actor(actor_id: str | None) -> str:

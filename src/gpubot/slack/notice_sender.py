@@ -25,7 +25,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from gpubot.core.clock import Clock
-from gpubot.core.models import OutboxItem
+from gpubot.core.models import NoticeKind, OutboxItem
 from gpubot.core.outbox import Outbox
 from gpubot.core.streak import FailureStreak
 from gpubot.slack import messages
@@ -214,7 +214,11 @@ class NoticeSender:
         if item.unsettled_since is not None and await self._dms.find_posted(user_id, NOTICE_EVENT_TYPE, payload):
             logger.info("DM %s to %s had reached Slack already; not posted again", item.id, user_id)
             return
-        message = messages.notice_message(item, self._timezone, self._clock.now())
+        # A claim's confirmation carries its CUDA_VISIBLE_DEVICES line, which for a whole MIG card names its slices.
+        devices = (
+            await asyncio.to_thread(self._outbox.cuda_devices, item) if item.notice.kind is NoticeKind.CLAIMED else None
+        )
+        message = messages.notice_message(item, self._timezone, self._clock.now(), devices)
         await self._dms.send(user_id, message, metadata={"event_type": NOTICE_EVENT_TYPE, "event_payload": payload})
 
     async def _refused(self, item: OutboxItem, error: SlackApiError, started: datetime) -> None:

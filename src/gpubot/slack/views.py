@@ -12,13 +12,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
+from gpubot.core.dashboard import Dashboard, GpuRow, HomeState
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
 from gpubot.core.figures import LOAD_BADGES
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim
 from gpubot.core.policy import PURPOSE_MAX_CHARS, ClaimPolicy
-from gpubot.core.service import Dashboard, GpuRow, HomeState
 from gpubot.slack import actions
 from gpubot.slack.blocks import (
     MAX_SELECT_OPTIONS,
@@ -64,7 +64,7 @@ def home_view(
         top.extend(_own_claim_blocks(claim, policy, dashboard.now, timezone))
     extra = state.own_claims[_HOME_CLAIMS_WITH_BUTTONS:]
     if extra:
-        top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {c.gpu_index}" for c in extra)))
+        top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {c.label}" for c in extra)))
     top.append({"type": "actions", "elements": [button("Claim GPUs…", actions.CLAIM_FORM, "open", style="primary")]})
     top.append({"type": "divider"})
     top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free{free_caveats(dashboard)}"))
@@ -83,14 +83,19 @@ def home_view(
     return {"type": "home", "blocks": [*top, *gpu_blocks, footer]}
 
 
-def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None) -> Block:
+def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None) -> Block:
     """The claim form: free GPUs (the clicked one preselected; those in use say by whom), a purpose, a duration.
 
-    A GPU that is not responding cannot be claimed, so it is not offered; a line under the choice says so.
+    MIG slices are offered under their card with their profile (`GPU 0.2 · MIG 1g.10gb`); a GPU held through
+    its card or slices is not free. A GPU that is not responding or unreadable cannot be claimed, so it is
+    not offered; a line under the choice says so.
     """
-    unclaimed = [row for row in dashboard.rows if row.claim is None]
-    free = [row for row in unclaimed if not row.use.not_responding][:MAX_SELECT_OPTIONS]
-    silent = [row.gpu.index for row in unclaimed if row.use.not_responding]
+    unclaimed = [row for row in dashboard.rows if row.free]
+    offered = [row for row in unclaimed if not row.use.unclaimable]
+    # The clicked GPU is offered even past the select's limit.
+    free = sorted(offered, key=lambda row: row.gpu.label != preselect)[:MAX_SELECT_OPTIONS]
+    free.sort(key=offered.index)
+    silent = [row for row in unclaimed if row.use.unclaimable]
     base: Block = {
         "type": "modal",
         "callback_id": actions.CLAIM_MODAL_CALLBACK,
@@ -102,7 +107,7 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: int | None
         if silent:
             nothing = f"No GPU can be claimed right now: {_not_responding_list(silent)}. {nothing}"
         return {**base, "blocks": [section(nothing)]}
-    options = {row.gpu.index: option(_gpu_option_text(row), str(row.gpu.index)) for row in free}
+    options = {row.gpu.label: option(_gpu_option_text(row), str(row.gpu.label)) for row in free}
     gpu_select: Block = {
         "type": "multi_static_select",
         "action_id": actions.GPUS_INPUT,
@@ -184,21 +189,29 @@ def sparkline(values: tuple[float | None, ...]) -> str:
 
 
 def _gpu_option_text(row: GpuRow) -> str:
-    text = f"GPU {row.gpu.index} · {row.gpu.name or 'unknown model'}"
+    text = f"GPU {row.gpu.label} · {figures.model(row.gpu)}"
     if row.use.in_use:
         text += f" · in use by {row.use.description()}"
+    elif row.use.reason is not None:
+        text += f" · processes n/a ({row.use.reason})"
     return text
 
 
-def _not_responding_list(indices: Sequence[int]) -> str:
-    if len(indices) == 1:
-        return f"GPU {indices[0]} is not responding"
-    return f"GPUs {', '.join(str(index) for index in indices)} are not responding"
+def _not_responding_list(rows: Sequence[GpuRow]) -> str:
+    parts = []
+    for rows_of, word in (
+        ([row for row in rows if row.use.not_responding], "not responding"),
+        ([row for row in rows if not row.use.not_responding], "unreadable"),
+    ):
+        if rows_of:
+            labels = ", ".join(row.gpu.label for row in rows_of)
+            parts.append(f"GPU {labels} is {word}" if len(rows_of) == 1 else f"GPUs {labels} are {word}")
+    return "; ".join(parts)
 
 
 def _own_claim_blocks(claim: Claim, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> list[Block]:
     text = (
-        f"*GPU {claim.gpu_index}* · {escape(claim.purpose)}\n"
+        f"*GPU {claim.label}* · {escape(claim.purpose)}\n"
         f"ends {date_token(claim.ends_at, timezone)} · {format_duration(claim.time_left(now))} left"
     )
     elements = [button("Release", actions.release_action_id(claim.id), str(claim.id), style="danger")]
@@ -243,6 +256,6 @@ def _home_gpu_block(
                 "text": f"mem {figures.percent(sample.memory_used_pct)} · {figures.temperature(sample)}",
             },
         ]
-    if row.claim is None and not row.use.not_responding:
-        block["accessory"] = button("Claim", actions.claim_gpu_action_id(row.gpu.index), str(row.gpu.index))
+    if row.free and not row.use.unclaimable:
+        block["accessory"] = button("Claim", actions.claim_gpu_action_id(row.gpu.label), str(row.gpu.label))
     return block

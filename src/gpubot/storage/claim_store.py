@@ -23,13 +23,14 @@ from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Not
 from gpubot.storage import rows, tables
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
+from gpubot.storage.transactions import Write
 
 # How often a claim that lost the unique-index race looks for the winner and, finding none (it ended in
 # between), tries again before answering "busy".
 _CREATE_ATTEMPTS = 3
 
 # What a sync updates in a GPU it already knows.
-_GPU_COLUMNS_SYNCED = ("index", "name", "present", "last_seen_at")
+_GPU_COLUMNS_SYNCED = ("index", "name", "present", "last_seen_at", "mig_index", "parent_uuid", "mig_profile")
 
 
 class SqlClaimStore(OutboxTransactions):
@@ -65,7 +66,17 @@ class SqlClaimStore(OutboxTransactions):
         if len(set(uuids)) != len(uuids):
             raise ValueError("a GPU UUID appears twice in one sync")
         values = [
-            {"host": host, "uuid": gpu.uuid, "index": gpu.index, "name": gpu.name, "present": True, "last_seen_at": now}
+            {
+                "host": host,
+                "uuid": gpu.uuid,
+                "index": gpu.index,
+                "name": gpu.name,
+                "present": True,
+                "last_seen_at": now,
+                "mig_index": gpu.mig_index,
+                "parent_uuid": gpu.parent_uuid,
+                "mig_profile": gpu.mig_profile,
+            }
             for gpu in gpus
         ]
         with self._writing() as write:
@@ -119,6 +130,10 @@ class SqlClaimStore(OutboxTransactions):
     def create_claims(self, new_claims: Sequence[NewClaim], *, confirm_by_dm: bool = False) -> list[Claim]:
         """Write several claims all or nothing, each with a `claimed` event.
 
+        A MIG card's claim and its slices' claims exclude each other: each claim locks its card's `gpus` row
+        (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction excludes every other writer) and only then
+        looks for a conflicting active claim, so of two racing writers the second sees the first's claim.
+
         Args:
             new_claims: the claims to write, each of a different GPU.
             confirm_by_dm: also queue a `claimed` DM to each holder, in the same transaction, so the
@@ -128,8 +143,8 @@ class SqlClaimStore(OutboxTransactions):
             The claims as written (with their ids), in the order given.
 
         Raises:
-            AlreadyHeld: one of the GPUs already has an active claim; nothing was written. It names the
-                holder at the moment of the refusal.
+            AlreadyHeld: one of the GPUs already has an active claim, itself or through its MIG card or
+                slices; nothing was written. It names the holder at the moment of the refusal.
             StoreBusy: the database stayed locked.
             ValueError: two of `new_claims` are for the same GPU, or a time is naive.
         """
@@ -156,6 +171,7 @@ class SqlClaimStore(OutboxTransactions):
         with self._writing() as write:
             created = []
             for new in new_claims:
+                self._check_mig_conflict(write, new)
                 [claim] = write.claims(
                     rows.INSERT_CLAIM,
                     {
@@ -167,6 +183,8 @@ class SqlClaimStore(OutboxTransactions):
                         "started_at": new.started_at,
                         "ends_at": new.ends_at,
                         "status": rows.ACTIVE,
+                        "parent_gpu_uuid": new.gpu.parent_uuid,
+                        "gpu_mig_index": new.gpu.mig_index,
                     },
                 )
                 write.execute(
@@ -178,13 +196,27 @@ class SqlClaimStore(OutboxTransactions):
                 created.append(claim)
         return created
 
+    def _check_mig_conflict(self, write: Write, new: NewClaim) -> None:
+        # Card-vs-slice exclusion is no unique index's business: a lock on the card's row serialises the
+        # writers that could conflict, and the check reads after it (READ COMMITTED sees the winner's commit).
+        card = new.gpu.parent_uuid if new.gpu.parent_uuid is not None else new.gpu.uuid
+        write.execute(rows.LOCK_CARD, {"host": new.gpu.host, "card_uuid": card})
+        # A slice conflicts with its card's claim; a card with its slices' claims (none for a plain card).
+        parameters = {"host": new.gpu.host, "parent_uuid": new.gpu.parent_uuid, "card_uuid": new.gpu.uuid}
+        if new.gpu.parent_uuid is not None:
+            parameters["card_uuid"] = None
+        holder = write.execute(rows.MIG_CONFLICT, parameters).first()
+        if holder is not None:
+            claim = rows.to_claim(holder)
+            raise AlreadyHeld(new.gpu.label, claim.user_id, claim.ends_at, claim.label)
+
     def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
         # Read after the refused transaction rolled back, so the holder's commit is in it.
         holders = {(claim.host, claim.gpu_uuid): claim for claim in self._snapshot().active}
         for new in new_claims:
             holder = holders.get((new.gpu.host, new.gpu.uuid))
             if holder is not None:
-                return AlreadyHeld(new.gpu.index, holder.user_id, holder.ends_at)
+                return AlreadyHeld(new.gpu.label, holder.user_id, holder.ends_at)
         return None
 
     def end_claim(

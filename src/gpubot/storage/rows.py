@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Insert, Row, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Insert, Row, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
@@ -29,15 +29,46 @@ T = TypeVar("T")
 
 ACTIVE = ClaimStatus.ACTIVE.value
 
+# A MIG card's slices follow it: NULL (the card) sorts first on both databases only when asked to.
 PRESENT_GPUS = (
-    select(tables.gpus.c.host, tables.gpus.c.uuid, tables.gpus.c.index, tables.gpus.c.name)
+    select(
+        tables.gpus.c.host,
+        tables.gpus.c.uuid,
+        tables.gpus.c.index,
+        tables.gpus.c.name,
+        tables.gpus.c.mig_index,
+        tables.gpus.c.parent_uuid,
+        tables.gpus.c.mig_profile,
+    )
     .where(tables.gpus.c.present.is_(True))
-    .order_by(tables.gpus.c.host, tables.gpus.c.index, tables.gpus.c.uuid)
+    .order_by(tables.gpus.c.host, tables.gpus.c.index, tables.gpus.c.mig_index.nulls_first(), tables.gpus.c.uuid)
 )
 ACTIVE_CLAIMS = (
     select(*tables.claims.c)
     .where(tables.claims.c.status == ACTIVE)
-    .order_by(tables.claims.c.host, tables.claims.c.gpu_index, tables.claims.c.id)
+    .order_by(
+        tables.claims.c.host, tables.claims.c.gpu_index, tables.claims.c.gpu_mig_index.nulls_first(), tables.claims.c.id
+    )
+)
+# The write lock on a card's row that serialises claims of the card and of its MIG slices on PostgreSQL
+# (on SQLite, BEGIN IMMEDIATE already holds the database's write lock).
+LOCK_CARD = (
+    select(tables.gpus.c.id)
+    .where(tables.gpus.c.host == bindparam("host"), tables.gpus.c.uuid == bindparam("card_uuid"))
+    .with_for_update()
+)
+# The active claim a new claim would conflict with through MIG: on the card of a slice, or on a slice of a card.
+MIG_CONFLICT = (
+    select(*tables.claims.c)
+    .where(
+        tables.claims.c.status == ACTIVE,
+        tables.claims.c.host == bindparam("host"),
+        or_(
+            tables.claims.c.gpu_uuid == bindparam("parent_uuid"),
+            tables.claims.c.parent_gpu_uuid == bindparam("card_uuid"),
+        ),
+    )
+    .limit(1)
 )
 CLAIM_BY_ID = select(*tables.claims.c).where(tables.claims.c.id == bindparam("claim_id"))
 INSERT_CLAIM = insert(tables.claims).returning(*tables.claims.c)
@@ -130,8 +161,8 @@ def notice_values(notice: Notice, now: datetime) -> dict[str, Any]:
 
 def to_gpu(row: AnyRow) -> Gpu:
     """A row of `PRESENT_GPUS` as a `Gpu`."""
-    host, uuid, index, name = row  # by position: a Row's `index` is tuple.index
-    return Gpu(host=host, uuid=uuid, index=index, name=name)
+    host, uuid, index, name, mig_index, parent_uuid, mig_profile = row  # by position: a Row's `index` is tuple.index
+    return Gpu(host, uuid, index, name, mig_index, parent_uuid, mig_profile)
 
 
 def to_claim(row: AnyRow) -> Claim:
@@ -149,6 +180,8 @@ def to_claim(row: AnyRow) -> Claim:
         warned_at=row.warned_at,
         ended_at=row.ended_at,
         ended_by=row.ended_by,
+        gpu_mig_index=row.gpu_mig_index,
+        parent_gpu_uuid=row.parent_gpu_uuid,
     )
 
 

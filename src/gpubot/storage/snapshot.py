@@ -21,7 +21,8 @@ from sqlalchemy import Connection
 from gpubot.core.models import Claim, ClaimStatus, Gpu
 from gpubot.storage.change_signal import ChangeSignal, WriteStart
 
-# Loads the present GPUs (by host, index and UUID) and the active claims (by host, GPU index and id).
+# Loads the present GPUs (by host, index, MIG index and UUID) and the active claims (by host, GPU index, MIG
+# index and id).
 Load = Callable[[], tuple[Sequence[Gpu], Sequence[Claim]]]
 
 # The snapshot `ReadSnapshot.pinned` pinned, with the `ReadSnapshot` it belongs to.
@@ -192,6 +193,7 @@ def _by_end(claim: Claim) -> tuple[datetime, int]:
     return claim.ends_at, claim.id
 
 
-def _in_snapshot_order(claim: Claim) -> tuple[str, int, int]:
-    # As the store's load orders them (SQLite compares text by its UTF-8 bytes, as Python compares str).
-    return claim.host, claim.gpu_index, claim.id
+def _in_snapshot_order(claim: Claim) -> tuple[str, int, int, int]:
+    # As the store's load orders them (SQLite compares text by its UTF-8 bytes, as Python compares str); a card's
+    # claim (no MIG index) before its slices'.
+    return claim.host, claim.gpu_index, -1 if claim.gpu_mig_index is None else claim.gpu_mig_index, claim.id

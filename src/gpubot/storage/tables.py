@@ -32,7 +32,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0003_people"
+SCHEMA_REVISION = "0004_mig"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -86,7 +86,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-# A GPU seen on a host, identified by UUID; `index` is only where it sits today.
+# A GPU seen on a host, identified by UUID; `index` is only where it sits today. A MIG slice is a row of
+# its own (its `MIG-…` UUID), sharing its card's `index`, with its `mig_index` and its card's `parent_uuid`.
 gpus = Table(
     "gpus",
     metadata,
@@ -97,6 +98,10 @@ gpus = Table(
     Column("name", String(255)),
     Column("present", Boolean, nullable=False),
     Column("last_seen_at", UtcDateTime(), nullable=False),
+    # 0004: set on MIG slices only.
+    Column("mig_index", Integer),
+    Column("parent_uuid", String(64)),
+    Column("mig_profile", String(64)),
     UniqueConstraint("host", "uuid"),
 )
 
@@ -116,6 +121,10 @@ claims = Table(
     Column("warned_at", UtcDateTime()),
     Column("ended_at", UtcDateTime()),
     Column("ended_by", String(64)),
+    # 0004: set on a claim of a MIG slice: its card's UUID (a card claim and its slices' claims exclude each
+    # other, checked under a lock on the card's `gpus` row) and the slice's index on the card.
+    Column("parent_gpu_uuid", String(64)),
+    Column("gpu_mig_index", Integer),
     CheckConstraint("status IN ('active', 'released', 'expired')", name="status"),
     # The rule that matters most: one active claim per GPU, enforced by the database so that any
     # number of concurrent writers in any number of processes get exactly one winner.

@@ -9,6 +9,16 @@ next poll, with no restart. The format mirrors `HostSample`; any field may be le
                "utilization_gpu_pct": 85, "temperature_c": 72,
                "power_draw_w": 450.0, "power_limit_w": 700.0, "lost": false,
                "processes": [{"pid": 4242, "name": "python", "used_memory_mib": 8192, "user": "alice"}]}]}
+
+A GPU that answers but cannot be read has `"unreadable": "no permission"` (the reason); one whose process
+list cannot be read has `"processes_unknown": "no permission"`. A card in MIG mode lists its slices, each
+a GPU of its own in the sample, right after the card (`mig_index` defaults to the slice's position, `uuid`
+to a fake `MIG-…` one; a slice takes the fields of a GPU, utilization aside, which MIG does not report):
+
+    {"index": 1, "name": "NVIDIA A100-SXM4-80GB", "uuid": "GPU-0001",
+     "mig_slices": [{"mig_index": 1, "profile": "3g.40gb", "uuid": "MIG-0001-1",
+                     "memory_total_mib": 40192, "memory_used_mib": 0, "processes": []},
+                    {"mig_index": 2, "profile": "1g.10gb", "processes_unknown": "no permission"}]}
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +66,7 @@ class FakeTelemetry:
                 raise TelemetryError(
                     f"Fake GPU file {self.path}: gpus[{position}] should be an object, not {type(entry).__name__}."
                 )
-            gpus.append(_gpu(entry, position, hostname))
+            gpus.extend(_gpu(entry, position, hostname))
         return HostSample(
             hostname=hostname,
             driver_version=_str(document.get("driver_version")),
@@ -83,15 +94,43 @@ class FakeTelemetry:
         return document
 
 
-def _gpu(entry: dict[str, Any], position: int, hostname: str) -> GpuSample:
+def _gpu(entry: dict[str, Any], position: int, hostname: str) -> list[GpuSample]:
+    """The card `entry` describes, then its MIG slices."""
     index = _int(entry.get("index"))
     if index is None:
         index = position
+    slices = entry.get("mig_slices")
+    # Derived, not random, so the same file names the same GPU on every read (claims key on UUID).
+    uuid = _str(entry.get("uuid")) or f"fake-{hostname}-{index}"
+    card = _sample(entry, index, uuid, mig_enabled=isinstance(slices, list))
+    if not isinstance(slices, list):
+        return [card]
+    samples = [card]
+    for slice_position, slice_entry in enumerate(slices):
+        if not isinstance(slice_entry, dict):
+            continue
+        mig_index = _int(slice_entry.get("mig_index"))
+        mig_index = slice_position if mig_index is None else mig_index
+        slice_uuid = _str(slice_entry.get("uuid")) or f"MIG-fake-{hostname}-{index}-{mig_index}"
+        sample = _sample(slice_entry, index, slice_uuid, mig_enabled=False)
+        samples.append(
+            replace(
+                sample,
+                name=sample.name or card.name,
+                utilization_gpu_pct=None,
+                mig_index=mig_index,
+                parent_uuid=uuid,
+                mig_profile=_str(slice_entry.get("profile")),
+            )
+        )
+    return samples
+
+
+def _sample(entry: dict[str, Any], index: int, uuid: str, *, mig_enabled: bool) -> GpuSample:
     processes = entry.get("processes")
     return GpuSample(
         index=index,
-        # Derived, not random, so the same file names the same GPU on every read (claims key on UUID).
-        uuid=_str(entry.get("uuid")) or f"fake-{hostname}-{index}",
+        uuid=uuid,
         name=_str(entry.get("name")),
         memory_total_mib=_int(entry.get("memory_total_mib")),
         memory_used_mib=_int(entry.get("memory_used_mib")),
@@ -101,6 +140,9 @@ def _gpu(entry: dict[str, Any], position: int, hostname: str) -> GpuSample:
         power_limit_w=_float(entry.get("power_limit_w")),
         processes=tuple(_processes(processes)) if isinstance(processes, list) else (),
         lost=entry.get("lost") is True,
+        unreadable=_str(entry.get("unreadable")),
+        processes_unknown=_str(entry.get("processes_unknown")),
+        mig_enabled=mig_enabled,
     )
 
 
