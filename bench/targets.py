@@ -198,10 +198,9 @@ async def start_target(spec: TargetSpec, slack: LoopbackSlack) -> RunningTarget:
         target.connected_at = time.perf_counter()
 
     waits = [asyncio.create_task(connected()), asyncio.create_task(target._ready.wait())]
-    exited = asyncio.create_task(process.wait())
-    done, _ = await asyncio.wait(
-        [exited, asyncio.gather(*waits)], timeout=_START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-    )
+    exited: asyncio.Future[object] = asyncio.ensure_future(process.wait())
+    both: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*waits))
+    done, _ = await asyncio.wait([exited, both], timeout=_START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
     if exited in done or target.ready_at is None or target.connected_at is None:
         for task in waits:
             task.cancel()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -71,7 +72,7 @@ def nvidia_smi_parse(fixtures: Path, repeats: int) -> dict[str, Any]:
                 "gpus": len(parsed.gpus),
                 "processes": sum(len(gpu.processes) for gpu in parsed.gpus),
                 "kib": round(len(text.encode()) / 1024, 1),
-                "parse": _timed(lambda text=text: parse_nvidia_smi_xml(text, hostname="bench"), repeats),
+                "parse": _timed(functools.partial(parse_nvidia_smi_xml, text, hostname="bench"), repeats),
             }
         )
     return {"fixtures": str(fixtures), "files": rows}

@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 from fleet import HOSTNAME, write_fake_host
 from percentiles import summarize_s
 
+from gpubot.core.dashboard import Dashboard, GpuRow, HomeState
 from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, HostSample
 from gpubot.core.policy import ClaimPolicy
-from gpubot.core.service import Dashboard, GpuRow, HomeState
 from gpubot.slack import blocks, messages, views
 from gpubot.telemetry.fake import FakeTelemetry
 
