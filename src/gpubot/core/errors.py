@@ -253,3 +253,16 @@ class CheckFailed(GpubotError):
     def __init__(self, message: str, fix: str) -> None:
         super().__init__(message)
         self.fix = fix
+
+
+class HostNameTaken(SetupError):
+    """Another live gpubot process reports for this host name: two machines' GPUs would be mixed."""
+
+    def __init__(self, name: str, holder: str, last_report_at: datetime) -> None:
+        super().__init__(
+            f"The host name {name!r} is in use by another live gpubot ({holder}, last report "
+            f"{last_report_at:%Y-%m-%d %H:%M:%S} UTC); set GPUBOT_HOST_NAME to a name of this machine's own."
+        )
+        self.name = name
+        self.holder = holder
+        self.last_report_at = last_report_at

@@ -78,6 +78,30 @@ def gpu_label(index: int, mig_index: int | None) -> str:
     return str(index) if mig_index is None else f"{index}.{mig_index}"
 
 
+class HostRole(str, enum.Enum):
+    """What a gpubot process on a host does: `serve` answers Slack too, `agent` only reports telemetry."""
+
+    SERVE = "serve"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """One host of the fleet as the database knows it: who reports for it, when last, and what.
+
+    `sample` is the latest telemetry it wrote (None: none yet, or a serve instance without GPUs).
+    """
+
+    name: str
+    role: HostRole
+    last_report_at: datetime | None
+    sample: HostSample | None = None
+
+    def online(self, now: datetime, timeout: timedelta) -> bool:
+        """Whether it reported within `timeout` of `now`: an offline host's GPUs cannot be newly claimed."""
+        return self.last_report_at is not None and now - self.last_report_at <= timeout
+
+
 @dataclass(frozen=True)
 class Gpu:
     """A GPU as the claim rules know it: identified by host and UUID, addressed by its label.

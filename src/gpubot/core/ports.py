@@ -11,6 +11,8 @@ from gpubot.core.models import (
     ClaimStatus,
     EventKind,
     Gpu,
+    HostReport,
+    HostRole,
     HostSample,
     NewClaim,
     Notice,
@@ -173,4 +175,35 @@ class ClaimStore(Protocol):
 
         With `lease`, only while that lease holds it. False when nothing changed.
         """
+        ...
+
+
+class FleetStore(Protocol):
+    """The fleet's hosts in the shared database: who reports for each host name, and each host's latest sample.
+
+    A host name has one live reporter at a time: a process registers with a token of its own (its
+    `instance`), and only that instance's reports are accepted until it releases the name or goes silent for
+    longer than the host time-out.
+    """
+
+    def register_host(
+        self, name: str, role: HostRole, instance: str, holder: str, now: datetime, timeout: timedelta
+    ) -> None:
+        """Take the host name for `instance` (`holder` says who it is, for the message another one gets).
+
+        Raises:
+            HostNameTaken: another instance reported for this name within `timeout`; nothing was written.
+        """
+        ...
+
+    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime) -> bool:
+        """Record the host's latest sample and that it is alive; False when the name is no longer this instance's."""
+        ...
+
+    def release_host(self, name: str, instance: str) -> None:
+        """Give the name up on a clean stop (only if `instance` still holds it), so a successor need not wait."""
+        ...
+
+    def hosts(self) -> list[HostReport]:
+        """Every host that ever reported, by name, each with its latest sample."""
         ...
