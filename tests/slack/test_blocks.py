@@ -333,6 +333,18 @@ def test_claim_modal_offers_free_gpus_preselected_and_bounded_durations():
     assert modal["callback_id"] == "claim_form" and modal["submit"]
 
 
+@pytest.mark.parametrize("clicked", ["5", "110", "129"])
+def test_claim_modal_keeps_to_the_select_limit_and_always_offers_the_clicked_gpu(clicked):
+    modal = views.claim_modal(_dashboard(130, claimed={1}), POLICY, preselect=clicked)
+
+    options = [o["value"] for o in modal["blocks"][0]["element"]["options"]]
+    assert len(options) == 100
+    assert clicked in options and modal["blocks"][0]["element"]["initial_options"][0]["value"] == clicked
+    # In listing order, the clicked one last when it lies past the limit.
+    assert options == sorted(options, key=int)
+    assert options[:99] == [str(i) for i in range(130) if i != 1][:99]
+
+
 def test_claim_modal_when_nothing_is_free_has_no_submit():
     modal = views.claim_modal(_dashboard(2, claimed={0, 1}), POLICY, preselect=None)
     assert "submit" not in modal and "Every GPU is claimed" in json.dumps(modal)

@@ -92,9 +92,11 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None
     """
     unclaimed = [row for row in dashboard.rows if row.free]
     offered = [row for row in unclaimed if not row.use.unclaimable]
-    # The clicked GPU is offered even past the select's limit.
-    free = sorted(offered, key=lambda row: row.gpu.label != preselect)[:MAX_SELECT_OPTIONS]
-    free.sort(key=offered.index)
+    free = offered[:MAX_SELECT_OPTIONS]
+    if preselect is not None and all(row.gpu.label != preselect for row in free):
+        # The clicked GPU is offered even past the select's limit; it comes after all the others, so last.
+        clicked = [row for row in offered if row.gpu.label == preselect]
+        free = offered[: MAX_SELECT_OPTIONS - len(clicked)] + clicked
     silent = [row for row in unclaimed if row.use.unclaimable]
     base: Block = {
         "type": "modal",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from typing import NoReturn
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -171,8 +172,17 @@ class SqlClaimStore(OutboxTransactions):
         with self._writing() as write:
             created = []
             for new in new_claims:
-                self._check_mig_conflict(write, new)
-                [claim] = write.claims(
+                # A slice conflicts with its card's claim; a card with its slices' claims (none for a plain card).
+                conflicts = {"conflict_parent_uuid": new.gpu.parent_uuid, "conflict_card_uuid": None}
+                if new.gpu.parent_uuid is None:
+                    conflicts["conflict_card_uuid"] = new.gpu.uuid
+                if write.locks_rows:
+                    # Card-vs-slice exclusion is no unique index's business: a lock on the card's row serialises
+                    # the writers that could conflict, and the insert's check reads after it (READ COMMITTED sees
+                    # the winner's commit). SQLite's write transaction already excludes every other writer.
+                    card = new.gpu.parent_uuid if new.gpu.parent_uuid is not None else new.gpu.uuid
+                    write.execute(rows.LOCK_CARD, {"host": new.gpu.host, "card_uuid": card})
+                written = write.claims(
                     rows.INSERT_CLAIM,
                     {
                         "host": new.gpu.host,
@@ -185,8 +195,12 @@ class SqlClaimStore(OutboxTransactions):
                         "status": rows.ACTIVE,
                         "parent_gpu_uuid": new.gpu.parent_uuid,
                         "gpu_mig_index": new.gpu.mig_index,
+                        **conflicts,
                     },
                 )
+                if not written:
+                    self._refuse_mig_conflict(write, new, conflicts)
+                [claim] = written
                 write.execute(
                     rows.INSERT_EVENT, rows.event_values(claim.id, EventKind.CLAIMED, new.user_id, new.started_at)
                 )
@@ -196,19 +210,15 @@ class SqlClaimStore(OutboxTransactions):
                 created.append(claim)
         return created
 
-    def _check_mig_conflict(self, write: Write, new: NewClaim) -> None:
-        # Card-vs-slice exclusion is no unique index's business: a lock on the card's row serialises the
-        # writers that could conflict, and the check reads after it (READ COMMITTED sees the winner's commit).
-        card = new.gpu.parent_uuid if new.gpu.parent_uuid is not None else new.gpu.uuid
-        write.execute(rows.LOCK_CARD, {"host": new.gpu.host, "card_uuid": card})
-        # A slice conflicts with its card's claim; a card with its slices' claims (none for a plain card).
-        parameters = {"host": new.gpu.host, "parent_uuid": new.gpu.parent_uuid, "card_uuid": new.gpu.uuid}
-        if new.gpu.parent_uuid is not None:
-            parameters["card_uuid"] = None
-        holder = write.execute(rows.MIG_CONFLICT, parameters).first()
-        if holder is not None:
-            claim = rows.to_claim(holder)
-            raise AlreadyHeld(new.gpu.label, claim.user_id, claim.ends_at, claim.label)
+    def _refuse_mig_conflict(self, write: Write, new: NewClaim, conflicts: dict[str, str | None]) -> NoReturn:
+        """The insert found a conflicting claim through MIG: name its holder (the transaction then rolls back)."""
+        parameters = {
+            "host": new.gpu.host,
+            "parent_uuid": conflicts["conflict_parent_uuid"],
+            "card_uuid": conflicts["conflict_card_uuid"],
+        }
+        holder = rows.to_claim(write.execute(rows.MIG_CONFLICT, parameters).one())
+        raise AlreadyHeld(new.gpu.label, holder.user_id, holder.ends_at, holder.label)
 
     def _already_held(self, new_claims: Sequence[NewClaim]) -> AlreadyHeld | None:
         # Read after the refused transaction rolled back, so the holder's commit is in it.

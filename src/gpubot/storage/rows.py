@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Insert, Row, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Insert, Row, Table, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
@@ -71,7 +71,39 @@ MIG_CONFLICT = (
     .limit(1)
 )
 CLAIM_BY_ID = select(*tables.claims.c).where(tables.claims.c.id == bindparam("claim_id"))
-INSERT_CLAIM = insert(tables.claims).returning(*tables.claims.c)
+_NEW_CLAIM_COLUMNS = (
+    "host",
+    "gpu_uuid",
+    "gpu_index",
+    "user_id",
+    "purpose",
+    "started_at",
+    "ends_at",
+    "status",
+    "parent_gpu_uuid",
+    "gpu_mig_index",
+)
+# A claim, written only where no MIG conflict is active (no row returned: see MIG_CONFLICT for the holder). One
+# statement where a look first would be two on every claim, MIG or not; the unique index covers the GPU itself.
+INSERT_CLAIM = (
+    insert(tables.claims)
+    .from_select(
+        _NEW_CLAIM_COLUMNS,
+        select(*(bindparam(name, type_=tables.claims.c[name].type) for name in _NEW_CLAIM_COLUMNS)).where(
+            ~exists(
+                select(tables.claims.c.id).where(
+                    tables.claims.c.status == ACTIVE,
+                    tables.claims.c.host == bindparam("host"),
+                    or_(
+                        tables.claims.c.gpu_uuid == bindparam("conflict_parent_uuid"),
+                        tables.claims.c.parent_gpu_uuid == bindparam("conflict_card_uuid"),
+                    ),
+                )
+            )
+        ),
+    )
+    .returning(*tables.claims.c)
+)
 INSERT_EVENT = insert(tables.claim_events)
 INSERT_NOTICE = insert(tables.outbox)
 # The conditional updates: each changes the claim only while it is active, and returns it as it is now.

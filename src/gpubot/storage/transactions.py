@@ -31,6 +31,8 @@ class Write:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        # Whether rows must be locked to serialise writers: SQLite's write transaction already excludes them all.
+        self.locks_rows = connection.dialect.name != "sqlite"
         self._claims: list[Claim] = []
         self._reload = False
         self.queued_notice = False
