@@ -25,7 +25,7 @@ from gpubot.core.service import ClaimService
 from gpubot.storage.change_signal import notify_claims, notify_telemetry
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
-from gpubot.storage.pg_notify import PgNotifications
+from gpubot.storage.pg_notify import PgNotifications, start_listening
 from gpubot.storage.tables import claims
 from tests.fakes import FakeClock
 
@@ -192,6 +192,18 @@ def test_a_telemetry_notification_leaves_the_claims_snapshot_alone(
         reader.active_claims()
         reader.list_gpus(HOST)
     assert sent == []
+
+
+def test_a_daemon_listens_on_postgresql_only(sqlite_engine: Engine, postgres_engine: Engine) -> None:
+    assert start_listening(sqlite_engine) is None
+    notifications = start_listening(postgres_engine)
+    assert notifications is not None
+    try:
+        assert notifications.wait_listening(ARRIVAL_S) and notifications.version() is not None
+    finally:
+        notifications.close()
+    assert not notifications.listening() and notifications.version() is None
+    notifications.close()  # twice: harmless
 
 
 def test_a_store_refuses_a_listener_for_sqlite(sqlite_engine: Engine, postgres_engine: Engine) -> None:

@@ -44,6 +44,18 @@ _OWN_TOKENS_KEPT = 1000
 _CLOSE_WAIT_S = 2.0
 
 
+def start_listening(engine: Engine) -> PgNotifications | None:
+    """A started `PgNotifications` on `engine`'s database if it is PostgreSQL; None for SQLite (its data version).
+
+    The caller closes it, before disposing of the engine.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    notifications = PgNotifications(engine)
+    notifications.start()
+    return notifications
+
+
 class PgNotifications:
     """Listens for committed changes on a PostgreSQL connection of its own: the claims `ChangeSignal`, and telemetry's.
 
@@ -187,25 +199,27 @@ class PgNotifications:
 
     def _run(self) -> None:
         retry_s = self._first_retry_s
-        while not self._stop.is_set():
+        while True:
             try:
                 connection = self._connect()
             except Exception as error:  # whatever the driver raises, the answer is to retry later
                 self._blind(error)
-                if self._stop.wait(retry_s):
-                    return
-                retry_s = min(retry_s * 2, self._longest_retry_s)
-                continue
-            retry_s = self._first_retry_s
-            try:
-                self._listen(connection)
-            except Exception as error:  # the connection was lost (or terminated): read afresh, reconnect
-                self._blind(error)
-            finally:
-                with self._changed:
-                    self._listening = False
-                    self._changed.notify_all()
-                connection.close()
+            else:
+                retry_s = self._first_retry_s
+                try:
+                    self._listen(connection)
+                except Exception as error:  # lost (a server restart, a terminated backend): read afresh
+                    self._blind(error)
+                finally:
+                    with self._changed:
+                        self._listening = False
+                        self._changed.notify_all()
+                    connection.close()
+            # Not at once: a lost connection is most often a server going down, which a reconnection
+            # right away would only find still down.
+            if self._stop.wait(retry_s):
+                return
+            retry_s = min(retry_s * 2, self._longest_retry_s)
 
     def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
