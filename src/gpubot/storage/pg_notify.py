@@ -249,10 +249,15 @@ class PgNotifications:
         if reconnected:
             logger.info("listening for database changes again")
         self._telemetry_changed()
+        # poll, not select: a busy daemon's descriptors may number past select's limit.
+        poller = select.poll()
+        poller.register(connection.fileno(), select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
         while True:
-            readable, _, _ = select.select([connection.fileno(), self._wake_read], [], [])
-            if self._wake_read in readable:
+            ready = poller.poll()
+            if any(descriptor == self._wake_read for descriptor, _ in ready):
                 return
+            # Whatever is waiting, without waiting for more; a connection gone raises here.
             for notify in connection.notifies(timeout=0):
                 self._received(notify.channel, notify.payload)
 
