@@ -42,7 +42,11 @@ class WriteStart:
 
 
 class ChangeSignal(Protocol):
-    """A database's version number: two equal values mean that nothing was committed in between."""
+    """A database's version number: two equal values mean that nothing was committed in between.
+
+    On PostgreSQL, nothing whose notification has arrived: another process's commit counts once it has (at once
+    on a live connection), the store's own commits the moment they return.
+    """
 
     def version(self) -> int | None:
         """The current version; may wait briefly (e.g. for a lock). None while it cannot tell: read afresh."""
@@ -53,7 +57,10 @@ class ChangeSignal(Protocol):
         ...
 
     def write_start(self, connection: Connection) -> WriteStart | None:
-        """Inside a write transaction that excludes other writers: the version of the state it starts from.
+        """Inside a write transaction, before it changes anything: the version of the state it starts from.
+
+        On SQLite the transaction excludes every other writer; on PostgreSQL it does not, and `version_after`
+        tells whether anything else was committed meanwhile.
 
         Returns:
             None when it cannot tell; the write then goes on, and the next read reloads.

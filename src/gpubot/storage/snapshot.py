@@ -150,10 +150,7 @@ class ReadSnapshot:
         database work), or when the signal cannot be read at once or cannot tell.
         """
         cached = self._cached
-        if self._signal is None or cached is None or cached.version is None:
-            yield False
-            return
-        if self._signal.version_now() != cached.version:
+        if self._signal is None or cached is None or self._signal.version_now() != cached.version:
             yield False
             return
         token = _PINNED.set((self, cached))
