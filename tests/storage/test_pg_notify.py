@@ -163,6 +163,32 @@ def test_a_status_read_costs_no_round_trip_while_nothing_changed(
         assert in_memory
 
 
+def test_a_commit_counted_between_the_stores_own_commit_and_its_return_is_not_missed(
+    reader: SqlClaimStore,
+    notifications: PgNotifications,
+    postgres_engine: Engine,
+    other_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    interloper = SqlClaimStore(other_engine)
+    dialect = postgres_engine.dialect
+    commit = dialect.do_commit
+    interloped: list[Claim] = []
+    before = notifications.version()
+    assert before is not None
+
+    def commit_then_interlope(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        if not interloped:  # once: another process commits, and both notifications arrive before ours returns
+            interloped.append(_claim(interloper, GPUS[2], user="U_CAROL"))
+            assert _until(lambda: (notifications.version() or 0) >= before + 2)
+
+    monkeypatch.setattr(dialect, "do_commit", commit_then_interlope)
+    mine = _claim(reader, GPUS[0])
+    monkeypatch.undo()
+    assert [claim.id for claim in reader.active_claims()] == [mine.id, interloped[0].id]
+
+
 def test_a_rolled_back_write_notifies_nothing(
     reader: SqlClaimStore, notifications: PgNotifications, postgres_engine: Engine, other_engine: Engine
 ) -> None:
