@@ -6,6 +6,7 @@ pool of its own, as another process has); "fresh" reads go to the database throu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -329,6 +330,9 @@ def test_a_listener_that_cannot_connect_keeps_trying_and_says_so_once(
 # -- never stale -------------------------------------------------------------------------------------
 
 
+_NEW_ENDS = itertools.count()
+
+
 def _random_change(store: SqlClaimStore, rng: random.Random, at: datetime) -> None:
     held = {claim.gpu_uuid: claim for claim in store.active_claims()}
     gpu = rng.choice(GPUS)
@@ -339,7 +343,8 @@ def _random_change(store: SqlClaimStore, rng: random.Random, at: datetime) -> No
         elif rng.random() < 0.4:
             store.end_claim(claim.id, ClaimStatus.RELEASED, EventKind.RELEASED, claim.user_id, at)
         elif rng.random() < 0.5:
-            store.extend_claim(claim.id, claim.ends_at + timedelta(minutes=30), claim.user_id, at)
+            # A new end never seen before: a state the claim had once never comes back (see `_stale`).
+            store.extend_claim(claim.id, NOW + timedelta(hours=2, seconds=next(_NEW_ENDS)), claim.user_id, at)
         else:
             store.mark_warned(claim.id, at, Notice(NoticeKind.EXPIRY_WARNING, claim.user_id, claim.id))
     except GpubotError:
@@ -347,7 +352,11 @@ def _random_change(store: SqlClaimStore, rng: random.Random, at: datetime) -> No
 
 
 def _stale(answer: list[Claim], before: dict[int, Any], after: dict[int, Any]) -> list[str]:
-    """What in `answer` cannot be a state of the database between the fresh reads `before` and `after`."""
+    """What in `answer` cannot be a state of the database between the fresh reads `before` and `after`.
+
+    A claim's states never repeat (an ended claim stays ended, every extension sets a new end), so one in
+    the same state before and after was in it throughout.
+    """
     problems = []
     shown = {claim.id: (claim.status.value, claim.ends_at, claim.warned_at) for claim in answer}
     for claim_id in shown:
