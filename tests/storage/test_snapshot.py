@@ -33,18 +33,21 @@ class FakeSignal:
     def __init__(self) -> None:
         self.value = 0
         self.readable_now = True
+        self.blind = False  # cannot tell, as a lost PostgreSQL listen connection
         self.other_commit_after_mine = False
+        self.commits_told: list[bool] = []
 
-    def version(self) -> int:
-        return self.value
+    def version(self) -> int | None:
+        return None if self.blind else self.value
 
     def version_now(self) -> int | None:
-        return self.value if self.readable_now else None
+        return self.value if self.readable_now and not self.blind else None
 
     def write_start(self, connection: Any) -> WriteStart | None:
         return WriteStart(self.value, mark=self.value)
 
-    def version_after(self, connection: Any, start: WriteStart) -> int | None:
+    def version_after(self, connection: Any, start: WriteStart, notified: bool) -> int | None:
+        self.commits_told.append(notified)
         self.value += 1  # the store's own commit
         if self.other_commit_after_mine:
             self.value += 1
@@ -80,7 +83,23 @@ def test_without_a_signal_every_read_loads_and_nothing_is_pinned() -> None:
     assert reads.current().active == () and load.calls == 2
     with reads.pinned() as in_memory:
         assert not in_memory
-    assert reads.write_started(CONNECTION) is None
+    assert reads.write_started(CONNECTION).start is None
+
+
+def test_while_the_signal_cannot_tell_every_read_loads_and_nothing_is_pinned() -> None:
+    signal, load = FakeSignal(), FakeLoad([_claim(1, "a", 1, 1)])
+    reads = ReadSnapshot(load, signal)
+    cached = reads.current()
+    signal.blind = True
+    load.claims = []
+    assert reads.current().active == () and reads.current().version is None and load.calls == 3
+    with reads.pinned() as in_memory:
+        assert not in_memory
+    signal.blind = False
+    signal.value += 1  # as a reconnection counts
+    assert reads.current() is not cached and reads.current().active == () and load.calls == 4
+    with reads.pinned() as in_memory:
+        assert in_memory
 
 
 def test_a_snapshot_is_kept_until_the_version_moves() -> None:
@@ -141,7 +160,7 @@ def test_the_stores_own_write_patches_the_snapshot() -> None:
     pending = reads.write_started(CONNECTION)
     released = replace(held, status=ClaimStatus.RELEASED)
     new = _claim(3, "a", 0, 2)
-    reads.write_committed(pending, [released, new], CONNECTION)
+    reads.write_committed(pending, [released, new], CONNECTION, notified=True)
     assert reads.current().active == (new, other) and load.calls == 1
 
 
@@ -149,7 +168,7 @@ def test_a_write_that_cannot_say_what_it_changed_makes_the_next_read_reload() ->
     signal, load = FakeSignal(), FakeLoad()
     reads = ReadSnapshot(load, signal)
     reads.current()
-    reads.write_committed(reads.write_started(CONNECTION), None, CONNECTION)  # e.g. GPUs synced
+    reads.write_committed(reads.write_started(CONNECTION), None, CONNECTION, notified=False)  # e.g. GPUs synced
     signal.value += 1  # its commit
     reads.current()
     assert load.calls == 2
@@ -160,7 +179,7 @@ def test_no_patch_when_another_commit_may_have_slipped_in() -> None:
     reads = ReadSnapshot(load, signal)
     reads.current()
     signal.other_commit_after_mine = True
-    reads.write_committed(reads.write_started(CONNECTION), [], CONNECTION)
+    reads.write_committed(reads.write_started(CONNECTION), [], CONNECTION, notified=True)
     load.claims = []
     assert reads.current().active == () and load.calls == 2
 
@@ -170,4 +189,16 @@ def test_no_patch_for_a_write_that_started_from_another_state() -> None:
     reads = ReadSnapshot(load, signal)
     reads.current()
     signal.value += 1  # someone committed since the load
-    assert reads.write_started(CONNECTION) is None
+    pending = reads.write_started(CONNECTION)
+    assert pending.snapshot is None
+    reads.write_committed(pending, [_claim(1, "a", 1, 1)], CONNECTION, notified=True)
+    assert signal.commits_told == [True]  # no patch, but its own commit is counted all the same
+    reads.current()
+    assert load.calls == 2
+
+
+def test_a_write_that_notified_nothing_and_cannot_patch_asks_the_signal_nothing() -> None:
+    signal, load = FakeSignal(), FakeLoad()
+    reads = ReadSnapshot(load, signal)
+    reads.write_committed(reads.write_started(CONNECTION), [], CONNECTION, notified=False)  # nothing loaded yet
+    assert signal.commits_told == []

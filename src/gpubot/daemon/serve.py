@@ -30,6 +30,7 @@ from gpubot.slack.web_session import web_api_session
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import migrate_apart
+from gpubot.storage.pg_notify import start_listening
 from gpubot.storage.preflight import require_writable
 from gpubot.telemetry import open_configured
 from gpubot.telemetry.process_owner import PROC_ROOT, namespaces
@@ -115,7 +116,11 @@ async def _serve_until_stopped(
         with contextlib.suppress(RuntimeError):  # the loop has closed: the notice waits in the outbox
             loop.call_soon_threadsafe(notices_queued.set)
 
-    store = SqlClaimStore(engine, on_notice_queued=wake_sender)
+    # On PostgreSQL, a connection of its own that hears of every commit, so reads are answered from memory.
+    notifications = start_listening(engine)
+    if notifications is not None:
+        stack.callback(notifications.close)
+    store = SqlClaimStore(engine, on_notice_queued=wake_sender, notifications=notifications)
     # The first sample names the host, which the claim rules need before anything else can start.
     first = await asyncio.to_thread(telemetry.sample)
     claims = wiring.claims(settings, store, telemetry, first)

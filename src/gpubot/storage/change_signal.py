@@ -1,7 +1,8 @@
 """How the read snapshot learns that something changed in the database: the `ChangeSignal` protocol.
 
-SQLite files have one, `SqliteDataVersion`. Other databases have none yet, so the snapshot is loaded
-fresh for every read there.
+SQLite files have one, `SqliteDataVersion`. PostgreSQL has `PgNotifications` (`pg_notify.py`), told of
+commits by LISTEN/NOTIFY on the channels named here; where a store has neither, the snapshot is loaded
+fresh for every read.
 """
 
 from __future__ import annotations
@@ -12,9 +13,16 @@ import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from gpubot.storage.engine import BUSY_TIMEOUT_MS
+
+# PostgreSQL's notification channels. Claims and GPUs (what the read snapshot holds) have one; telemetry has
+# its own, so a host's sample does not throw away every daemon's claims snapshot.
+CLAIMS_CHANNEL = "gpubot_claims"
+TELEMETRY_CHANNEL = "gpubot_telemetry"
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 @dataclass(frozen=True)
@@ -24,17 +32,24 @@ class WriteStart:
     Attributes:
         version: the signal's version the transaction's state corresponds to.
         mark: what the signal needs, after the commit, to tell that commit from others.
+        token: what the transaction's notification carries, so that its own signal knows it as its own
+            (PostgreSQL); empty where commits are seen without one.
     """
 
     version: int
     mark: int
+    token: str = ""
 
 
 class ChangeSignal(Protocol):
-    """A database's version number: two equal values mean that nothing was committed in between."""
+    """A database's version number: two equal values mean that nothing was committed in between.
 
-    def version(self) -> int:
-        """The current version; may wait briefly (e.g. for a lock)."""
+    On PostgreSQL, nothing whose notification has arrived: another process's commit counts once it has (at once
+    on a live connection), the store's own commits the moment they return.
+    """
+
+    def version(self) -> int | None:
+        """The current version; may wait briefly (e.g. for a lock). None while it cannot tell: read afresh."""
         ...
 
     def version_now(self) -> int | None:
@@ -42,15 +57,23 @@ class ChangeSignal(Protocol):
         ...
 
     def write_start(self, connection: Connection) -> WriteStart | None:
-        """Inside a write transaction that excludes other writers: the version of the state it starts from.
+        """Inside a write transaction, before it changes anything: the version of the state it starts from.
+
+        On SQLite the transaction excludes every other writer; on PostgreSQL it does not, and `version_after`
+        tells whether anything else was committed meanwhile.
 
         Returns:
             None when it cannot tell; the write then goes on, and the next read reloads.
         """
         ...
 
-    def version_after(self, connection: Connection, start: WriteStart) -> int | None:
+    def version_after(self, connection: Connection, start: WriteStart, notified: bool) -> int | None:
         """After that transaction committed: the version of exactly `start` plus its commit.
+
+        Args:
+            connection: the writing connection, its transaction committed.
+            start: from `write_start`.
+            notified: whether the transaction sent `notify_claims` with `start.token`.
 
         Returns:
             None when another commit may have landed as well, or it cannot tell. Never raises: the
@@ -118,7 +141,7 @@ class SqliteDataVersion:
         except sqlite3.Error:
             return None
 
-    def version_after(self, connection: Connection, start: WriteStart) -> int | None:
+    def version_after(self, connection: Connection, start: WriteStart, notified: bool) -> int | None:
         """The version after the commit, if the commit was the only one since `start`.
 
         The version changes with every commit but not by one per commit, so it cannot tell ours from
@@ -136,15 +159,39 @@ class SqliteDataVersion:
 
 
 def change_signal(engine: Engine) -> ChangeSignal | None:
-    """The change signal of `engine`'s database; None where there is none.
+    """The change signal of a SQLite file (its data version); None for any other database.
 
-    A SQLite file has its data version. An in-memory SQLite database is private to each connection, and
-    PostgreSQL has no such counter.
+    An in-memory SQLite database is private to each connection. PostgreSQL has no such counter: its signal
+    is a listener of its own (`PgNotifications`), which a daemon starts and hands to its store.
     """
     database = engine.url.database or ""
     if engine.dialect.name != "sqlite" or database in ("", ":memory:") or "mode=memory" in str(engine.url):
         return None
     return SqliteDataVersion(engine)
+
+
+def notify_claims(connection: Connection, token: str = "") -> None:
+    """Tell every listener that claims or GPUs changed, when the transaction `connection` is in commits.
+
+    PostgreSQL delivers the notification at the commit, and only if the transaction commits.
+
+    Args:
+        connection: a PostgreSQL connection inside the writing transaction.
+        token: `WriteStart.token`, by which the writer's own listener knows the notification as its own.
+    """
+    connection.execute(_NOTIFY, {"channel": CLAIMS_CHANNEL, "payload": token})
+
+
+def notify_telemetry(connection: Connection) -> None:
+    """Tell every listener that a host's telemetry changed, when the transaction `connection` is in commits.
+
+    Call it inside the transaction that writes a sample (PostgreSQL only): listeners of the telemetry
+    channel hear it; the claims snapshot does not.
+
+    Args:
+        connection: a PostgreSQL connection inside the writing transaction.
+    """
+    connection.execute(_NOTIFY, {"channel": TELEMETRY_CHANNEL, "payload": ""})
 
 
 def _data_version(connection: Connection) -> int:

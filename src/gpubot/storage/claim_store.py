@@ -41,9 +41,12 @@ class SqlClaimStore(OutboxTransactions):
         engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
         on_notice_queued: called, in the writing thread, after a transaction that queued a DM committed,
             so the sender can deliver it at once instead of at its next poll.
+        notifications: PostgreSQL only: a started `PgNotifications` on the same database, which keeps the
+            read snapshot current (LISTEN/NOTIFY); without one, every read there goes to the database.
 
     Raises:
-        ValueError: the engine's database is neither SQLite nor PostgreSQL.
+        ValueError: the engine's database is neither SQLite nor PostgreSQL, or `notifications` is given for
+            SQLite.
     """
 
     # -- GPUs ---------------------------------------------------------------------------------------

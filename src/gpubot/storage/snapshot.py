@@ -2,9 +2,10 @@
 
 `Snapshot` is one state of them, with the hot reads as its methods, so each read has one definition.
 `ReadSnapshot` decides which state a read gets: a cached one while its `ChangeSignal` says nothing was
-committed since it was loaded, a fresh load otherwise, and, where there is no signal, a fresh load for
-every read. After the store's own write it patches the cached state with what the write changed instead
-of reloading everything (see BENCHMARKS.md), but only when the signal confirms no other commit slipped in.
+committed since it was loaded, a fresh load otherwise, and, where there is no signal (or it cannot tell
+now), a fresh load for every read. After the store's own write it patches the cached state with what the
+write changed instead of reloading everything (see BENCHMARKS.md), but only when the signal confirms no
+other commit slipped in.
 """
 
 from __future__ import annotations
@@ -80,11 +81,21 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class PendingPatch:
-    """A write transaction that started from the cached snapshot: after its commit, it may patch it."""
+class PendingWrite:
+    """A write transaction as its signal saw it start: after its commit, it may patch the snapshot.
 
-    snapshot: Snapshot
-    start: WriteStart
+    Attributes:
+        snapshot: the cached snapshot it started from; None when it did not start from one.
+        start: what the signal said at its start; None without a signal, or when it could not tell.
+    """
+
+    snapshot: Snapshot | None
+    start: WriteStart | None
+
+    @property
+    def token(self) -> str:
+        """What the transaction's change notification carries (see `WriteStart.token`)."""
+        return "" if self.start is None else self.start.token
 
 
 class ReadSnapshot:
@@ -110,15 +121,19 @@ class ReadSnapshot:
         pinned = _PINNED.get()
         if pinned is not None and pinned[0] is self:
             return pinned[1]
-        if self._signal is None:
+        signal = self._signal
+        version = None if signal is None else signal.version()
+        if signal is None or version is None:
             return Snapshot.of(None, *self._load())
         cached = self._cached
-        if cached is not None and cached.version == self._signal.version():
+        if cached is not None and cached.version == version:
             return cached
         # One thread loads, the others wait for its result: after a commit, every worker thread would
         # otherwise find the snapshot stale at once and load the same rows side by side.
         with self._loading:
-            version = self._signal.version()
+            version = signal.version()
+            if version is None:
+                return Snapshot.of(None, *self._load())
             cached = self._cached
             if cached is not None and cached.version == version:
                 return cached
@@ -132,7 +147,7 @@ class ReadSnapshot:
         While it yields True, `current` in this context returns the snapshot it found current, and `refuse_if_pinned`
         raises, so the caller may read on an event loop instead of hopping to a thread (see BENCHMARKS.md, 'What was
         changed to meet the targets'). False without a signal, before the first load, after a commit (the reload is
-        database work), or when the signal cannot be read at once.
+        database work), or when the signal cannot be read at once or cannot tell.
         """
         cached = self._cached
         if self._signal is None or cached is None or self._signal.version_now() != cached.version:
@@ -150,25 +165,25 @@ class ReadSnapshot:
         if pinned is not None and pinned[0] is self:
             raise RuntimeError("a database call inside answering_from_memory(), which promised none")
 
-    def write_started(self, connection: Connection) -> PendingPatch | None:
-        """Called inside a write transaction that excludes other writers, before it changes anything.
+    def write_started(self, connection: Connection) -> PendingWrite:
+        """Called inside a write transaction, before it changes anything.
 
         Returns:
-            What `write_committed` needs to patch the cached snapshot; None when the transaction does not
-            start from it (or there is none), so only a reload can tell what it holds after the commit.
+            What `write_committed` needs: the snapshot the transaction starts from, if it starts from the
+            cached one (otherwise only a reload can tell what it holds after the commit).
         """
+        if self._signal is None:
+            return PendingWrite(None, None)
         cached = self._cached
-        if self._signal is None or cached is None:
-            return None
         start = self._signal.write_start(connection)
-        if start is None or start.version != cached.version:
-            return None
-        return PendingPatch(cached, start)
+        if start is None or cached is None or start.version != cached.version:
+            return PendingWrite(None, start)
+        return PendingWrite(cached, start)
 
     def write_committed(
-        self, pending: PendingPatch | None, claims_written: Sequence[Claim] | None, connection: Connection
+        self, pending: PendingWrite, claims_written: Sequence[Claim] | None, connection: Connection, notified: bool
     ) -> None:
-        """After the commit: apply the transaction's own changes to the snapshot it started from.
+        """After the commit: tell the signal, and apply the transaction's own changes to the snapshot it started from.
 
         Only when the signal confirms that nothing else was committed meanwhile; otherwise the next read
         reloads. Never raises: the transaction is committed, and its caller must hear that it was.
@@ -178,11 +193,15 @@ class ReadSnapshot:
             claims_written: every claim the transaction wrote, as it is now; None when it changed
                 something else the snapshot holds (GPUs), or cannot say.
             connection: the writing connection, its transaction committed.
+            notified: whether the transaction sent a change notification carrying `pending.token`.
         """
-        if pending is None or claims_written is None or self._signal is None:
+        if self._signal is None or pending.start is None:
             return
-        version = self._signal.version_after(connection, pending.start)
-        if version is None:
+        patchable = pending.snapshot is not None and claims_written is not None
+        if not patchable and not notified:
+            return  # nothing to patch, and no commit of its own for the signal to count
+        version = self._signal.version_after(connection, pending.start, notified)
+        if version is None or pending.snapshot is None or claims_written is None:
             return
         with self._loading:
             if self._cached is pending.snapshot:

@@ -12,11 +12,12 @@ from sqlalchemy.sql.dml import UpdateBase
 from gpubot.core.errors import StoreBusy
 from gpubot.core.models import Claim, Gpu
 from gpubot.storage import rows, tables
-from gpubot.storage.change_signal import change_signal
+from gpubot.storage.change_signal import change_signal, notify_claims
 from gpubot.storage.db_errors import as_store_errors
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, read_only
 from gpubot.storage.fifo_lock import FifoLock
 from gpubot.storage.file_identity import FileIdentity
+from gpubot.storage.pg_notify import PgNotifications
 from gpubot.storage.snapshot import ReadSnapshot, Snapshot
 
 _SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -62,28 +63,47 @@ class Write:
         """Every claim written, as it is now; None when GPUs (or claims some other way) changed too."""
         return None if self._reload else self._claims
 
+    @property
+    def changed_snapshot_data(self) -> bool:
+        """Whether it wrote anything the read snapshot holds (claims, GPUs), or may have."""
+        return self._reload or bool(self._claims)
+
 
 class SqlTransactions:
     """Transactions on a SQL database migrated to head, and the read snapshot they keep current.
+
+    On PostgreSQL every transaction that changes claims or GPUs notifies the listeners (`notify_claims`), so
+    every daemon's snapshot hears of it; a store reads from a snapshot there only when given a listener.
 
     Args:
         engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
         on_notice_queued: called, in the writing thread, after a transaction that queued a DM committed,
             so the sender can deliver it at once instead of at its next poll.
+        notifications: PostgreSQL only: a started listener on `engine`'s database, which keeps the read
+            snapshot current; without one, every read goes to the database (the host CLI's one-off calls).
 
     Raises:
-        ValueError: the engine's database is neither SQLite nor PostgreSQL.
+        ValueError: the engine's database is neither SQLite nor PostgreSQL, or `notifications` is given for
+            SQLite.
     """
 
-    def __init__(self, engine: Engine, on_notice_queued: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_notice_queued: Callable[[], None] = lambda: None,
+        notifications: PgNotifications | None = None,
+    ) -> None:
         if engine.dialect.name not in _SUPPORTED_DIALECTS:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
+        if notifications is not None and engine.dialect.name != "postgresql":
+            raise ValueError("change notifications are PostgreSQL's: SQLite has its data version")
         self._engine = engine
         self._on_notice_queued = on_notice_queued
         self._read_engine = read_only(engine)
         self._gpu_copies = rows.Copies(rows.to_gpu)
         self._claim_copies = rows.Copies(rows.to_claim)
-        self._reads = ReadSnapshot(self._load_snapshot, change_signal(engine))
+        self._notifies = engine.dialect.name == "postgresql"
+        self._reads = ReadSnapshot(self._load_snapshot, notifications or change_signal(engine))
         # SQLite has one writer at a time. This process's writers queue here, and the next one starts the moment the
         # previous one commits; on SQLite's busy handler alone they would poll with sleeps of up to 100 ms (see
         # BENCHMARKS.md, 'What was changed to meet the targets'). Not a source of truth: other processes still queue on
@@ -109,7 +129,8 @@ class SqlTransactions:
 
         While it yields True, those reads in this context are served from the snapshot it found current,
         and any other database call raises, so the caller may make them on an event loop. False on
-        PostgreSQL, before the first load, after a commit, or when the commit counter cannot be read at once.
+        PostgreSQL without a listener or while it is not listening, before the first load, after a commit, or
+        when the commit counter cannot be read at once.
 
         Raises:
             RuntimeError: (inside the block) a call that needs the database.
@@ -136,7 +157,11 @@ class SqlTransactions:
                 write = Write(connection)
                 yield write
                 self.check_file()  # once more before the commit confirms it: rolled back if the file went
-            self._reads.write_committed(pending, write.claims_written, connection)
+                # Delivered at the commit, and only if it commits.
+                notified = self._notifies and write.changed_snapshot_data
+                if notified:
+                    notify_claims(connection, pending.token)
+            self._reads.write_committed(pending, write.claims_written, connection, notified)
         if write.queued_notice:
             self._on_notice_queued()
 
