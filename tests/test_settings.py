@@ -35,6 +35,11 @@ def test_the_fleet_settings():
     )
 
 
+def test_a_long_telemetry_interval_stretches_the_default_host_timeout():
+    settings = Settings.from_env({**TOKENS, "GPUBOT_TELEMETRY_INTERVAL": "1m"})
+    assert settings.host_timeout == timedelta(minutes=2)
+
+
 def test_systemd_state_directory_and_overrides():
     settings = Settings.from_env(
         {

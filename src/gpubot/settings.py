@@ -104,9 +104,12 @@ class Settings:
             raise ConfigError("GPUBOT_FAKE_GPUS", "the path of a JSON file of fake GPUs (GPUBOT_GPU_BACKEND=fake)")
         telemetry_interval = reader.duration("GPUBOT_TELEMETRY_INTERVAL", "2s")
         host_timeout = reader.duration("GPUBOT_HOST_TIMEOUT", "30s")
-        # A report a little late must not make a host look offline, nor let another process take its name.
+        # A report a little late must not make a host look offline, nor let another process take its name. A
+        # long interval set before there were fleets stretches the default instead of stopping the service.
         if host_timeout < 2 * telemetry_interval:
-            raise ConfigError("GPUBOT_HOST_TIMEOUT", "a duration at least twice GPUBOT_TELEMETRY_INTERVAL")
+            if reader.text("GPUBOT_HOST_TIMEOUT") is not None:
+                raise ConfigError("GPUBOT_HOST_TIMEOUT", "a duration at least twice GPUBOT_TELEMETRY_INTERVAL")
+            host_timeout = 2 * telemetry_interval
         active_pct = reader.percent("GPUBOT_ACTIVE_PCT", 10)
         high_load_pct = reader.percent("GPUBOT_HIGH_LOAD_PCT", 80)
         if active_pct > high_load_pct:

@@ -239,3 +239,25 @@ def test_a_serve_instance_without_gpus_registers_no_host(tmp_path, reader, datab
             assert SqlClaimStore(reader).hosts() == []
         finally:
             assert daemon.stop()[0] == 0, daemon.log()
+
+
+def test_a_process_whose_name_was_taken_while_it_was_silent_stops_with_78_naming_the_taker(
+    tmp_path, database_url, reader
+):
+    first = start_agent(tmp_path, database_url)
+    wait_for_host(reader, first, lambda host: host.sample is not None)
+    first.process.send_signal(signal.SIGSTOP)  # silent, as a host whose database was away
+    second = start_agent(tmp_path, database_url)
+    try:
+        # It waits out the silence (its PID is alive: stopped, not gone), then takes the name.
+        host = wait_for_host(reader, second, lambda host: host.holder.pid == second.process.pid, timeout=15)
+        assert host.holder is not None
+        first.process.send_signal(signal.SIGCONT)
+        assert stop_or_kill(first.process, 10, first.log) == 78
+        log = first.log().strip().splitlines()
+        assert f"pid {second.process.pid} on machine" in log[-1] and "in use by another live gpubot" in log[-1], log
+        assert any("is no longer this process's" in line for line in log) and "Traceback" not in first.log()
+        assert second.process.poll() is None  # the taker carries on
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+        assert second.stop() == 0, second.log()

@@ -189,3 +189,14 @@ def test_of_two_machines_registering_one_name_at_once_exactly_one_wins(open_as):
     assert sorted(outcomes) == ["refused", "refused", "refused", "won"]
     winner = only_host(stores[0]).holder
     assert winner in processes
+
+
+def test_reports_leave_the_claims_snapshot_answering_from_memory(sqlite_engine):
+    # A host reports every couple of seconds: that must not cost `/gpu status` a reload each time.
+    store = SqlClaimStore(sqlite_engine, process=A)
+    register(store, "one", A)
+    store.active_claims()  # loads the snapshot
+    assert store.report("gpu-a", "one", SAMPLE, NOW + timedelta(seconds=2)) is True
+    with store.answering_from_memory() as from_memory:
+        assert from_memory
+        assert store.active_claims() == []
