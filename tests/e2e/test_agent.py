@@ -140,7 +140,7 @@ def test_a_second_process_for_the_same_host_name_is_refused_with_78_and_one_clea
         )
         took_s = time.monotonic() - started
         assert second.returncode == 78, second.stderr
-        # It waited out the time-out (3 s) for the holder to go silent, saying so once, then gave up.
+        # It waited out the time-out for the holder to go silent, saying so once, then gave up.
         assert 3 <= took_s < 15, took_s
         lines = second.stderr.strip().splitlines()
         assert len([line for line in lines if "waiting up to 3s" in line]) == 1, second.stderr

@@ -22,8 +22,8 @@ from gpubot.daemon.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
 
-# How often a process waiting for its name looks again: often enough to take it within a second of its going
-# stale, a small share of the time-out.
+# How often a process waiting for its name looks again: soon after the holder goes stale, yet a small share of
+# the time-out.
 _POLL_LONGEST_S = 1.0
 _POLLS_PER_TIMEOUT = 10
 # A release at a stop that the database does not answer in this long is left to the time-out.
