@@ -261,3 +261,27 @@ def test_a_process_whose_name_was_taken_while_it_was_silent_stops_with_78_naming
     finally:
         first.process.send_signal(signal.SIGCONT)
         assert second.stop() == 0, second.log()
+
+
+def test_a_serve_instance_whose_name_was_taken_stops_with_78_too(tmp_path, reader, database_url):
+    from gpubot.standin import SlackStandin
+
+    with SlackStandin() as slack:
+        daemon = start_daemon(slack, tmp_path, GPUBOT_DATABASE_URL=database_url, **FAST)
+        try:
+            wait_for_host(reader, daemon, lambda host: host.role.value == "serve")
+            daemon.process.send_signal(signal.SIGSTOP)
+            taker = start_agent(tmp_path, database_url)
+            try:
+                wait_for_host(reader, taker, lambda host: host.holder.pid == taker.process.pid, timeout=15)
+                daemon.process.send_signal(signal.SIGCONT)
+                assert stop_or_kill(daemon.process, 15, daemon.log) == 78
+                last = daemon.log().strip().splitlines()[-1]
+                assert last.startswith("gpubot: The host name") and f"pid {taker.process.pid} on machine" in last
+                assert "Traceback" not in daemon.log(), daemon.log()
+            finally:
+                assert taker.stop() == 0, taker.log()
+        finally:
+            daemon.process.send_signal(signal.SIGCONT)
+            if daemon.process.poll() is None:
+                daemon.stop()
