@@ -5,11 +5,17 @@ Revises: 0004_mig
 Create Date: 2026-11-26 17:40:00+00:00
 
 Written by hand to match gpubot.storage.tables; tests/storage/test_migrations.py checks that they agree.
-A new table only: a database of one host gets its row when its daemon next starts.
+A new table: a database of one host gets its row when its daemon next starts.
+
+Until this revision a host was named by `socket.gethostname()`, which on some machines carries the domain
+(`gpu-a.lab.example.org`); from now on by its short hostname (`gpu-a`). The migration runs on the host that
+upgrades it (the daemon, or `gpubot db upgrade`), so it renames that machine's GPUs and claims to the short
+name: its claims stay its own.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -41,6 +47,12 @@ def upgrade() -> None:
         sa.CheckConstraint("role IN ('serve', 'agent')", name=op.f("ck_hosts_role")),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_hosts")),
     )
+    full = socket.gethostname()
+    short = full.split(".")[0]
+    if short != full:
+        for table in ("gpus", "claims"):
+            rename = sa.text(f"UPDATE {table} SET host = :short WHERE host = :full")
+            op.execute(rename.bindparams(short=short, full=full))
 
 
 def downgrade() -> None:
