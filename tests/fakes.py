@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, HostNameTaken, StoreBusy
 from gpubot.core.mig import conflicting_claim
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
     EventKind,
     Gpu,
+    HostReport,
+    HostRole,
+    HostSample,
     NewClaim,
     Notice,
     NoticeKind,
     OutboxItem,
     Person,
+    ProcessIdentity,
 )
+from gpubot.core.registry import NameHold, may_take
+
+# The process an in-memory store registers host names as, unless told otherwise.
+THIS_PROCESS = ProcessIdentity(machine="test-machine", pid=os.getpid(), boot_id="test-boot")
 
 
 @dataclass(frozen=True)
@@ -70,15 +79,92 @@ class _OutboxRecord:
         return self.sent_at is None and self.abandoned_at is None
 
 
-class InMemoryClaimStore:
-    """A dict-based `ClaimStore` for unit tests, held to `SqlClaimStore`'s contract.
+@dataclass
+class _HostRecord:
+    role: HostRole
+    instance: str | None
+    holder: str
+    process: ProcessIdentity
+    last_report_at: datetime
+    sample: HostSample | None = None
+
+
+class InMemoryFleetStore:
+    """A dict-based `FleetStore`, held to `SqlClaimStore`'s contract by tests/storage/test_fleet_store.py.
+
+    Args:
+        process: the process it registers names as.
+        pid_alive: whether a PID of that process's machine runs (default: none but its own).
+    """
+
+    def __init__(
+        self, *, process: ProcessIdentity = THIS_PROCESS, pid_alive: Callable[[int], bool] | None = None
+    ) -> None:
+        self._fleet_lock = threading.Lock()
+        self._hosts: dict[str, _HostRecord] = {}
+        self._process = process
+        self._pid_alive = pid_alive if pid_alive is not None else (lambda pid: pid == process.pid)
+
+    def seen_from(self, process: ProcessIdentity, pid_alive: Callable[[int], bool] | None = None) -> InMemoryFleetStore:
+        """The same hosts as another process would register them: for tests of two processes on one database."""
+        other = InMemoryFleetStore(process=process, pid_alive=pid_alive)
+        other._fleet_lock, other._hosts = self._fleet_lock, self._hosts
+        return other
+
+    def register_host(
+        self, name: str, role: HostRole, instance: str, holder: str, now: datetime, timeout: timedelta
+    ) -> None:
+        _require_aware(now=now)
+        with self._fleet_lock:
+            held = self._hosts.get(name)
+            hold = None if held is None else NameHold(held.instance, held.process, held.last_report_at)
+            if held is not None and not may_take(hold, self._process, _utc(now), timeout, self._pid_alive):
+                raise HostNameTaken(name, held.holder, held.last_report_at)
+            sample = held.sample if held is not None else None
+            self._hosts[name] = _HostRecord(role, instance, holder, self._process, _utc(now), sample)
+
+    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime) -> bool:
+        _require_aware(now=now)
+        with self._fleet_lock:
+            held = self._hosts.get(name)
+            if held is None or held.instance != instance:
+                return False
+            held.last_report_at = _utc(now)
+            held.sample = sample
+            return True
+
+    def release_host(self, name: str, instance: str) -> None:
+        with self._fleet_lock:
+            held = self._hosts.get(name)
+            if held is not None and held.instance == instance:
+                held.instance = None
+
+    def hosts(self) -> list[HostReport]:
+        with self._fleet_lock:
+            return [
+                HostReport(
+                    name,
+                    held.role,
+                    held.last_report_at,
+                    held.sample,
+                    held.process if held.instance is not None else None,
+                )
+                for name, held in sorted(self._hosts.items())
+            ]
+
+
+class InMemoryClaimStore(InMemoryFleetStore):
+    """A dict-based `ClaimStore` (and `FleetStore`) for unit tests, held to `SqlClaimStore`'s contract.
 
     tests/storage/test_claim_store.py runs the same tests against both, so behaviour the core relies on
     (conflicts naming the holder, conditional updates, outbox rows, window edges, UTC times) cannot drift.
     One lock makes each method atomic, as one transaction is in the real store.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, process: ProcessIdentity = THIS_PROCESS, pid_alive: Callable[[int], bool] | None = None
+    ) -> None:
+        super().__init__(process=process, pid_alive=pid_alive)
         self._lock = threading.RLock()  # lease_notices reuses pending_notices under the lock
         self._gpus: dict[tuple[str, str], tuple[Gpu, bool]] = {}
         self._claims: dict[int, Claim] = {}

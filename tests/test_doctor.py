@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from gpubot.cli import main
+from gpubot.core.models import HostRole, ProcessIdentity
 from gpubot.host.doctor import Outcome, all_passed, render, run_checks
 from gpubot.standin import SlackStandin
+from gpubot.storage.claim_store import SqlClaimStore
+from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
 from gpubot.storage.tables import SCHEMA_REVISION
+from tests.fakes import FakeClock
 
 ADMIN = "U0ADMIN"
 FAKE_GPUS = {
@@ -69,6 +74,8 @@ def test_all_good_is_one_passing_line_per_check(slack, tmp_path, database):
         "database",
         "telemetry",
         "process owners",
+        "host name",
+        "fleet",
         "bot token",
         "app token",
         "Home tab",
@@ -82,7 +89,7 @@ def test_all_good_is_one_passing_line_per_check(slack, tmp_path, database):
     published = slack.wait_for_call("views.publish")
     assert published.params["user_id"] == ADMIN and published.params["view"]["type"] == "home"
     assert slack.wait_for_call("chat.postMessage").response["channel"] == "D" + ADMIN
-    assert render(results).endswith("All 9 checks passed: gpubot is ready.")
+    assert render(results).endswith("All 11 checks passed: gpubot is ready.")
 
 
 def test_the_cli_prints_the_report_and_exits_0_only_when_all_pass(slack, tmp_path, database, monkeypatch, capsys):
@@ -90,7 +97,7 @@ def test_the_cli_prints_the_report_and_exits_0_only_when_all_pass(slack, tmp_pat
         monkeypatch.setenv(key, value)
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert out.count("✓ ") == 9 and "✗" not in out
+    assert out.count("✓ ") == 11 and "✗" not in out
 
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked")
     assert main(["doctor"]) == 1
@@ -196,7 +203,7 @@ def test_unparseable_settings_skip_the_rest(slack, tmp_path, database):
     # Where process owners come from needs no settings: it is still checked.
     assert [result.outcome for result in results] == [Outcome.PASSED, Outcome.FAILED] + [Outcome.SKIPPED] * 2 + [
         Outcome.PASSED
-    ] + [Outcome.SKIPPED] * 4
+    ] + [Outcome.SKIPPED] * 6
     assert "GPUBOT_MIN_DURATION" in results[1].detail
 
 
@@ -252,7 +259,7 @@ def test_in_a_container_of_its_own_the_owners_are_a_warning_with_its_fix(slack, 
     assert all_passed(results), render(results)  # a warning is not a failure: gpubot runs
     report = render(results)
     assert "! process owners: gpubot runs in a PID namespace of its own" in report
-    assert report.endswith("All 9 checks passed, 1 with a warning: gpubot is ready.")
+    assert report.endswith("All 11 checks passed, 1 with a warning: gpubot is ready.")
 
 
 def test_on_the_host_the_owners_pass(slack, tmp_path, database):
@@ -269,3 +276,77 @@ def test_a_pid_namespace_that_cannot_be_read_is_a_warning(slack, tmp_path, datab
     owners = by_name(run_checks(env, proc_root=fake_proc(tmp_path, None)))["process owners"]
 
     assert owners.outcome is Outcome.WARNED and "cannot tell" in owners.detail
+
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+THIS_MACHINE = ProcessIdentity(machine="box", pid=4000, boot_id="boot-1")
+OTHER_MACHINE = ProcessIdentity(machine="twin", pid=5000, boot_id="boot-2")
+
+
+@pytest.fixture
+def fleet_database(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    upgrade_to_head(url)
+    return url
+
+
+def register(url: str, name: str, process: ProcessIdentity, at: datetime, role: HostRole = HostRole.AGENT) -> None:
+    engine = make_engine(url)
+    try:
+        store = SqlClaimStore(engine, process=process)
+        store.register_host(name, role, f"instance-{name}", str(process), at, timedelta(seconds=30))
+    finally:
+        engine.dispose()
+
+
+def fleet_checks(slack, tmp_path, url: str, alive: frozenset[int] = frozenset(), **overrides: str):
+    results = run_checks(
+        environment(slack, tmp_path, url, SLACK_BOT_TOKEN="", SLACK_APP_TOKEN="", **overrides),
+        clock=FakeClock(NOW),
+        process=THIS_MACHINE,
+        is_alive=lambda pid: pid in alive,
+    )
+    return by_name(results)
+
+
+def test_a_host_name_held_by_another_live_machine_fails_with_its_fix(slack, tmp_path, fleet_database):
+    register(fleet_database, "gpu-box-1", OTHER_MACHINE, NOW - timedelta(seconds=5))
+    found = fleet_checks(slack, tmp_path, fleet_database)["host name"]
+    assert found.outcome is Outcome.FAILED
+    assert "gpu-box-1 is held by pid 5000 on machine twin" in found.detail and "last report 5s ago" in found.detail
+    assert "GPUBOT_HOST_NAME" in (found.fix or "")
+
+
+@pytest.mark.parametrize(
+    ("holder", "at", "alive", "said"),
+    [
+        (None, None, frozenset(), "not in the database yet"),
+        (THIS_MACHINE, NOW - timedelta(seconds=2), frozenset({4000}), "reported for by pid 4000 on machine box, this"),
+        (THIS_MACHINE, NOW - timedelta(seconds=2), frozenset(), "whose process is gone: the next start takes it"),
+        (OTHER_MACHINE, NOW - timedelta(minutes=5), frozenset(), "silent for longer than 30s"),
+    ],
+)
+def test_a_host_name_this_machine_may_use_passes_saying_who_holds_it(
+    slack, tmp_path, fleet_database, holder, at, alive, said
+):
+    if holder is not None:
+        register(fleet_database, "gpu-box-1", holder, at)
+    found = fleet_checks(slack, tmp_path, fleet_database, alive)["host name"]
+    assert found.outcome is Outcome.PASSED and said in found.detail, found.detail
+
+
+def test_the_other_hosts_last_reports_and_a_silent_one_as_a_warning(slack, tmp_path, fleet_database):
+    register(fleet_database, "gpu-b", OTHER_MACHINE, NOW - timedelta(seconds=3))
+    register(fleet_database, "gpu-c", OTHER_MACHINE, NOW - timedelta(hours=1), role=HostRole.SERVE)
+    found = fleet_checks(slack, tmp_path, fleet_database)["fleet"]
+    assert found.outcome is Outcome.WARNED
+    assert found.detail == (
+        "2 other hosts: gpu-b (agent, last report 3s ago), gpu-c (serve, offline since 2026-11-26 12:00 CET)"
+    )
+    assert "gpu-c" in (found.fix or "")
+
+
+def test_a_serve_host_without_gpus_passes_and_registers_no_name(slack, tmp_path, fleet_database):
+    found = fleet_checks(slack, tmp_path, fleet_database, GPUBOT_GPU_BACKEND="none")
+    assert found["telemetry"].outcome is Outcome.PASSED and "no GPUs" in found["telemetry"].detail
+    assert found["host name"].outcome is Outcome.PASSED and found["fleet"].outcome is Outcome.PASSED

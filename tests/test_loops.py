@@ -97,3 +97,14 @@ def test_the_telemetry_job_survives_a_database_error_and_samples_after_it_clears
     assert sampler.latest is not None
     assert health.healthy(now_s())
     assert [record.levelname for record in caplog.records] == ["ERROR", "INFO"]
+
+
+def test_the_sampler_reports_every_read_and_a_failed_one_as_none(tmp_path):
+    gpus = tmp_path / "gpus.json"
+    gpus.write_text('{"hostname": "box", "gpus": [{"index": 0, "uuid": "GPU-0"}]}')
+    reported: list[HostSample | None] = []
+    sampler = TelemetrySampler(FakeTelemetry(gpus), lambda sample: None, reported.append)
+    first = sampler.sample_once()
+    gpus.write_text("not json")
+    assert sampler.sample_once() is None
+    assert reported == [first, None] and first is not None and first.gpus[0].uuid == "GPU-0"

@@ -19,6 +19,25 @@ def test_defaults():
     assert settings.default_duration == timedelta(hours=2)
     assert settings.warn_before == timedelta(minutes=15)
     assert settings.admins == frozenset()
+    # The host is named by its telemetry (the short hostname) unless GPUBOT_HOST_NAME says otherwise.
+    assert settings.host_name is None and settings.host_timeout == timedelta(seconds=30)
+
+
+def test_the_fleet_settings():
+    settings = Settings.from_env(
+        {"GPUBOT_HOST_NAME": "gpu-a.lab_2", "GPUBOT_HOST_TIMEOUT": "1m", "GPUBOT_GPU_BACKEND": "none"},
+        require_tokens=False,
+    )
+    assert (settings.host_name, settings.host_timeout, settings.gpu_backend) == (
+        "gpu-a.lab_2",
+        timedelta(minutes=1),
+        "none",
+    )
+
+
+def test_a_long_telemetry_interval_stretches_the_default_host_timeout():
+    settings = Settings.from_env({**TOKENS, "GPUBOT_TELEMETRY_INTERVAL": "1m"})
+    assert settings.host_timeout == timedelta(minutes=2)
 
 
 def test_systemd_state_directory_and_overrides():
@@ -55,6 +74,14 @@ def test_systemd_state_directory_and_overrides():
         ({**TOKENS, "GPUBOT_LOG_LEVEL": "LOUD"}, "GPUBOT_LOG_LEVEL"),
         ({**TOKENS, "GPUBOT_SLACK_API_URL": "slack.com"}, "GPUBOT_SLACK_API_URL"),
         ({**TOKENS, "GPUBOT_HIGH_LOAD_PCT": "120"}, "GPUBOT_HIGH_LOAD_PCT"),
+        # A colon would make `HOST:0` ambiguous; a space or a comma could not be typed in a command.
+        ({**TOKENS, "GPUBOT_HOST_NAME": "gpu:a"}, "GPUBOT_HOST_NAME"),
+        ({**TOKENS, "GPUBOT_HOST_NAME": "gpu a"}, "GPUBOT_HOST_NAME"),
+        ({**TOKENS, "GPUBOT_HOST_NAME": "-gpu"}, "GPUBOT_HOST_NAME"),
+        ({**TOKENS, "GPUBOT_HOST_NAME": "g" * 64}, "GPUBOT_HOST_NAME"),
+        ({**TOKENS, "GPUBOT_HOST_TIMEOUT": "soon"}, "GPUBOT_HOST_TIMEOUT"),
+        # Shorter than two reports: a host would flicker offline, and its name be taken, between reports.
+        ({**TOKENS, "GPUBOT_HOST_TIMEOUT": "3s", "GPUBOT_TELEMETRY_INTERVAL": "2s"}, "GPUBOT_HOST_TIMEOUT"),
     ],
 )
 def test_each_bad_setting_names_its_variable(env, variable):

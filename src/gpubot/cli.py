@@ -30,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the Slack bot (Socket Mode) in the foreground until SIGTERM",
         description="Run the Slack bot over Socket Mode until SIGTERM or SIGINT. Settings come from the environment.",
     )
+    commands.add_parser(
+        "agent",
+        help="report this host's GPUs to the fleet's database until SIGTERM (no Slack tokens needed)",
+        description=(
+            "Run on a GPU host of a fleet that a `gpubot serve` elsewhere answers Slack for: register the host "
+            "name (GPUBOT_HOST_NAME, default the short hostname) in the shared database (GPUBOT_DATABASE_URL) "
+            "and report its GPUs every GPUBOT_TELEMETRY_INTERVAL until SIGTERM or SIGINT. Needs no Slack tokens."
+        ),
+    )
     db = commands.add_parser("db", help="manage the claims database", description="Manage the claims database.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_commands.add_parser(
@@ -95,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve,
+        "agent": _agent,
         "db": _db_upgrade,
         "doctor": _doctor,
         "status": _status,
@@ -118,6 +128,14 @@ def _serve(args: argparse.Namespace) -> int:
     from gpubot.daemon import serve as daemon  # Imported late: the host-only commands need no Slack libraries.
 
     return daemon.run(settings)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(os.environ, require_tokens=False)
+    configure_logging(settings.log_level)
+    from gpubot.daemon import agent  # Imported late, as serve is.
+
+    return agent.run(settings)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

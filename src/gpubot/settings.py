@@ -17,7 +17,7 @@ from gpubot.core.errors import CommandError, ConfigError
 from gpubot.core.load import LoadThresholds
 from gpubot.core.policy import ClaimPolicy
 
-GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake")
+GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake", "none")
 # Where the installed service (systemd/gpubot.service) takes its settings and keeps its state; the host
 # commands read the same (GPUBOT_ENV_FILE and GPUBOT_SERVICE_STATE_DIR override both, for tests).
 SERVICE_ENV_FILE = Path("/etc/gpubot/gpubot.env")
@@ -26,6 +26,8 @@ SERVICE_STATE_DIR = Path("/var/lib/gpubot")
 # the service's state directory.
 _DATABASE_LOCATORS = ("GPUBOT_DATABASE_URL", "GPUBOT_STATE_DIR", "STATE_DIRECTORY")
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+# A host name as people type it in `HOST:0`: a hostname's letters, digits, dots, hyphens and underscores.
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class Settings:
     log_level: int
     telemetry_interval: timedelta
     load_thresholds: LoadThresholds
+    # GPUBOT_HOST_NAME: the name this host has in the fleet; None: the machine's short hostname, as the
+    # telemetry backend names it (the fake backend's file may name one).
+    host_name: str | None
+    # A host silent for longer than this is offline, and another process may take its name.
+    host_timeout: timedelta
     # Set by systemd for Type=notify units (see systemd_notify.py); None when not run by systemd.
     notify_socket: str | None
     # WatchdogSec= as passed in $WATCHDOG_USEC (for this process only); None without a watchdog.
@@ -95,6 +102,14 @@ class Settings:
         fake_path = reader.optional_path("GPUBOT_FAKE_GPUS")
         if backend == "fake" and fake_path is None:
             raise ConfigError("GPUBOT_FAKE_GPUS", "the path of a JSON file of fake GPUs (GPUBOT_GPU_BACKEND=fake)")
+        telemetry_interval = reader.duration("GPUBOT_TELEMETRY_INTERVAL", "2s")
+        host_timeout = reader.duration("GPUBOT_HOST_TIMEOUT", "30s")
+        # A report a little late must not make a host look offline, nor let another process take its name. A
+        # long interval set before there were fleets stretches the default instead of stopping the service.
+        if host_timeout < 2 * telemetry_interval:
+            if reader.text("GPUBOT_HOST_TIMEOUT") is not None:
+                raise ConfigError("GPUBOT_HOST_TIMEOUT", "a duration at least twice GPUBOT_TELEMETRY_INTERVAL")
+            host_timeout = 2 * telemetry_interval
         active_pct = reader.percent("GPUBOT_ACTIVE_PCT", 10)
         high_load_pct = reader.percent("GPUBOT_HIGH_LOAD_PCT", 80)
         if active_pct > high_load_pct:
@@ -116,8 +131,10 @@ class Settings:
             admins=reader.admins(),
             timezone=reader.timezone(),
             log_level=reader.log_level(),
-            telemetry_interval=reader.duration("GPUBOT_TELEMETRY_INTERVAL", "2s"),
+            telemetry_interval=telemetry_interval,
             load_thresholds=LoadThresholds(active_pct=active_pct, high_load_pct=high_load_pct),
+            host_name=reader.host_name(),
+            host_timeout=host_timeout,
             notify_socket=reader.text("NOTIFY_SOCKET"),
             watchdog_interval=reader.watchdog_interval(),
         )
@@ -263,6 +280,14 @@ class _EnvReader:
             home = self.text("HOME") or str(Path.home())
             return Path(home) / ".local" / "state" / "gpubot"
         return Path(value).expanduser()
+
+    def host_name(self) -> str | None:
+        value = self.text("GPUBOT_HOST_NAME")
+        if value is not None and not _HOST_NAME.fullmatch(value):
+            raise ConfigError(
+                "GPUBOT_HOST_NAME", "a host name of letters, digits, '.', '-' and '_' (at most 63), such as gpu-a"
+            )
+        return value
 
     def optional_path(self, name: str) -> Path | None:
         value = self.text(name)

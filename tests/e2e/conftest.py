@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,41 @@ def reply_text(ack) -> str:
     """Everything a person would read in an ack's reply, as one string."""
     assert ack.payload is not None, "the app acked without a reply"
     return json.dumps(ack.payload, ensure_ascii=False)
+
+
+@dataclass
+class NotifySocket:
+    """The receiving end of sd_notify: every datagram, with when it arrived (time.perf_counter)."""
+
+    name: str
+    receiver: socket.socket
+    received: list[tuple[float, str]] = field(default_factory=list)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> tuple[float, str]:
+        """The first datagram (already received or arriving within `timeout`) matching `predicate`."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for arrived_at, message in self.received[seen:]:
+                if predicate(message):
+                    return arrived_at, message
+            seen = len(self.received)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching datagram in {timeout} s; got {[m for _, m in self.received]}")
+            self.receiver.settimeout(remaining)
+            try:
+                data = self.receiver.recv(4096)
+            except TimeoutError:
+                continue
+            self.received.append((time.perf_counter(), data.decode()))
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[NotifySocket]:
+    # Abstract, as systemd's own is: no path-length limit, nothing to clean up.
+    name = f"gpubot-test-{uuid.uuid4()}"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(b"\0" + name.encode())
+    yield NotifySocket("@" + name, receiver)
+    receiver.close()

@@ -42,10 +42,14 @@ def test_claims_survive_a_restart(slack, tmp_path):
 
 
 def test_two_daemons_starting_at_once_on_an_empty_database_both_come_up(slack, tmp_path):
-    env = daemon_env(slack, tmp_path)
+    # Two hosts of one fleet: two processes for one host name would be refused (tests/e2e/test_agent.py).
     processes = [
-        subprocess.Popen([sys.executable, "-m", "gpubot", "serve"], env=env, stderr=subprocess.DEVNULL)
-        for _ in range(2)
+        subprocess.Popen(
+            [sys.executable, "-m", "gpubot", "serve"],
+            env=daemon_env(slack, tmp_path, GPUBOT_HOST_NAME=name),
+            stderr=subprocess.DEVNULL,
+        )
+        for name in ("gpu-box-1", "gpu-box-2")
     ]
     try:
         # Both must be up (each connected once) before the signal, or one may still be importing,

@@ -335,3 +335,27 @@ def test_developer_cli_migrates_from_the_environment_url(sqlite_url: str) -> Non
         assert schema_differences(engine) == []
     finally:
         engine.dispose()
+
+
+def test_this_machines_claims_follow_it_to_its_short_hostname(empty_engine: Engine, monkeypatch) -> None:
+    # Claims were filed under socket.gethostname(), which may carry the domain; hosts are now named without it.
+    with empty_engine.connect() as connection, migration_lock(connection):
+        command.upgrade(alembic_config(connection), "0004_mig")
+    with empty_engine.begin() as connection:
+        for host in ("gpu-a.lab.example.org", "gpu-b.lab.example.org"):
+            connection.exec_driver_sql(
+                'INSERT INTO gpus (host, uuid, "index", present, last_seen_at) '
+                f"VALUES ('{host}', 'GPU-0', 0, 1, '2026-11-26 12:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO claims (host, gpu_uuid, gpu_index, user_id, purpose, started_at, ends_at, status) "
+                f"VALUES ('{host}', 'GPU-0', 0, 'U1', 'x', '2026-11-26 12:00:00', '2026-11-26 14:00:00', 'active')"
+            )
+    monkeypatch.setattr("socket.gethostname", lambda: "gpu-a.lab.example.org")
+
+    upgrade_to_head(empty_engine)
+
+    with empty_engine.connect() as connection:
+        for table in ("gpus", "claims"):
+            hosts = sorted(row[0] for row in connection.exec_driver_sql(f"SELECT host FROM {table}"))
+            assert hosts == ["gpu-a", "gpu-b.lab.example.org"], table  # another machine's rows are its own business

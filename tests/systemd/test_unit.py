@@ -1,4 +1,5 @@
-"""systemd/gpubot.service: systemd accepts it, it is hardened to "OK", and it matches what the code does."""
+"""systemd/gpubot.service and gpubot-agent.service: systemd accepts them, they are hardened to "OK", and they match
+what the code does."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from gpubot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "gpubot.service"
+AGENT_UNIT = ROOT / "systemd" / "gpubot-agent.service"
+UNITS = [UNIT, AGENT_UNIT]
 ENV_EXAMPLE = ROOT / "systemd" / "gpubot.env.example"
 README = (ROOT / "README.md").read_text()
 
@@ -41,28 +44,61 @@ def seconds(value: str) -> float:
 
 
 UNIT_DIRECTIVES = directives(UNIT.read_text())
+AGENT_DIRECTIVES = directives(AGENT_UNIT.read_text())
+# What the agent's unit may differ in: what it is, what it runs, and the Slack credentials it does without.
+AGENT_DIFFERS_IN = {"Description", "ExecStart", "LoadCredential"}
 
 
-def installable_copy(tmp_path: Path) -> Path:
+def installable_copy(tmp_path: Path, unit: Path = UNIT) -> Path:
     """The unit with ExecStart pointing at this checkout's gpubot: verify checks that the binary exists."""
     gpubot = Path(sys.executable).parent / "gpubot"
     assert gpubot.exists(), "the gpubot console script is not installed next to this Python"
-    text = re.sub(r"^ExecStart=\S+", f"ExecStart={gpubot}", UNIT.read_text(), flags=re.MULTILINE)
-    copy = tmp_path / "gpubot.service"
+    text = re.sub(r"^ExecStart=(\S+)/gpubot ", f"ExecStart={gpubot} ", unit.read_text(), flags=re.MULTILINE)
+    copy = tmp_path / unit.name
     copy.write_text(text)
     return copy
 
 
 @needs_systemd_analyze
-def test_systemd_analyze_verify_accepts_the_unit_silently(tmp_path):
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_systemd_analyze_verify_accepts_the_unit_silently(tmp_path, unit):
     result = subprocess.run(
-        ["systemd-analyze", "verify", str(installable_copy(tmp_path))],
+        ["systemd-analyze", "verify", str(installable_copy(tmp_path, unit))],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
     )
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@needs_systemd_analyze
+def test_the_agent_unit_is_rated_as_safe_as_the_serve_unit(tmp_path):
+    scores = []
+    for unit in UNITS:
+        result = subprocess.run(
+            ["systemd-analyze", "security", "--offline=yes", str(installable_copy(tmp_path, unit))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        match = re.search(rf"Overall exposure level for {re.escape(unit.name)}: (\d+\.\d+) OK", result.stdout)
+        assert match, result.stdout + result.stderr
+        scores.append(float(match[1]))
+    assert scores[1] <= scores[0]
+
+
+def test_the_agent_unit_is_hardened_exactly_like_the_serve_unit():
+    differing = {
+        key
+        for key in UNIT_DIRECTIVES.keys() | AGENT_DIRECTIVES.keys()
+        if UNIT_DIRECTIVES.get(key) != AGENT_DIRECTIVES.get(key)
+    }
+    assert differing == AGENT_DIFFERS_IN
+    assert AGENT_DIRECTIVES["ExecStart"] == [UNIT_DIRECTIVES["ExecStart"][0].replace(" serve", " agent")]
+    assert "LoadCredential" not in AGENT_DIRECTIVES  # an agent needs no Slack token
+    assert AGENT_DIRECTIVES["Type"] == ["notify"] and AGENT_DIRECTIVES["RestartPreventExitStatus"] == ["78"]
 
 
 @needs_systemd_analyze

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from gpubot.core.errors import TelemetryError
 from gpubot.core.models import GpuSample, ProcessSample
 from gpubot.telemetry.fake import FakeTelemetry
+from gpubot.telemetry.host_name import short_hostname
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "fake_gpus"
 
@@ -56,7 +56,7 @@ def test_one_gpu_lost_keeps_its_identity_and_nothing_else() -> None:
 def test_missing_fields_are_unknown_and_identity_is_derived() -> None:
     host = scenario("fields_missing.json").sample()
 
-    hostname = socket.gethostname()
+    hostname = short_hostname()
     assert host.hostname == hostname
     assert host.driver_version is None
     assert host.gpus == (

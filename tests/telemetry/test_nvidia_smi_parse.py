@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from gpubot.core.errors import TelemetryError
 from gpubot.core.models import GpuSample, HostSample
+from gpubot.telemetry.host_name import short_hostname
 from gpubot.telemetry.nvidia_smi import NvidiaSmiTelemetry, parse_nvidia_smi_xml
 
 # Real captures from real machines, copied from ../shared/fixtures so a bare clone tests them; see SOURCES.md.
@@ -289,7 +289,7 @@ def test_sample_runs_the_executable_and_adds_process_owners(tmp_path: Path) -> N
 
     host = NvidiaSmiTelemetry(executable, proc_root=proc).sample()
 
-    assert host.hostname == socket.gethostname()
+    assert host.hostname == short_hostname()
     assert host.driver_version == "515.105.01"
     owners = {process.pid: process.user for process in host.gpus[0].processes}
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from gpubot.core.errors import TelemetryError
 from gpubot.core.models import GpuSample, ProcessSample
+from gpubot.telemetry.host_name import short_hostname
 from gpubot.telemetry.nvidia_smi import parse_nvidia_smi_xml
 from gpubot.telemetry.nvml import NvmlTelemetry
 from tests.telemetry.nvml_driver import (
@@ -39,7 +39,7 @@ from tests.telemetry.nvml_driver import (
 )
 
 Simulate = Callable[[SimulatedDriver], SimulatedDriver]
-HOST = socket.gethostname()
+HOST = short_hostname()
 
 CARD_QUERIES = (
     "nvmlDeviceGetName",
@@ -690,7 +690,7 @@ def test_real_gpus_report_what_a_listing_needs(real_nvml: NvmlTelemetry) -> None
     first = real_nvml.sample()
     second = real_nvml.sample()
 
-    assert first.hostname == socket.gethostname()
+    assert first.hostname == short_hostname()
     assert first.driver_version
     assert first.gpus, "NVML initialised but found no GPU"
     # The same GPUs, in the same order, with the same identities, poll after poll.

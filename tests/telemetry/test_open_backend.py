@@ -133,3 +133,38 @@ def test_sample_once_reads_every_gpu_of_the_chosen_backend(tmp_path):
     )
     sample = sample_once(settings)
     assert sample.hostname == "box" and [gpu.uuid for gpu in sample.gpus] == ["GPU-0"]
+
+
+def test_every_backend_names_the_host_by_its_short_hostname(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, nvidia_smi: str, working_nvml: SimulatedDriver
+) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "gpu-a.lab.example.org")
+    fake = tmp_path / "gpus.json"
+    fake.write_text('{"gpus": []}')
+    for kind in ("fake", "nvidia-smi", "nvml", "none"):
+        telemetry = open_backend(kind, fake_gpus_path=fake, nvidia_smi=nvidia_smi)
+        try:
+            assert telemetry.sample().hostname == "gpu-a", kind
+        finally:
+            telemetry.close()
+
+
+def test_the_host_name_setting_names_every_sample(nvidia_smi: str) -> None:
+    for kind in ("fake", "nvidia-smi", "none"):
+        telemetry = open_backend(
+            kind, fake_gpus_path=SCENARIOS / "8xH100.json", nvidia_smi=nvidia_smi, host_name="node-17"
+        )
+        try:
+            assert telemetry.sample().hostname == "node-17", kind
+        finally:
+            telemetry.close()
+    # The fake's GPUs keep what the file says: only the host's name changes.
+    named = open_backend("fake", fake_gpus_path=SCENARIOS / "8xH100.json", host_name="node-17").sample()
+    assert named.gpus == open_backend("fake", fake_gpus_path=SCENARIOS / "8xH100.json").sample().gpus
+
+
+def test_none_is_a_host_without_gpus() -> None:
+    telemetry = open_backend("none", host_name="slack-only")
+    assert telemetry.backend_name == "none"
+    sample = telemetry.sample()
+    assert (sample.hostname, sample.driver_version, sample.gpus) == ("slack-only", None, ())

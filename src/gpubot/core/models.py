@@ -86,16 +86,39 @@ class HostRole(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class ProcessIdentity:
+    """A gpubot process as the fleet's registry knows it: its PID on which machine, in which boot of it.
+
+    `boot_id` tells two boots of one machine apart (a PID means nothing across a reboot); None where the
+    machine does not say.
+    """
+
+    machine: str
+    pid: int
+    boot_id: str | None = None
+
+    def __str__(self) -> str:
+        """How messages name it: `pid 812 on machine gpu-a`."""
+        return f"pid {self.pid} on machine {self.machine}"
+
+    def same_boot(self, other: ProcessIdentity) -> bool:
+        """Whether both run on one machine in one boot, so that one PID can be looked up for the other."""
+        return self.machine == other.machine and self.boot_id is not None and self.boot_id == other.boot_id
+
+
+@dataclass(frozen=True)
 class HostReport:
     """One host of the fleet as the database knows it: who reports for it, when last, and what.
 
-    `sample` is the latest telemetry it wrote (None: none yet, or a serve instance without GPUs).
+    `sample` is the latest telemetry it wrote (None: none yet, its telemetry failed, or a serve instance
+    without GPUs). `holder` is the process that holds the name now; None once it released it on a clean stop.
     """
 
     name: str
     role: HostRole
     last_report_at: datetime | None
     sample: HostSample | None = None
+    holder: ProcessIdentity | None = None
 
     def online(self, now: datetime, timeout: timedelta) -> bool:
         """Whether it reported within `timeout` of `now`: an offline host's GPUs cannot be newly claimed."""

@@ -9,7 +9,6 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import aiohttp
 from slack_bolt.authorization import AuthorizeResult
@@ -18,10 +17,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from gpubot.core.errors import ConfigError
+from gpubot.core.models import HostRole
 from gpubot.daemon import wiring
 from gpubot.daemon.health import Health
 from gpubot.daemon.jobs import start_jobs
+from gpubot.daemon.registration import HostRegistration
+from gpubot.daemon.sampler import warn_of_namespaces
 from gpubot.daemon.sd_notify import SystemdNotifier
+from gpubot.daemon.waiting import stopped_within, within
 from gpubot.daemon.watchdog import ServiceWatchdog, claim_counter
 from gpubot.settings import Settings
 from gpubot.slack.socket_mode import GuardedSocketModeHandler
@@ -29,11 +32,12 @@ from gpubot.slack.tasks import AfterAck
 from gpubot.slack.web_session import web_api_session
 from gpubot.storage.claim_store import SqlClaimStore
 from gpubot.storage.engine import make_engine
+from gpubot.storage.fleet_store import this_process
 from gpubot.storage.migrate import migrate_apart
 from gpubot.storage.pg_notify import start_listening
 from gpubot.storage.preflight import require_writable
+from gpubot.system_clock import SystemClock
 from gpubot.telemetry import open_configured
-from gpubot.telemetry.process_owner import PROC_ROOT, namespaces
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +127,23 @@ async def _serve_until_stopped(
     store = SqlClaimStore(engine, on_notice_queued=wake_sender, notifications=notifications)
     # The first sample names the host, which the claim rules need before anything else can start.
     first = await asyncio.to_thread(telemetry.sample)
-    claims = wiring.claims(settings, store, telemetry, first)
+    # The host name is this process's before its GPUs are written under it, and before Slack connects.
+    registration = None
+    if settings.gpu_backend != "none":  # a serve instance without GPUs is no host of the fleet
+        registration = HostRegistration(
+            store,
+            first.hostname,
+            HostRole.SERVE,
+            this_process(),
+            SystemClock(),
+            settings.host_timeout,
+            on_lost=lambda: loop.call_soon_threadsafe(stop.set),
+        )
+        if not await registration.take(stop):
+            return 0
+        stack.push_async_callback(registration.release)
+        await asyncio.to_thread(registration.report, first)
+    claims = wiring.claims(settings, store, telemetry, first, registration.report if registration else None)
     await asyncio.to_thread(claims.sampler.accept, first)
     claims.history.record(first, claims.clock.now())
 
@@ -151,7 +171,7 @@ async def _serve_until_stopped(
         web_client=AsyncWebClient(base_url=settings.slack_api_url),
         on_rejected=app_token_rejected,
     )
-    stack.push_async_callback(_within, handler.close_async, _CLOSE_TIMEOUT_S)
+    stack.push_async_callback(within, handler.close_async, _CLOSE_TIMEOUT_S)
     # Requests start work after their ack (a DM being updated, a Home tab being published): a moment to
     # finish before the connection closes.
     stack.push_async_callback(after_ack.drain, _DRAIN_TIMEOUT_S)
@@ -199,20 +219,10 @@ async def _serve_until_stopped(
     gc.freeze()
     await stop.wait()
     _raise_if_rejected(rejected)
+    if registration is not None and registration.lost is not None:
+        raise registration.lost
     logger.info("stopping")
     return 0
-
-
-def warn_of_namespaces(backend_name: str, proc_root: Path = PROC_ROOT) -> None:
-    """Log once, at start, when process owners read from /proc would be wrong here (a container).
-
-    Args:
-        backend_name: The telemetry backend in use; the fake one names owners itself.
-        proc_root: Where procfs is mounted (a temporary tree in tests).
-    """
-    warning = namespaces(proc_root).warning
-    if warning and backend_name != "fake":
-        logger.warning("%s", warning)
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
@@ -220,12 +230,6 @@ async def _cancel_and_wait(tasks: list[asyncio.Task[None]], timeout_s: float) ->
     for task in tasks:
         task.cancel()
     await asyncio.wait(tasks, timeout=timeout_s)
-
-
-async def _within(work: Callable[[], Awaitable[None]], timeout_s: float) -> None:
-    """Run `work`, giving up on it after `timeout_s`."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(work(), timeout_s)
 
 
 async def _identify(api: AsyncWebClient, stop: asyncio.Event) -> AuthorizeResult | None:
@@ -295,7 +299,7 @@ async def _call_slack(
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
             problem = str(error) or type(error).__name__
         logger.warning("Slack is unreachable (%s); trying again in %.0f s", problem, delay_s)
-        if await _stopped_within(stop, delay_s):
+        if await stopped_within(stop, delay_s):
             return None
         delay_s = min(delay_s * 2, _SLACK_RETRY_LONGEST_S)
 
@@ -332,13 +336,3 @@ async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     return False
-
-
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds` for `stop`; True when it was set."""
-    waiter = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=seconds)
-    finally:
-        waiter.cancel()
-    return stop.is_set()

@@ -57,11 +57,20 @@ class SlackSide:
     sender: NoticeSender
 
 
-def claims(settings: Settings, store: SqlClaimStore, telemetry: Telemetry, first: HostSample) -> Claims:
-    """The claim service for the host that `first` (the first sample) names, and the sampler that feeds it."""
+def claims(
+    settings: Settings,
+    store: SqlClaimStore,
+    telemetry: Telemetry,
+    first: HostSample,
+    report: Callable[[HostSample | None], object] | None = None,
+) -> Claims:
+    """The claim service for the host that `first` (the first sample) names, and the sampler that feeds it.
+
+    `report` is called with each later sample, in the sampler's thread: the host's report to the fleet.
+    """
     clock = SystemClock()
     service = ClaimService(store, clock, settings.claim_policy(), host=first.hostname)
-    sampler = TelemetrySampler(telemetry, service.sync_inventory)
+    sampler = TelemetrySampler(telemetry, service.sync_inventory, report)
     return Claims(store, clock, service, sampler, UtilizationHistory())
 
 

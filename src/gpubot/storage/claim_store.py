@@ -7,7 +7,8 @@ concurrent claims, and every state change is a conditional ``UPDATE ... WHERE st
 change applies at most once.
 
 The hot reads (GPUs, active claims) are answered from the read snapshot (`storage/snapshot.py`); the
-transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`.
+transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`, the
+fleet's hosts' in `storage/fleet_store.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
 from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
 from gpubot.storage import rows, tables
+from gpubot.storage.fleet_store import FleetTransactions
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
 from gpubot.storage.transactions import Write
@@ -34,8 +36,8 @@ _CREATE_ATTEMPTS = 3
 _GPU_COLUMNS_SYNCED = ("index", "name", "present", "last_seen_at", "mig_index", "parent_uuid", "mig_profile")
 
 
-class SqlClaimStore(OutboxTransactions):
-    """Claims, their audit log and the DM outbox in a SQL database migrated to head.
+class SqlClaimStore(OutboxTransactions, FleetTransactions):
+    """Claims, their audit log, the DM outbox and the fleet's hosts in a SQL database migrated to head.
 
     Args:
         engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
@@ -43,6 +45,8 @@ class SqlClaimStore(OutboxTransactions):
             so the sender can deliver it at once instead of at its next poll.
         notifications: PostgreSQL only: a started `PgNotifications` on the same database, which keeps the
             read snapshot current (LISTEN/NOTIFY); without one, every read there goes to the database.
+        process: the process registering host names (see `FleetTransactions`); default this one.
+        pid_alive: whether a PID of this machine runs; tests replace it.
 
     Raises:
         ValueError: the engine's database is neither SQLite nor PostgreSQL, or `notifications` is given for

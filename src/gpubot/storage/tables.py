@@ -32,7 +32,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0004_mig"
+SCHEMA_REVISION = "0005_hosts"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -187,4 +187,29 @@ outbox = Table(
     # The delivery loop's query: unsent notices whose next attempt is due.
     Index("ix_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
     Index("ix_outbox_claim_id", "claim_id"),
+)
+
+# One host of the fleet (0005): the process that reports for its name, and its latest telemetry. A name has
+# one live reporter at a time: `instance` is that process's token (NULL once it released the name), and
+# only its reports are accepted until it releases the name or goes silent longer than the host time-out.
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("instance", String(64)),
+    # Who it is, for the message another process gets ("pid 812 on machine gpu-a").
+    Column("holder", String(255), nullable=False),
+    # The same as data: a process on the same machine, in the same boot, may look its PID up.
+    Column("machine", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("boot_id", String(64)),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("last_report_at", UtcDateTime(), nullable=False),
+    # When `sample` was read; the sample is NULL while its telemetry fails (and before the first).
+    Column("sampled_at", UtcDateTime()),
+    Column("driver_version", String(64)),
+    # The latest `HostSample` as compact JSON (storage/sample_json.py).
+    Column("sample", Text),
+    CheckConstraint("role IN ('serve', 'agent')", name="role"),
 )

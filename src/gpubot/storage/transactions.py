@@ -12,7 +12,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from gpubot.core.errors import StoreBusy
 from gpubot.core.models import Claim, Gpu
 from gpubot.storage import rows, tables
-from gpubot.storage.change_signal import change_signal, notify_claims
+from gpubot.storage.change_signal import change_signal, notify_claims, notify_telemetry
 from gpubot.storage.db_errors import as_store_errors
 from gpubot.storage.engine import BUSY_TIMEOUT_MS, read_only
 from gpubot.storage.fifo_lock import FifoLock
@@ -47,6 +47,11 @@ class Write:
             elif table is None or table is tables.claims or table is tables.gpus:
                 self._reload = True  # the snapshot's data, changed in a way only a reload can see
         return self._connection.execute(statement, parameters)
+
+    def telemetry_written(self) -> None:
+        """Say this transaction wrote a host's sample: PostgreSQL listeners of the telemetry channel hear it."""
+        if self._connection.dialect.name == "postgresql":
+            notify_telemetry(self._connection)
 
     def claims(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Claim]:
         """Run a statement that writes claims and returns every column of each (``RETURNING``).

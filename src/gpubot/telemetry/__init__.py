@@ -1,7 +1,8 @@
 """GPU telemetry adapters behind `gpubot.core.ports.Telemetry`: NVML, nvidia-smi and a JSON fake.
 
 `open_backend` picks one. NVML is imported only when asked for, so the `fake` and `nvidia-smi` backends
-work on hosts without the NVML binding or library.
+work on hosts without the NVML binding or library. Every backend names the host by its short hostname
+(GPUBOT_HOST_NAME overrides it); `none` is a host without GPUs.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from gpubot.core.errors import NoGpuBackend, TelemetryError
 from gpubot.core.models import HostSample
 from gpubot.core.ports import Telemetry
 from gpubot.telemetry.fake import FakeTelemetry
+from gpubot.telemetry.host_name import NamedTelemetry, NoGpus, short_hostname
 from gpubot.telemetry.nvidia_smi import NvidiaSmiTelemetry
 
-BACKEND_KINDS = ("auto", "nvml", "nvidia-smi", "fake")
+BACKEND_KINDS = ("auto", "nvml", "nvidia-smi", "fake", "none")
 
 __all__ = [
     "BACKEND_KINDS",
@@ -47,6 +49,11 @@ class BackendChoice(Protocol):
         """The nvidia-smi executable the nvidia-smi backend runs."""
         ...
 
+    @property
+    def host_name(self) -> str | None:
+        """The name samples give the host (GPUBOT_HOST_NAME); None: the backend's own (the short hostname)."""
+        ...
+
 
 def open_configured(choice: BackendChoice) -> Telemetry:
     """Open the backend the settings choose: the daemon, `gpubot doctor` and the host commands all do.
@@ -54,17 +61,26 @@ def open_configured(choice: BackendChoice) -> Telemetry:
     Raises:
         NoGpuBackend: see `open_backend`.
     """
-    return open_backend(choice.gpu_backend, fake_gpus_path=choice.fake_gpus_path, nvidia_smi=choice.nvidia_smi)
+    return open_backend(
+        choice.gpu_backend,
+        fake_gpus_path=choice.fake_gpus_path,
+        nvidia_smi=choice.nvidia_smi,
+        host_name=choice.host_name,
+    )
 
 
-def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi") -> Telemetry:
+def open_backend(
+    kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: str = "nvidia-smi", host_name: str | None = None
+) -> Telemetry:
     """Open the telemetry backend `kind` (GPUBOT_GPU_BACKEND).
 
     Args:
-        kind: `auto` (NVML if it initialises, else nvidia-smi if it is installed), `nvml`, `nvidia-smi`
-            or `fake`.
+        kind: `auto` (NVML if it initialises, else nvidia-smi if it is installed), `nvml`, `nvidia-smi`,
+            `fake`, or `none` (no GPUs: every sample is empty).
         fake_gpus_path: The JSON file the `fake` backend reads (GPUBOT_FAKE_GPUS).
         nvidia_smi: Name or path of the nvidia-smi executable (GPUBOT_NVIDIA_SMI).
+        host_name: The name its samples give the host (GPUBOT_HOST_NAME); None: the machine's short
+            hostname (the fake backend's file may name one).
 
     Returns:
         A backend ready to sample; the caller closes it.
@@ -73,13 +89,16 @@ def open_backend(kind: str, *, fake_gpus_path: Path | None = None, nvidia_smi: s
         NoGpuBackend: the kind is unknown, or the backend asked for (any backend, for `auto`) is
             unavailable; the message says what failed and which settings choose another.
     """
+    if kind == "none":
+        return NoGpus(host_name or short_hostname())
     try:
-        return _open(kind, fake_gpus_path, nvidia_smi)
+        backend = _open(kind, fake_gpus_path, nvidia_smi)
     except NoGpuBackend:
         raise
     except TelemetryError as error:
         # Restarting cannot make a backend appear: the CLI exits 78 on this, so systemd does not loop.
         raise NoGpuBackend(error.message) from error
+    return backend if host_name is None else NamedTelemetry(backend, host_name)
 
 
 def _open(kind: str, fake_gpus_path: Path | None, nvidia_smi: str) -> Telemetry:

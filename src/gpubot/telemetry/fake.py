@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gpubot.core.errors import TelemetryError
 from gpubot.core.models import GpuSample, HostSample, ProcessSample
+from gpubot.telemetry.host_name import short_hostname
 
 
 class FakeTelemetry:
@@ -56,7 +56,7 @@ class FakeTelemetry:
             TelemetryError: the file is missing, unreadable, not JSON, or not shaped like a host.
         """
         document = self._load()
-        hostname = _str(document.get("hostname")) or socket.gethostname()
+        hostname = _str(document.get("hostname")) or short_hostname()
         gpus_field = document.get("gpus")
         if not isinstance(gpus_field, list):
             raise TelemetryError(f'Fake GPU file {self.path}: expected a "gpus" list.')

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 import subprocess
 from pathlib import Path
 
 from gpubot.core.errors import TelemetryError
 from gpubot.core.models import HostSample
+from gpubot.telemetry.host_name import short_hostname
 from gpubot.telemetry.nvidia_smi_xml import (
     MigListing,
     mig_layout,
@@ -60,7 +60,7 @@ class NvidiaSmiTelemetry:
         Raises:
             TelemetryError: the executable is missing, hangs, fails, or prints something that is not its XML.
         """
-        host = parse_nvidia_smi_xml(self._run("-q", "-x"), hostname=socket.gethostname())
+        host = parse_nvidia_smi_xml(self._run("-q", "-x"), hostname=short_hostname())
         if any(gpu.mig_index is not None for gpu in host.gpus):
             host = name_slices(host, self._mig_listing(mig_layout(host)))
         # In another PID namespace the host PIDs nvidia-smi reports name other processes here, or none.

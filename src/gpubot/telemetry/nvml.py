@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pynvml
 
 from gpubot.core.errors import TelemetryError
 from gpubot.core.models import GpuSample, HostSample, ProcessSample
+from gpubot.telemetry.host_name import short_hostname
 from gpubot.telemetry.nvml_processes import (
     MalformedProcessList,
     ProcessInfoV1,
@@ -111,7 +111,7 @@ class NvmlTelemetry:
             TelemetryError: the NVML library is missing or does not initialise (no driver, no GPU).
         """
         self._proc_root = proc_root
-        self._hostname = socket.gethostname()
+        self._hostname = short_hostname()
         self._logged: set[tuple[str, str, object]] = set()
         self._listings: dict[str, tuple[Callable[..., int], type[Any]]] = {}
         self._closed = False
