@@ -8,6 +8,7 @@ from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.service import ClaimService
+from gpubot.core.slack_events import SlackEvents
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.tasks import AfterAck
@@ -35,11 +36,12 @@ def test_a_rate_limited_home_publish_is_retried_once_not_dropped_nor_piled_up():
     service.sync_inventory(SAMPLE)
     client = RateLimitedViews(limited=2)
     after_ack = AfterAck()
-    gateway = ServiceGateway(service, lambda: SAMPLE, names=None)  # it makes no change, so learns no names
+    # It makes no change, so learns no names.
+    gateway = ServiceGateway(service, lambda: SAMPLE, names=None, events=SlackEvents(store, clock))
     home = HomeTab(gateway, client, UtilizationHistory(), ZoneInfo("UTC"), LoadThresholds(), after_ack)
 
     async def main():
-        home.opened("U1")
+        home.opened("U1", "Ev1")
         home.refresh_each(["U1"])  # queued behind the first: the same publish
         for _ in range(100):
             await asyncio.sleep(0.01)

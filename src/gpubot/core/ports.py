@@ -57,6 +57,34 @@ class PeopleStore(Protocol):
         ...
 
 
+class SlackEventStore(Protocol):
+    """Slack's events as every daemon on the database sees them: which were handled, and whose Home tab is open."""
+
+    def home_opened(
+        self, user_id: str, event_id: str | None, now: datetime, forget_before: datetime | None = None
+    ) -> bool:
+        """Record that the person opened their Home tab, unless this event was recorded already (Slack's retry).
+
+        Args:
+            user_id: who opened it.
+            event_id: Slack's id of the event, repeated on each retry; None: it cannot be told from a retry.
+            now: when.
+            forget_before: also forget, in the same transaction, the events handled and the Home tabs last
+                opened before this.
+
+        Returns:
+            True when this call recorded it; False when the event was handled already, by any daemon.
+
+        Raises:
+            StoreBusy: the database stayed locked.
+        """
+        ...
+
+    def home_viewers(self, user_ids: Collection[str], since: datetime) -> set[str]:
+        """Those of these people who opened their Home tab at or after `since`."""
+        ...
+
+
 class ClaimStore(Protocol):
     """Durable claims, their audit log and the DM outbox.
 

@@ -25,9 +25,9 @@ _PUBLISHES_IN_FLIGHT = 4
 class HomeTab:
     """Publishes Home views with `views.publish`, at most one in flight per person.
 
-    Only people who have opened the Home tab since start-up get republished after a change: no call is
-    spent on a view nobody looks at, and no telemetry tick republishes anything (views.publish is rate
-    limited per workspace).
+    Only people who opened their Home tab lately (through any daemon: the database says who) get
+    republished after a change, and only once per change: no call is spent on a view nobody looks at, and
+    no telemetry tick republishes anything (views.publish is rate limited per workspace).
     """
 
     def __init__(
@@ -45,7 +45,6 @@ class HomeTab:
         self._timezone = timezone
         self._thresholds = thresholds
         self._after_ack = after_ack
-        self._viewers: set[str] = set()
         # Loop time before which no views.publish goes out (Slack's Retry-After after a 429).
         self._limited_until_s = 0.0
         self._pending: dict[str, Message | None] = {}
@@ -55,26 +54,34 @@ class HomeTab:
         # turn comes.
         self._publishing = asyncio.Semaphore(_PUBLISHES_IN_FLIGHT)
 
-    def opened(self, user_id: str) -> None:
-        """The person opened the Home tab: publish it now."""
-        self._viewers.add(user_id)
-        self._refresh(user_id)
+    def opened(self, user_id: str, event_id: object) -> None:
+        """The person opened the Home tab: publish it, unless this event (Slack's `event_id`) was handled already."""
+        self._after_ack.spawn(self._opened(user_id, event_id), f"publishing the Home tab of {user_id}")
+
+    async def _opened(self, user_id: str, event_id: object) -> None:
+        # Recorded before the publish: Slack may hand its retry of this event to another daemon meanwhile.
+        if await self._gateway.home_opened(user_id, event_id):
+            self._refresh(user_id)
+
+    def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
+        """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
+        people = set(concerned) | ({acted} if acted is not None else set())
+        if people:
+            self._after_ack.spawn(self._refresh_viewers(people, acted, flash), "republishing Home tabs after a change")
+
+    async def _refresh_viewers(self, people: set[str], acted: str | None, flash: Message | None) -> None:
+        # Read when something changed, never on a command's path: the change already costs a publish.
+        for user_id in await self._gateway.home_viewers(people):
+            self._refresh(user_id, flash if user_id == acted else None)
 
     def _refresh(self, user_id: str, flash: Message | None = None) -> None:
-        """Republish the person's Home (if they have it open), showing `flash` at the top."""
-        if user_id not in self._viewers:
-            return
+        """Republish the person's Home, showing `flash` at the top."""
         if user_id in self._pending:
             # A publish is already queued: it will read the newest state; keep the newest flash.
             self._pending[user_id] = flash or self._pending[user_id]
             return
         self._pending[user_id] = flash
         self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id}")
-
-    def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
-        """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
-        for user_id in set(concerned) | ({acted} if acted is not None else set()):
-            self._refresh(user_id, flash if user_id == acted else None)
 
     async def _publish(self, user_id: str) -> None:
         async with self._publishing:

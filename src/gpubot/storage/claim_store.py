@@ -7,7 +7,8 @@ concurrent claims, and every state change is a conditional ``UPDATE ... WHERE st
 change applies at most once.
 
 The hot reads (GPUs, active claims) are answered from the read snapshot (`storage/snapshot.py`); the
-transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`.
+transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`, the
+Slack events' in `storage/slack_event_store.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Not
 from gpubot.storage import rows, tables
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
+from gpubot.storage.slack_event_store import SlackEventTransactions
 from gpubot.storage.transactions import Write
 
 # How often a claim that lost the unique-index race looks for the winner and, finding none (it ended in
@@ -33,8 +35,8 @@ _CREATE_ATTEMPTS = 3
 _GPU_COLUMNS_SYNCED = ("index", "name", "present", "last_seen_at", "mig_index", "parent_uuid", "mig_profile")
 
 
-class SqlClaimStore(OutboxTransactions):
-    """Claims, their audit log and the DM outbox in a SQL database migrated to head.
+class SqlClaimStore(OutboxTransactions, SlackEventTransactions):
+    """Claims, their audit log, the DM outbox and the Slack events handled, in a SQL database migrated to head.
 
     Args:
         engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.
