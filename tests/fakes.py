@@ -16,6 +16,7 @@ from gpubot.core.models import (
     ClaimStatus,
     EventKind,
     Gpu,
+    HomeOpen,
     NewClaim,
     Notice,
     NoticeKind,
@@ -339,20 +340,24 @@ class InMemoryClaimStore:
             self._people[person.user_id] = replace(person, updated_at=_utc(person.updated_at))
 
     def home_opened(
-        self, user_id: str, event_id: str | None, now: datetime, forget_before: datetime | None = None
-    ) -> bool:
+        self, opens: Sequence[HomeOpen], now: datetime, forget_before: datetime | None = None
+    ) -> list[bool]:
         _require_aware(now=now, **({} if forget_before is None else {"forget_before": forget_before}))
         with self._lock:
-            if event_id is not None:
-                if event_id in self._handled_events:
-                    return False
-                self._handled_events[event_id] = _utc(now)
-            self._home_viewers[user_id] = _utc(now)
+            new = []
+            for opened in opens:
+                if opened.event_id is not None:
+                    if opened.event_id in self._handled_events:
+                        new.append(False)
+                        continue
+                    self._handled_events[opened.event_id] = _utc(now)
+                self._home_viewers[opened.user_id] = _utc(now)
+                new.append(True)
             if forget_before is not None:
                 for kept in (self._handled_events, self._home_viewers):
                     for key in [key for key, at in kept.items() if at < forget_before]:
                         del kept[key]
-            return True
+            return new
 
     def home_viewers(self, user_ids: Collection[str], since: datetime) -> set[str]:
         _require_aware(since=since)

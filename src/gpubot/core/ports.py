@@ -11,6 +11,7 @@ from gpubot.core.models import (
     ClaimStatus,
     EventKind,
     Gpu,
+    HomeOpen,
     HostReport,
     HostRole,
     HostSample,
@@ -61,19 +62,19 @@ class SlackEventStore(Protocol):
     """Slack's events as every daemon on the database sees them: which were handled, and whose Home tab is open."""
 
     def home_opened(
-        self, user_id: str, event_id: str | None, now: datetime, forget_before: datetime | None = None
-    ) -> bool:
-        """Record that the person opened their Home tab, unless this event was recorded already (Slack's retry).
+        self, opens: Sequence[HomeOpen], now: datetime, forget_before: datetime | None = None
+    ) -> list[bool]:
+        """Record, in one transaction, that these people opened their Home tab, but no event twice (Slack's retries).
 
         Args:
-            user_id: who opened it.
-            event_id: Slack's id of the event, repeated on each retry; None: it cannot be told from a retry.
+            opens: who opened it, by which event; an event without an id cannot be told from a retry.
             now: when.
             forget_before: also forget, in the same transaction, the events handled and the Home tabs last
                 opened before this.
 
         Returns:
-            True when this call recorded it; False when the event was handled already, by any daemon.
+            For each of `opens`, in order: True when this call recorded it; False when its event was recorded
+            already, by any daemon, or earlier in `opens`.
 
         Raises:
             StoreBusy: the database stayed locked.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -181,13 +181,15 @@ class ServiceGateway:
 
     # -- The Home tabs, across daemons (after the ack) ----------------------------------------------------
 
-    async def home_opened(self, user_id: str, event_id: object) -> bool:
-        """Record that the person opened their Home tab; False when the event was handled already (by any daemon).
+    async def home_opened(self, opens: Sequence[tuple[str, object]]) -> list[str]:
+        """Record these Home tabs opened (person, Slack's event id), in one transaction: whose Home to publish.
+
+        Those whose event was handled already, by any daemon, are left out.
 
         Raises:
             GpubotError: the database stayed busy.
         """
-        return await self._call(_CHANGE_AFTER_ACK, self._events.home_opened, user_id, event_id)
+        return await self._call(_CHANGE_AFTER_ACK, self._events.home_opened, opens)
 
     async def home_viewers(self, user_ids: Collection[str]) -> frozenset[str]:
         """Those of these people whose Home tab is open, opened through any daemon."""

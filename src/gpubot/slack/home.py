@@ -45,6 +45,9 @@ class HomeTab:
         self._timezone = timezone
         self._thresholds = thresholds
         self._after_ack = after_ack
+        # Home opens (person, Slack's event id) waiting to be recorded, and whether a task is recording them.
+        self._opens: list[tuple[str, object]] = []
+        self._recording_opens = False
         # Loop time before which no views.publish goes out (Slack's Retry-After after a 429).
         self._limited_until_s = 0.0
         self._pending: dict[str, Message | None] = {}
@@ -56,12 +59,25 @@ class HomeTab:
 
     def opened(self, user_id: str, event_id: object) -> None:
         """The person opened the Home tab: publish it, unless this event (Slack's `event_id`) was handled already."""
-        self._after_ack.spawn(self._opened(user_id, event_id), f"publishing the Home tab of {user_id}")
+        self._opens.append((user_id, event_id))
+        if not self._recording_opens:
+            self._recording_opens = True
+            self._after_ack.spawn(self._record_opens(), "recording the Home tabs opened")
 
-    async def _opened(self, user_id: str, event_id: object) -> None:
-        # Recorded before the publish: Slack may hand its retry of this event to another daemon meanwhile.
-        if await self._gateway.home_opened(user_id, event_id):
-            self._refresh(user_id)
+    async def _record_opens(self) -> None:
+        # Recorded before the publish, since Slack may hand its retry of the event to another daemon meanwhile. One
+        # transaction records every open that arrived while the last one ran: a burst of opens costs a few writes,
+        # not one each queued behind the other.
+        try:
+            while self._opens:
+                opens, self._opens = self._opens, []
+                for user_id in await self._gateway.home_opened(opens):
+                    self._refresh(user_id)
+        finally:
+            self._recording_opens = False
+            if self._opens:  # the database failed this batch (logged): the next ones get their own try
+                self._recording_opens = True
+                self._after_ack.spawn(self._record_opens(), "recording the Home tabs opened")
 
     def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
         """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""

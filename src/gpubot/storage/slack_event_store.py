@@ -6,12 +6,13 @@ Every daemon on the database shares them: which one first records an event is de
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import Insert, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gpubot.core.models import HomeOpen
 from gpubot.storage import tables
 from gpubot.storage.rows import require_aware
 from gpubot.storage.tables import UtcDateTime
@@ -46,34 +47,45 @@ class SlackEventTransactions(SqlTransactions):
     """Home opens recorded once per Slack event, and whose Home tab is open (see `SqlTransactions` for Args)."""
 
     def home_opened(
-        self, user_id: str, event_id: str | None, now: datetime, forget_before: datetime | None = None
-    ) -> bool:
-        """Record that the person opened their Home tab, unless this event was recorded already (Slack's retry).
+        self, opens: Sequence[HomeOpen], now: datetime, forget_before: datetime | None = None
+    ) -> list[bool]:
+        """Record, in one transaction, that these people opened their Home tab, but no event twice (Slack's retries).
 
         Args:
-            user_id: who opened it.
-            event_id: Slack's id of the event; None: it cannot be told from a retry, so it is recorded.
+            opens: who opened it, by which event; an event without an id cannot be told from a retry.
             now: when.
             forget_before: also forget, in the same transaction, the events handled and the Home tabs last
                 opened before this.
 
         Returns:
-            True when this call recorded it; False when the event was recorded already, by any daemon.
+            For each of `opens`, in order: True when this call recorded it; False when its event was recorded
+            already, by any daemon, or earlier in `opens`.
 
         Raises:
             StoreBusy: the database stayed locked.
             ValueError: a time is naive.
         """
         require_aware(now=now, **({} if forget_before is None else {"forget_before": forget_before}))
+        if not opens:
+            return []
         first, opened = _STATEMENTS[self._engine.dialect.name]
+        # The first of a batch's deliveries of one event is the one that may count.
+        firsts = {o.event_id: i for i, o in reversed(list(enumerate(opens))) if o.event_id is not None}
         with self._writing() as write:
-            if event_id is not None and write.execute(first, {"event": event_id, "at": now}).first() is None:
-                return False
-            write.execute(opened, {"user": user_id, "at": now})
+            recorded: set[str] = set()
+            if firsts:
+                events = [{"event": event_id, "at": now} for event_id in firsts]
+                recorded = set(write.execute(first, events).scalars())
+            new = [
+                o.event_id is None or (o.event_id in recorded and firsts[o.event_id] == i) for i, o in enumerate(opens)
+            ]
+            viewers = dict.fromkeys(o.user_id for o, is_new in zip(opens, new, strict=True) if is_new)
+            if viewers:
+                write.execute(opened, [{"user": user_id, "at": now} for user_id in viewers])
             if forget_before is not None:
                 write.execute(delete(tables.handled_events).where(tables.handled_events.c.handled_at < forget_before))
                 write.execute(delete(tables.home_viewers).where(tables.home_viewers.c.opened_at < forget_before))
-        return True
+        return new
 
     def home_viewers(self, user_ids: Collection[str], since: datetime) -> set[str]:
         """Those of these people who opened their Home tab at or after `since`.
