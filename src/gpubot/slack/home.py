@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.core.errors import GpubotError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.slack import views
@@ -71,13 +72,15 @@ class HomeTab:
         try:
             while self._opens:
                 opens, self._opens = self._opens, []
-                for user_id in await self._gateway.home_opened(opens):
+                try:
+                    new = await self._gateway.home_opened(opens)
+                except GpubotError as error:  # the database stayed busy: these go unpublished, the next ones try
+                    logger.warning("could not record %d Home tab openings: %s", len(opens), error.message)
+                    continue
+                for user_id in new:
                     self._refresh(user_id)
         finally:
             self._recording_opens = False
-            if self._opens:  # the database failed this batch (logged): the next ones get their own try
-                self._recording_opens = True
-                self._after_ack.spawn(self._record_opens(), "recording the Home tabs opened")
 
     def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
         """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
