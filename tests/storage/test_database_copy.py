@@ -12,11 +12,12 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, select, text
 
-from gpubot.core.errors import CopyRefused, NoDatabase
+from gpubot.core.errors import CopyRefused, NoDatabase, StoreUnavailable
 from gpubot.core.models import (
     ClaimStatus,
     EventKind,
     Gpu,
+    HomeOpen,
     NewClaim,
     Notice,
     NoticeKind,
@@ -74,7 +75,7 @@ def populate(store: SqlClaimStore) -> None:
     store.abandon_notice(leased[2].id, NOW + timedelta(hours=2), "user_not_found", lease=leased[2].lease)
     store.save_person(Person("U_ANN", "Ann Example", NOW))
     store.save_person(Person("U_BOB", "Bob <!channel>", NOW))
-    store.home_opened("U_CAT", "Ev0001", NOW)
+    store.home_opened([HomeOpen("U_CAT", "Ev0001")], NOW)
 
 
 def every_row(engine: Engine) -> dict[str, list[dict[str, Any]]]:
@@ -215,3 +216,21 @@ def test_a_target_that_is_not_postgres_is_refused(source_url: str, target: str, 
 def test_a_source_that_is_not_sqlite_is_refused(postgres_engine: Engine, new_postgres: str) -> None:
     with pytest.raises(CopyRefused, match="not a SQLite file"):
         copy_database(postgres_engine.url.render_as_string(hide_password=False), new_postgres)
+
+
+def test_a_copy_that_fails_midway_leaves_no_row_behind(source_url: str, new_postgres: str) -> None:
+    # SQLite does not hold a name to its column's length; PostgreSQL refuses it, after the claims went in.
+    source = make_engine(source_url)
+    try:
+        SqlClaimStore(source).save_person(Person("U_LONG", "n" * 300, NOW))
+    finally:
+        source.dispose()
+
+    with pytest.raises(StoreUnavailable, match="nothing was copied"):
+        copy_database(source_url, new_postgres)
+
+    target = make_engine(new_postgres)
+    try:
+        assert all(rows == [] for rows in every_row(target).values())
+    finally:
+        target.dispose()
