@@ -17,6 +17,7 @@ from gpubot.core.models import (
     ClaimStatus,
     EventKind,
     Gpu,
+    HomeOpen,
     HostReport,
     HostRole,
     HostSample,
@@ -171,6 +172,8 @@ class InMemoryClaimStore(InMemoryFleetStore):
         self._events: list[ClaimEvent] = []
         self._outbox: dict[int, _OutboxRecord] = {}
         self._people: dict[str, Person] = {}
+        self._handled_events: dict[str, datetime] = {}
+        self._home_viewers: dict[str, datetime] = {}
         self._next_claim_id = 1
         self._next_notice_id = 1
 
@@ -421,6 +424,35 @@ class InMemoryClaimStore(InMemoryFleetStore):
         _require_aware(updated_at=person.updated_at)
         with self._lock:
             self._people[person.user_id] = replace(person, updated_at=_utc(person.updated_at))
+
+    def home_opened(
+        self, opens: Sequence[HomeOpen], now: datetime, forget_before: datetime | None = None
+    ) -> list[bool]:
+        _require_aware(now=now, **({} if forget_before is None else {"forget_before": forget_before}))
+        with self._lock:
+            new = []
+            for opened in opens:
+                if opened.event_id is not None:
+                    if opened.event_id in self._handled_events:
+                        new.append(False)
+                        continue
+                    self._handled_events[opened.event_id] = _utc(now)
+                self._home_viewers[opened.user_id] = _utc(now)
+                new.append(True)
+            if forget_before is not None:
+                for kept in (self._handled_events, self._home_viewers):
+                    for key in [key for key, at in kept.items() if at < forget_before]:
+                        del kept[key]
+            return new
+
+    def home_viewers(self, user_ids: Collection[str], since: datetime) -> set[str]:
+        _require_aware(since=since)
+        with self._lock:
+            return {
+                user_id
+                for user_id in user_ids
+                if user_id in self._home_viewers and self._home_viewers[user_id] >= since
+            }
 
     def _active(self, claim_id: int) -> Claim:
         claim = self._claims.get(claim_id)

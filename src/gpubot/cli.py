@@ -46,6 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the database or bring it to the latest schema",
         description="Create the database or migrate it to the latest schema (safe to run while serve runs).",
     )
+    copy = db_commands.add_parser(
+        "copy",
+        help="copy this host's SQLite database into a fleet's empty PostgreSQL database",
+        description=(
+            "Copy the SQLite database this host's service uses (claims, their history, the DM outbox, people) into "
+            "an empty PostgreSQL database, ids kept, migrating it to the latest schema first. Refuses a target that "
+            "holds any row, and a source not at the latest schema, changing nothing. Stop the service first."
+        ),
+    )
+    copy.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the PostgreSQL database, e.g. postgresql+psycopg://gpubot@db/gpubot (password from ~/.pgpass)",
+    )
     doctor = commands.add_parser(
         "doctor",
         help="check that this host is ready to run gpubot, with a fix for each problem",
@@ -105,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve,
         "agent": _agent,
-        "db": _db_upgrade,
+        "db": _db,
         "doctor": _doctor,
         "status": _status,
         "realtime": _realtime,
@@ -136,6 +151,17 @@ def _agent(args: argparse.Namespace) -> int:
     from gpubot.daemon import agent  # Imported late, as serve is.
 
     return agent.run(settings)
+
+
+def _db(args: argparse.Namespace) -> int:
+    return _db_copy(args) if args.db_command == "copy" else _db_upgrade(args)
+
+
+def _db_copy(args: argparse.Namespace) -> int:
+    from gpubot.host.db_copy import copy_to
+
+    print(f"gpubot: {copy_to(_host_settings(), args.to)}")
+    return 0
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

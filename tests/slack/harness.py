@@ -28,6 +28,7 @@ from gpubot.core.people import PeopleDirectory
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
+from gpubot.core.slack_events import SlackEvents
 from gpubot.slack.app import build_app
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.gateway import ServiceGateway
@@ -62,8 +63,10 @@ class InProcessApp:
         service_type: type[ClaimService] = ClaimService,
         policy: ClaimPolicy | None = None,
         sample: HostSample = SAMPLE,
+        store: Any = None,
     ) -> None:
-        self.store = InMemoryClaimStore()
+        # Several apps given one store are several daemons on one database.
+        self.store = InMemoryClaimStore() if store is None else store
         self.clock = FakeClock()
         self.service = service_type(self.store, self.clock, policy or ClaimPolicy(), "box")
         self.service.sync_inventory(sample)
@@ -71,7 +74,7 @@ class InProcessApp:
         self.after_ack = AfterAck()
         zone = ZoneInfo("UTC")
         names = SlackNames(PeopleDirectory(self.store, self.clock), client, self.after_ack)
-        self.gateway = ServiceGateway(self.service, lambda: sample, names)
+        self.gateway = ServiceGateway(self.service, lambda: sample, names, events=SlackEvents(self.store, self.clock))
         self.home = HomeTab(self.gateway, client, UtilizationHistory(), zone, LoadThresholds(), self.after_ack)
         dms = DirectMessages(client)
         interactions = Interactions(self.gateway, client, dms, self.home, names, zone)

@@ -12,6 +12,7 @@ from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostSample, ProcessSample
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.service import ClaimService
+from gpubot.core.slack_events import SlackEvents
 from gpubot.slack import gateway as gateway_module
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
@@ -47,10 +48,11 @@ class Home(HomeTab):
 
 
 def make_commands(store, sample=None):
-    service = ClaimService(store, FakeClock(), ClaimPolicy(), "box")
+    clock = FakeClock()
+    service = ClaimService(store, clock, ClaimPolicy(), "box")
     service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0", name="H100"),)))
     home = Home()
-    gateway = ServiceGateway(service, lambda: sample, Names())
+    gateway = ServiceGateway(service, lambda: sample, Names(), events=SlackEvents(store, clock))
     commands = SlashCommands(gateway, home, ZoneInfo("UTC"), LoadThresholds())
     return commands, home.refreshed
 

@@ -16,6 +16,7 @@ from gpubot.core.models import Gpu
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
+from gpubot.core.slack_events import SlackEvents
 from gpubot.slack import gateway as gateway_module
 from gpubot.slack.gateway import ServiceGateway
 from tests.fakes import FakeClock, InMemoryClaimStore
@@ -52,14 +53,15 @@ def answering(in_memory: bool) -> Iterator[bool]:
 
 
 def make(from_memory: bool | None = None) -> tuple[ServiceGateway, WatchedStore, Names]:
-    store = WatchedStore()
-    service = ClaimService(store, FakeClock(), ClaimPolicy(admins=frozenset({ADMIN})), "box")
+    store, clock = WatchedStore(), FakeClock()
+    service = ClaimService(store, clock, ClaimPolicy(admins=frozenset({ADMIN})), "box")
     service.sync_inventory(SAMPLE)
     names = Names()
+    events = SlackEvents(store, clock)
     if from_memory is None:
-        gateway = ServiceGateway(service, lambda: SAMPLE, names)
+        gateway = ServiceGateway(service, lambda: SAMPLE, names, events=events)
     else:
-        gateway = ServiceGateway(service, lambda: SAMPLE, names, lambda: answering(from_memory))
+        gateway = ServiceGateway(service, lambda: SAMPLE, names, lambda: answering(from_memory), events=events)
     return gateway, store, names
 
 
@@ -151,7 +153,9 @@ def test_the_claim_form_queues_its_confirmation_as_a_dm_and_the_command_does_not
 def test_due_work_concerns_the_holders_of_expired_claims_not_those_only_warned() -> None:
     _, store, names = make()  # its store and names, with a clock this test moves
     clock = FakeClock()
-    gateway = ServiceGateway(ClaimService(store, clock, ClaimPolicy(), "box"), lambda: SAMPLE, names)
+    gateway = ServiceGateway(
+        ClaimService(store, clock, ClaimPolicy(), "box"), lambda: SAMPLE, names, events=SlackEvents(store, clock)
+    )
 
     async def main() -> frozenset[str]:
         await gateway.claim("U1", GpuSelection(labels=("0",)), "short", timedelta(hours=1))

@@ -239,6 +239,10 @@ class StoreReplaced(StoreUnavailable):
         return f"database file {self.path} was {self.what}; restart gpubot"
 
 
+class CopyRefused(GpubotError):
+    """`gpubot db copy` will not copy: the source or the target is not what a copy needs; nothing was changed."""
+
+
 class TelemetryError(GpubotError):
     """A telemetry backend cannot sample at all (one bad GPU is not this: it is reported as lost)."""
 

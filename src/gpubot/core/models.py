@@ -256,3 +256,12 @@ class Person:
     user_id: str
     display_name: str
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HomeOpen:
+    """Someone opened their Home tab, as Slack's `app_home_opened` event said: `event_id` is repeated on each retry."""
+
+    user_id: str
+    # None: the event had no id that could be kept, so it cannot be told from a retry.
+    event_id: str | None

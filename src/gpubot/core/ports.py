@@ -11,6 +11,7 @@ from gpubot.core.models import (
     ClaimStatus,
     EventKind,
     Gpu,
+    HomeOpen,
     HostReport,
     HostRole,
     HostSample,
@@ -54,6 +55,34 @@ class PeopleStore(Protocol):
         Raises:
             StoreBusy: the database stayed locked.
         """
+        ...
+
+
+class SlackEventStore(Protocol):
+    """Slack's events as every daemon on the database sees them: which were handled, and whose Home tab is open."""
+
+    def home_opened(
+        self, opens: Sequence[HomeOpen], now: datetime, forget_before: datetime | None = None
+    ) -> list[bool]:
+        """Record, in one transaction, that these people opened their Home tab, but no event twice (Slack's retries).
+
+        Args:
+            opens: who opened it, by which event; an event without an id cannot be told from a retry.
+            now: when.
+            forget_before: also forget, in the same transaction, the events handled and the Home tabs last
+                opened before this.
+
+        Returns:
+            For each of `opens`, in order: True when this call recorded it; False when its event was recorded
+            already, by any daemon, or earlier in `opens`.
+
+        Raises:
+            StoreBusy: the database stayed locked.
+        """
+        ...
+
+    def home_viewers(self, user_ids: Collection[str], since: datetime) -> set[str]:
+        """Those of these people who opened their Home tab at or after `since`."""
         ...
 
 

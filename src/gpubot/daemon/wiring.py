@@ -21,6 +21,7 @@ from gpubot.core.outbox import Outbox
 from gpubot.core.people import PeopleDirectory
 from gpubot.core.ports import Telemetry
 from gpubot.core.service import ClaimService
+from gpubot.core.slack_events import SlackEvents
 from gpubot.daemon.sampler import TelemetrySampler
 from gpubot.settings import Settings
 from gpubot.slack.app import build_app
@@ -91,7 +92,10 @@ def slack_side(
     # Names for what cannot render a mention (the host CLI, the claim form's errors), kept in the database.
     names = SlackNames(PeopleDirectory(claims.store, claims.clock), api, after_ack)
     sampler = claims.sampler
-    gateway = ServiceGateway(claims.service, lambda: sampler.latest, names, claims.store.answering_from_memory)
+    events = SlackEvents(claims.store, claims.clock)
+    gateway = ServiceGateway(
+        claims.service, lambda: sampler.latest, names, claims.store.answering_from_memory, events=events
+    )
     home = HomeTab(gateway, api, claims.history, timezone, settings.load_thresholds, after_ack)
     interactions = Interactions(gateway, api, dms, home, names, timezone)
     commands = SlashCommands(gateway, home, timezone, settings.load_thresholds)

@@ -1,1 +1,1 @@
-"""The host commands (`gpubot status`, `claims`, `release --force`, `doctor`): the database, read directly."""
+"""The host commands (`gpubot status`, `claims`, `release --force`, `doctor`, `db copy`): the database, directly."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -56,7 +55,6 @@ def build_app(
         # Slack shows the person an error after 3 s. Raised instead, it reaches `on_error`, which acks it.
         raise_error_for_unhandled_request=True,
     )
-    seen_events = _RecentIds()
 
     @app.command(SLASH_COMMAND)
     async def on_gpu_command(ack: AsyncAck, command: dict[str, Any]) -> None:
@@ -71,9 +69,10 @@ def build_app(
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
-        # Slack retries an event it thinks went unanswered; the event id is the same on every attempt.
-        if event.get("tab") == "home" and seen_events.first_time(body.get("event_id")):
-            home.opened(event["user"])
+        # Slack retries an event it thinks went unanswered, to any daemon, with the same event id: the database
+        # tells a retry from a first delivery.
+        if event.get("tab") == "home":
+            home.opened(event["user"], body.get("event_id"))
 
     @app.action(actions.RELEASE_PATTERN)
     async def on_release(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -144,21 +143,3 @@ def _kind(body: Any) -> str:
     if isinstance(event, dict):
         return f"{event.get('type')!s:.40} event"
     return f"{body.get('type')!s:.40}"
-
-
-class _RecentIds:
-    """The last few thousand ids seen, to tell a retry from a first delivery."""
-
-    def __init__(self, keep: int = 4096) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._keep = keep
-
-    def first_time(self, event_id: str | None) -> bool:
-        if event_id is None:
-            return True
-        if event_id in self._ids:
-            return False
-        self._ids[event_id] = None
-        if len(self._ids) > self._keep:
-            self._ids.popitem(last=False)
-        return True

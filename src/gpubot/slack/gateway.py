@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from gpubot.core.service import (
     ExtendOutcome,
     ReleaseOutcome,
 )
+from gpubot.core.slack_events import SlackEvents
 from gpubot.slack.people import SlackNames
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ _READ_FOR_ACK = _Runs(reads_only=True, in_ack=True)
 _READ_AFTER_ACK = _Runs(reads_only=True, in_ack=False)
 _CHANGE_FOR_ACK = _Runs(reads_only=False, in_ack=True)
 _CHANGE_AFTER_ACK = _Runs(reads_only=False, in_ack=False)
+# A read of what the snapshot does not hold (whose Home tab is open): never from memory.
+_DATABASE_READ_AFTER_ACK = _Runs(reads_only=False, in_ack=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class ServiceGateway:
         names: learns people's names from Slack.
         from_memory: the store's `answering_from_memory`: a context in which, when it yields True, the
             service's reads make no database call that could wait. Without one, every call goes to a thread.
+        events: the Slack events handled and the Home tabs open, shared by every daemon on the database.
     """
 
     def __init__(
@@ -90,8 +94,11 @@ class ServiceGateway:
         latest_sample: Callable[[], HostSample | None],
         names: SlackNames,
         from_memory: Callable[[], AbstractContextManager[bool]] = _never_from_memory,
+        *,
+        events: SlackEvents,
     ) -> None:
         self._service = service
+        self._events = events
         self._latest_sample = latest_sample
         self._names = names
         self._from_memory = from_memory
@@ -171,6 +178,22 @@ class ServiceGateway:
         """Expire and warn what is due (the scheduler's tick); the holders of expired claims are concerned."""
         report = await self._call(_CHANGE_AFTER_ACK, self._service.process_due)
         return self._changed(report, [claim.user_id for claim in report.expired])
+
+    # -- The Home tabs, across daemons (after the ack) ----------------------------------------------------
+
+    async def home_opened(self, opens: Sequence[tuple[str, object]]) -> list[str]:
+        """Record these Home tabs opened (person, Slack's event id), in one transaction: whose Home to publish.
+
+        Those whose event was handled already, by any daemon, are left out.
+
+        Raises:
+            GpubotError: the database stayed busy.
+        """
+        return await self._call(_CHANGE_AFTER_ACK, self._events.home_opened, opens)
+
+    async def home_viewers(self, user_ids: Collection[str]) -> frozenset[str]:
+        """Those of these people whose Home tab is open, opened through any daemon."""
+        return await self._call(_DATABASE_READ_AFTER_ACK, self._events.home_viewers, user_ids)
 
     # -- The rule -----------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.core.errors import GpubotError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
 from gpubot.slack import views
@@ -25,9 +26,9 @@ _PUBLISHES_IN_FLIGHT = 4
 class HomeTab:
     """Publishes Home views with `views.publish`, at most one in flight per person.
 
-    Only people who have opened the Home tab since start-up get republished after a change: no call is
-    spent on a view nobody looks at, and no telemetry tick republishes anything (views.publish is rate
-    limited per workspace).
+    Only people who opened their Home tab lately (through any daemon: the database says who) get
+    republished after a change, and only once per change: no call is spent on a view nobody looks at, and
+    no telemetry tick republishes anything (views.publish is rate limited per workspace).
     """
 
     def __init__(
@@ -45,7 +46,9 @@ class HomeTab:
         self._timezone = timezone
         self._thresholds = thresholds
         self._after_ack = after_ack
-        self._viewers: set[str] = set()
+        # Home opens (person, Slack's event id) waiting to be recorded, and whether a task is recording them.
+        self._opens: list[tuple[str, object]] = []
+        self._recording_opens = False
         # Loop time before which no views.publish goes out (Slack's Retry-After after a 429).
         self._limited_until_s = 0.0
         self._pending: dict[str, Message | None] = {}
@@ -55,26 +58,49 @@ class HomeTab:
         # turn comes.
         self._publishing = asyncio.Semaphore(_PUBLISHES_IN_FLIGHT)
 
-    def opened(self, user_id: str) -> None:
-        """The person opened the Home tab: publish it now."""
-        self._viewers.add(user_id)
-        self._refresh(user_id)
+    def opened(self, user_id: str, event_id: object) -> None:
+        """The person opened the Home tab: publish it, unless this event (Slack's `event_id`) was handled already."""
+        self._opens.append((user_id, event_id))
+        if not self._recording_opens:
+            self._recording_opens = True
+            self._after_ack.spawn(self._record_opens(), "recording the Home tabs opened")
+
+    async def _record_opens(self) -> None:
+        # Recorded before the publish, since Slack may hand its retry of the event to another daemon meanwhile. One
+        # transaction records every open that arrived while the last one ran: a burst of opens costs a few writes,
+        # not one each queued behind the other.
+        try:
+            while self._opens:
+                opens, self._opens = self._opens, []
+                try:
+                    new = await self._gateway.home_opened(opens)
+                except GpubotError as error:  # the database stayed busy: these go unpublished, the next ones try
+                    logger.warning("could not record %d Home tab openings: %s", len(opens), error.message)
+                    continue
+                for user_id in new:
+                    self._refresh(user_id)
+        finally:
+            self._recording_opens = False
+
+    def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
+        """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
+        people = set(concerned) | ({acted} if acted is not None else set())
+        if people:
+            self._after_ack.spawn(self._refresh_viewers(people, acted, flash), "republishing Home tabs after a change")
+
+    async def _refresh_viewers(self, people: set[str], acted: str | None, flash: Message | None) -> None:
+        # Read when something changed, never on a command's path: the change already costs a publish.
+        for user_id in await self._gateway.home_viewers(people):
+            self._refresh(user_id, flash if user_id == acted else None)
 
     def _refresh(self, user_id: str, flash: Message | None = None) -> None:
-        """Republish the person's Home (if they have it open), showing `flash` at the top."""
-        if user_id not in self._viewers:
-            return
+        """Republish the person's Home, showing `flash` at the top."""
         if user_id in self._pending:
             # A publish is already queued: it will read the newest state; keep the newest flash.
             self._pending[user_id] = flash or self._pending[user_id]
             return
         self._pending[user_id] = flash
         self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id}")
-
-    def refresh_each(self, concerned: Iterable[str], acted: str | None = None, flash: Message | None = None) -> None:
-        """Republish the Home of each person a change concerned, once each; the one who `acted` sees `flash`."""
-        for user_id in set(concerned) | ({acted} if acted is not None else set()):
-            self._refresh(user_id, flash if user_id == acted else None)
 
     async def _publish(self, user_id: str) -> None:
         async with self._publishing:

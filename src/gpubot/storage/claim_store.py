@@ -8,7 +8,7 @@ change applies at most once.
 
 The hot reads (GPUs, active claims) are answered from the read snapshot (`storage/snapshot.py`); the
 transactions themselves are in `storage/transactions.py`, the outbox's and people's in `storage/outbox_store.py`, the
-fleet's hosts' in `storage/fleet_store.py`.
+fleet's hosts' in `storage/fleet_store.py` and the Slack events' in `storage/slack_event_store.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gpubot.storage import rows, tables
 from gpubot.storage.fleet_store import FleetTransactions
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
+from gpubot.storage.slack_event_store import SlackEventTransactions
 from gpubot.storage.transactions import Write
 
 # How often a claim that lost the unique-index race looks for the winner and, finding none (it ended in
@@ -36,8 +37,8 @@ _CREATE_ATTEMPTS = 3
 _GPU_COLUMNS_SYNCED = ("index", "name", "present", "last_seen_at", "mig_index", "parent_uuid", "mig_profile")
 
 
-class SqlClaimStore(OutboxTransactions, FleetTransactions):
-    """Claims, their audit log, the DM outbox and the fleet's hosts in a SQL database migrated to head.
+class SqlClaimStore(OutboxTransactions, FleetTransactions, SlackEventTransactions):
+    """Claims, their audit log, the DM outbox, the fleet's hosts and the Slack events handled, in a SQL database.
 
     Args:
         engine: from `gpubot.storage.engine.make_engine`; SQLite or PostgreSQL.

@@ -32,7 +32,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0005_hosts"
+SCHEMA_REVISION = "0006_once"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -212,4 +212,23 @@ hosts = Table(
     # The latest `HostSample` as compact JSON (storage/sample_json.py).
     Column("sample", Text),
     CheckConstraint("role IN ('serve', 'agent')", name="role"),
+)
+
+# A Slack event handled, by the id Slack repeats on each retry: a retry that reaches any daemon finds it here and is
+# dropped. Kept a day (Slack retries within minutes), pruned by `handled_at`.
+handled_events = Table(
+    "handled_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("handled_at", UtcDateTime(), nullable=False),
+    Index("ix_handled_events_handled_at", "handled_at"),
+)
+
+# Someone who opened their Home tab, and when they last did: a change that concerns them republishes it, whichever
+# daemon made the change and whichever one the tab was opened through.
+home_viewers = Table(
+    "home_viewers",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("opened_at", UtcDateTime(), nullable=False),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -38,8 +38,10 @@ class Write:
         self._reload = False
         self.queued_notice = False
 
-    def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> CursorResult[Any]:
-        """Run a statement that writes no claims (claims go through `claims`)."""
+    def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> CursorResult[Any]:
+        """Run a statement that writes no claims (claims go through `claims`); a list of parameters runs it for each."""
         if not isinstance(statement, Select):
             table = statement.table if isinstance(statement, UpdateBase) else None
             if table is tables.outbox and isinstance(statement, Insert):
