@@ -9,13 +9,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
+from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, HostNameTaken, StoreBusy
 from gpubot.core.mig import conflicting_claim
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
     EventKind,
     Gpu,
+    HostReport,
+    HostRole,
+    HostSample,
     NewClaim,
     Notice,
     NoticeKind,
@@ -87,6 +90,8 @@ class InMemoryClaimStore:
         self._people: dict[str, Person] = {}
         self._next_claim_id = 1
         self._next_notice_id = 1
+        # FleetStore: each host's report, and the instance that holds its name (None: released).
+        self._hosts: dict[str, tuple[HostReport, str | None]] = {}
 
     def sync_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> None:
         _require_aware(now=now)
@@ -102,10 +107,14 @@ class InMemoryClaimStore:
             for gpu in gpus:
                 self._gpus[(host, gpu.uuid)] = (gpu, True)
 
-    def list_gpus(self, host: str) -> list[Gpu]:
+    def list_gpus(self, host: str | None = None) -> list[Gpu]:
         with self._lock:
-            present = [gpu for gpu, is_present in self._gpus.values() if gpu.host == host and is_present]
-        return sorted(present, key=lambda gpu: (gpu.index, -1 if gpu.mig_index is None else gpu.mig_index, gpu.uuid))
+            present = [
+                gpu for gpu, is_present in self._gpus.values() if (host is None or gpu.host == host) and is_present
+            ]
+        return sorted(
+            present, key=lambda gpu: (gpu.host, gpu.index, -1 if gpu.mig_index is None else gpu.mig_index, gpu.uuid)
+        )
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
         with self._lock:
@@ -335,6 +344,37 @@ class InMemoryClaimStore:
         _require_aware(updated_at=person.updated_at)
         with self._lock:
             self._people[person.user_id] = replace(person, updated_at=_utc(person.updated_at))
+
+    # -- FleetStore, minimal: who holds each host name, and each host's latest report -------------------
+
+    def register_host(
+        self, name: str, role: HostRole, instance: str, holder: str, now: datetime, timeout: timedelta
+    ) -> None:
+        _require_aware(now=now)
+        with self._lock:
+            report, held_by = self._hosts.get(name, (HostReport(name, role, None), None))
+            if held_by is not None and held_by != instance and report.online(now, timeout) and report.last_report_at:
+                raise HostNameTaken(name, held_by, report.last_report_at)
+            self._hosts[name] = (replace(report, role=role, last_report_at=_utc(now)), instance)
+
+    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime) -> bool:
+        _require_aware(now=now)
+        with self._lock:
+            report, held_by = self._hosts.get(name, (None, None))
+            if report is None or held_by != instance:
+                return False
+            self._hosts[name] = (replace(report, last_report_at=_utc(now), sample=sample), instance)
+            return True
+
+    def release_host(self, name: str, instance: str) -> None:
+        with self._lock:
+            report, held_by = self._hosts.get(name, (None, None))
+            if report is not None and held_by == instance:
+                self._hosts[name] = (report, None)
+
+    def hosts(self) -> list[HostReport]:
+        with self._lock:
+            return [report for _, (report, _) in sorted(self._hosts.items())]
 
     def _active(self, claim_id: int) -> Claim:
         claim = self._claims.get(claim_id)

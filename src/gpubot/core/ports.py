@@ -69,8 +69,8 @@ class ClaimStore(Protocol):
         """Record the GPUs a host has now (by UUID); those no longer present stop being listed."""
         ...
 
-    def list_gpus(self, host: str) -> list[Gpu]:
-        """The GPUs present on `host`, ordered by index, each MIG card followed by its slices."""
+    def list_gpus(self, host: str | None = None) -> list[Gpu]:
+        """The GPUs present on `host` (None: every host's, by host), by index, each MIG card followed by its slices."""
         ...
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
