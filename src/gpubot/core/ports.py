@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gpubot.core.models import (
     Claim,
@@ -178,6 +178,7 @@ class ClaimStore(Protocol):
         ...
 
 
+@runtime_checkable
 class FleetStore(Protocol):
     """The fleet's hosts in the shared database: who reports for each host name, and each host's latest sample.
 

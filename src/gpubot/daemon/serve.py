@@ -120,6 +120,9 @@ async def _serve_until_stopped(
     first = await asyncio.to_thread(telemetry.sample)
     claims = wiring.claims(settings, store, telemetry, first)
     await asyncio.to_thread(claims.sampler.accept, first)
+    if claims.read_fleet is not None:
+        # The other hosts before the first command, so it answers for the whole fleet.
+        await asyncio.to_thread(claims.read_fleet)
     claims.history.record(first, claims.clock.now())
 
     health.expect(SENDER_HEARTBEAT, _SENDER_MAX_AGE_S, loop.time())
@@ -186,6 +189,7 @@ async def _serve_until_stopped(
         settings.telemetry_interval,
         health,
         loop.time,
+        claims.read_fleet,
     )
     stack.push_async_callback(jobs.stop, _JOB_DRAIN_TIMEOUT_S)
     # Everything built so far (the imported libraries above all) lives as long as the process. Moved out

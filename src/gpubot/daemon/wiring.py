@@ -19,7 +19,7 @@ from gpubot.core.history import UtilizationHistory
 from gpubot.core.models import HostSample
 from gpubot.core.outbox import Outbox
 from gpubot.core.people import PeopleDirectory
-from gpubot.core.ports import Telemetry
+from gpubot.core.ports import FleetStore, Telemetry
 from gpubot.core.service import ClaimService
 from gpubot.daemon.sampler import TelemetrySampler
 from gpubot.settings import Settings
@@ -38,13 +38,18 @@ from gpubot.system_clock import SystemClock
 
 @dataclass(frozen=True)
 class Claims:
-    """The claim rules over the database and the GPUs."""
+    """The claim rules over the database and the GPUs.
+
+    `read_fleet` hands the claim service the fleet's latest host reports (blocking; the telemetry job runs it each
+    interval); None while the store keeps no hosts.
+    """
 
     store: SqlClaimStore
     clock: SystemClock
     service: ClaimService
     sampler: TelemetrySampler
     history: UtilizationHistory
+    read_fleet: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ def claims(settings: Settings, store: SqlClaimStore, telemetry: Telemetry, first
     clock = SystemClock()
     service = ClaimService(store, clock, settings.claim_policy(), host=first.hostname)
     sampler = TelemetrySampler(telemetry, service.sync_inventory)
-    return Claims(store, clock, service, sampler, UtilizationHistory())
+    fleet = store if isinstance(store, FleetStore) else None
+    read_fleet = None if fleet is None else lambda: service.fleet_reported(fleet.hosts())
+    return Claims(store, clock, service, sampler, UtilizationHistory(), read_fleet)
 
 
 def slack_side(
