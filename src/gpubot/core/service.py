@@ -80,14 +80,14 @@ class ClaimService:
     def fleet_reported(self, reports: Sequence[HostReport]) -> None:
         """Take the fleet's latest host reports (read in the background): the other hosts and their samples.
 
-        An online host's GPUs are recorded from its report when they differ from the store's, so claims can name
-        them whichever process wrote the report.
+        A host's GPUs are recorded from its latest report when they differ from the store's, so claims (and an
+        offline host's listing) can name them whichever process wrote the report.
         """
         now = self._clock.now()
         others = {report.name: report for report in reports if report.name != self.host}
         listed = rules.by_host(self._store.list_gpus())
         for report in others.values():
-            if report.sample is None or not report.online(now, self.host_timeout):
+            if report.sample is None:
                 continue
             gpus = rules.inventory(report.name, report.sample)
             if gpus != listed.get(report.name, []):

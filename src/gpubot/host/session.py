@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gpubot.core.errors import NoDatabase
 from gpubot.core.models import HostSample
 from gpubot.core.people import PeopleDirectory
+from gpubot.core.ports import FleetStore
 from gpubot.core.service import ClaimService
 from gpubot.settings import Settings
 from gpubot.storage.claim_store import SqlClaimStore
@@ -78,6 +79,9 @@ def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostS
         service = ClaimService(store, clock, settings.claim_policy(), host=sample.hostname)
         # As the daemon does on start: claims name GPUs by index, which the store must know.
         service.sync_inventory(sample)
+        if isinstance(store, FleetStore):
+            # The other hosts of the fleet, as they last reported: a host command answers for the whole fleet.
+            service.fleet_reported(store.hosts())
         yield HostSession(service=service, sample=sample, clock=clock, people=PeopleDirectory(store, clock), note=note)
     finally:
         engine.dispose()
