@@ -175,3 +175,18 @@ def test_a_forged_host_pick_changes_nothing(gpubot: InProcessApp, slack: SlackSt
     }
     (ack,) = run(gpubot, p.view_submission(actions.CLAIM_MODAL_CALLBACK, values, user_id=BOB))
     assert "one host" in ack["errors"][actions.GPUS_INPUT] and gpubot.store.active_claims() == []
+
+
+def test_dms_name_the_gpus_host(gpubot: InProcessApp, slack: SlackStandin) -> None:
+    values = form_values("box-2:1", f"{actions.GPUS_INPUT}@box-2")
+    run(gpubot, p.view_submission(actions.CLAIM_MODAL_CALLBACK, values, user_id=BOB))
+    assert asyncio.run(gpubot.deliver_notices()) == 1
+    (confirmation,) = slack.calls("chat.postMessage")
+    assert "On box-2, use it with `CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=1`" in text_of(confirmation.params)
+    slack.clear_calls()
+    gpubot.clock.advance(timedelta(minutes=110))
+    report(gpubot, seconds_ago=1)
+    gpubot.service.process_due()
+    assert asyncio.run(gpubot.deliver_notices()) == 1
+    (warning,) = slack.calls("chat.postMessage")
+    assert "Your claim on *GPU box-2:1* (ablation) ends" in text_of(warning.params)

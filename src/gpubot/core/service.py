@@ -94,6 +94,10 @@ class ClaimService:
                 self._store.sync_gpus(report.name, gpus, now)
         self._reports = others
 
+    def several_hosts(self) -> bool:
+        """Whether the fleet has more than one host, so that people name a GPU with its host (`box-2:3`)."""
+        return len(self._host_names()) > 1
+
     def dashboard(self, sample: HostSample | None) -> Dashboard:
         """This host's GPUs with their claims (one past its end counts as free) and its latest sample."""
         now = self._clock.now()

@@ -85,7 +85,15 @@ def slack_side(
     timezone: ZoneInfo = settings.timezone
     dms = DirectMessages(api)
     outbox = Outbox(claims.store, claims.clock)
-    sender = NoticeSender(outbox, dms, claims.clock, timezone, notices_queued, beat=sender_beat)
+    sender = NoticeSender(
+        outbox,
+        dms,
+        claims.clock,
+        timezone,
+        notices_queued,
+        beat=sender_beat,
+        several_hosts=claims.service.several_hosts,
+    )
     # Names for what cannot render a mention (the host CLI, the claim form's errors), kept in the database.
     names = SlackNames(PeopleDirectory(claims.store, claims.clock), api, after_ack)
     sampler = claims.sampler

@@ -237,16 +237,23 @@ def internal_error_message() -> Message:
     )
 
 
-def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices: CudaDevices | None = None) -> Message:
+def notice_message(
+    item: OutboxItem,
+    timezone: ZoneInfo,
+    now: datetime,
+    devices: CudaDevices | None = None,
+    several_hosts: bool = False,
+) -> Message:
     """The DM a holder is owed.
 
     A claim's confirmation (with `devices`, its CUDA_VISIBLE_DEVICES value; None: from the claim alone), an
-    expiry warning (with buttons), an expiry, or an admin's release.
+    expiry warning (with buttons), an expiry, or an admin's release. With `several_hosts`, it names the GPU's host.
     """
     claim = item.claim
     if item.notice.kind is NoticeKind.CLAIMED:
-        return claim_message(ClaimOutcome((claim,), devices=devices), now, timezone)
-    gpu = f"*GPU {claim.label}* ({escape(claim.purpose)})"
+        return claim_message(ClaimOutcome((claim,), devices=devices, several_hosts=several_hosts), now, timezone)
+    label = gpu_name(claim, several_hosts)
+    gpu = f"*GPU {label}* ({escape(claim.purpose)})"
     if item.notice.kind is NoticeKind.EXPIRY_WARNING:
         text = (
             f"⏰ Your claim on {gpu} ends {date_token(claim.ends_at, timezone)}"
@@ -262,7 +269,7 @@ def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices:
         ]
         buttons.append(button("Release now", actions.release_action_id(claim.id), str(claim.id), style="danger"))
         return Message(
-            text=f"Your claim on GPU {claim.label} ends soon",
+            text=f"Your claim on GPU {label} ends soon",
             blocks=[section(text), {"type": "actions", "elements": buttons}],
         )
     if item.notice.kind is NoticeKind.EXPIRED:
@@ -270,12 +277,12 @@ def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices:
             f"⌛ Your claim on {gpu} ended {date_token(claim.ends_at, timezone)}; the GPU is free again."
             " Claim it again with `/gpu claim` if you still need it."
         )
-        return Message(text=f"Your claim on GPU {claim.label} expired", blocks=[section(text)])
+        return Message(text=f"Your claim on GPU {label} expired", blocks=[section(text)])
     text = (
         f"Your claim on {gpu} was released by {_actor(item.notice.actor_id)}"
         f" at {date_token(claim.ended_at or claim.ends_at, timezone)}."
     )
-    return Message(text=f"Your claim on GPU {claim.label} was released", blocks=[section(text)])
+    return Message(text=f"Your claim on GPU {label} was released", blocks=[section(text)])
 
 
 def doctor_dm_message() -> Message:
