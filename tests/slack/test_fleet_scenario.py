@@ -1,4 +1,4 @@
-"""Two hosts through the real Bolt app: fleet-wide status, HOST:SEL, the claim form's host menu, the Home's drill-in."""
+"""Two hosts' samples in the store, through the real Bolt app: fleet status, HOST:SEL, the forms' host menus."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gpubot.core.models import GpuSample, HostReport, HostRole, HostSample
+from gpubot.core.models import GpuSample, HostRole, HostSample
 from gpubot.slack import actions
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p
@@ -39,14 +39,15 @@ def gpubot(slack: SlackStandin) -> InProcessApp:
 
 
 def report(app: InProcessApp, seconds_ago: float) -> None:
-    """The fleet's reports as the daemon's background job hands them over: box-2 last reported `seconds_ago`."""
+    """Both hosts report to the store, box-2 last `seconds_ago`; the daemon's job hands the reports over."""
     now = app.clock.now()
-    app.service.fleet_reported(
-        [
-            HostReport("box", HostRole.SERVE, now, BOX),
-            HostReport("box-2", HostRole.AGENT, now - timedelta(seconds=seconds_ago), BOX_2),
-        ]
-    )
+    for name, role, sample, at in (
+        ("box", HostRole.SERVE, BOX, now),
+        ("box-2", HostRole.AGENT, BOX_2, now - timedelta(seconds=seconds_ago)),
+    ):
+        app.store.register_host(name, role, f"{name}-instance", f"gpubot on {name}", at, timedelta(seconds=30))
+        assert app.store.report(name, f"{name}-instance", sample, at)
+    app.service.fleet_reported(app.store.hosts())
 
 
 def run(gpubot: InProcessApp, *bodies: Any) -> list[Any]:
