@@ -72,7 +72,8 @@ def realtime_message(fleet: Fleet, host: str | None, thresholds: LoadThresholds,
     lines: list[str] = []
     for dashboard in fleet.hosts:
         if not dashboard.online or dashboard.sample is None:
-            lines.append(f"⚫ *{escape(dashboard.host)}* · {offline_words(dashboard, timezone)}")
+            badge = "⚫" if not dashboard.online else "❔"
+            lines.append(f"{badge} *{escape(dashboard.host)}* · {offline_words(dashboard, timezone)}")
             continue
         driver = escape(dashboard.sample.driver_version or "n/a")
         lines.append(f"🖥 *{escape(dashboard.host)}* · driver {driver} · {len(dashboard.rows)} GPUs")
