@@ -186,9 +186,10 @@ def test_the_claim_form_picks_a_host_then_offers_only_its_free_gpus(fleet_of_256
     offered = [o["value"] for o in gpu_block["element"]["options"]]
     assert offered == [f"{host_name(4)}:{i}" for i in (1, 3, 5, 7)]
     assert [o["value"] for o in gpu_block["element"]["initial_options"]] == [f"{host_name(4)}:3"]
-    # Nothing picked: the first host with a free GPU.
-    first = views.fleet_claim_modal(fleet, POLICY, None, None)
+    # Nothing picked: the first host with a free GPU; a GPU named without its host is not guessed at.
+    first = views.fleet_claim_modal(fleet, POLICY, None, "3")
     assert first["blocks"][0]["element"]["initial_option"]["value"] == host_name(0)
+    assert "initial_options" not in first["blocks"][1]["element"]
 
 
 def test_a_fleet_of_150_hosts_keeps_every_menu_within_100_options() -> None:

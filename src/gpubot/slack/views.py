@@ -165,6 +165,9 @@ def fleet_claim_modal(fleet: Fleet, policy: ClaimPolicy, host: str | None, prese
     """
     if not fleet.several:
         return claim_modal(fleet.hosts[0], policy, preselect)
+    if host is None:
+        # A GPU named without its host (a button from before the fleet grew) could be any host's.
+        preselect = None
     choices = [
         dashboard
         for dashboard in fleet.hosts
