@@ -9,7 +9,6 @@ from slack_sdk.models.blocks import Block as SdkBlock
 from slack_sdk.models.views import View
 
 from gpubot.core.dashboard import FleetHome, HomeState
-from gpubot.core.fleet import inventory
 from gpubot.core.load import LoadThresholds
 from gpubot.core.models import GpuSample, HostReport, HostRole, HostSample, NewClaim, ProcessSample
 from gpubot.core.policy import ClaimPolicy
@@ -65,9 +64,7 @@ def build(hosts: int, gpus: int = 8, offline: tuple[int, ...] = ()) -> tuple[Cla
         )
         for n in range(1, hosts)
     ]
-    for report in reports:
-        assert report.sample is not None
-        store.sync_gpus(report.name, inventory(report.name, report.sample), NOW)
+    # As the daemon's job does: the hosts' GPUs are recorded from their reports.
     service.fleet_reported(reports)
     held = [gpu for gpu in store.list_gpus() if gpu.index % 2 == 0]
     store.create_claims(
