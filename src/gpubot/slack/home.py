@@ -112,12 +112,12 @@ class HomeTab:
         state = await self._gateway.home(user_id, self._expanded.get(user_id))
         shown = state.expanded if isinstance(state, FleetHome) else state.dashboard
         rows = shown.rows if shown is not None else ()
-        trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state_now(state)) for row in rows}
+        trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, _state_now(state)) for row in rows}
         view = views.home_view(state, self._gateway.policy, self._timezone, self._thresholds, trends, flash)
         await self._client.views_publish(user_id=user_id, view=view)
 
 
-def state_now(state: HomeState | FleetHome) -> datetime:
+def _state_now(state: HomeState | FleetHome) -> datetime:
     """The instant a Home state was read at."""
     return state.fleet.now if isinstance(state, FleetHome) else state.dashboard.now
 
