@@ -132,6 +132,17 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
             all(row["build"]["p99_ms"] <= VIEW_TARGET_MS and row["within_limit"] for row in big),
         )
     )
+    fleet = [row for row in results["views"]["views"] if row["view"].startswith("fleet ")]
+    if fleet:
+        out.append(
+            Verdict(
+                f"fleet views for 32 hosts of 8 GPUs built in ≤ {VIEW_TARGET_MS:g} ms within Block Kit's limits",
+                ", ".join(
+                    f"{row['view']} p99 {_ms(row['build']['p99_ms'])} ms ({row['blocks']} blocks)" for row in fleet
+                ),
+                all(row["build"]["p99_ms"] <= VIEW_TARGET_MS and row["within_limit"] for row in fleet),
+            )
+        )
     out.append(nvml_verdict(results["telemetry"]["nvml"]))
     expiry = results["expiry"]
     warn, expire = expiry["warning_dm_late"], expiry["expiry_dm_late"]

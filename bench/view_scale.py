@@ -3,6 +3,8 @@
 Calls the pure builders in `gpubot.slack.blocks` directly, on a host where half the GPUs are claimed
 and the person looking holds three of them, with an hour of utilization history per GPU. Each build
 is timed on its own; the block counts and the JSON size show the views stay within Block Kit's limits.
+The fleet case does the same for 32 hosts of 8 GPUs (one offline): the fleet's status, realtime, its Home
+with one host shown in full, and the claim form with its host menu.
 
     python bench/view_scale.py --json-out views.json [--quick]
 """
@@ -22,14 +24,15 @@ from zoneinfo import ZoneInfo
 from fleet import HOSTNAME, write_fake_host
 from percentiles import summarize_s
 
-from gpubot.core.dashboard import Dashboard, GpuRow, HomeState
+from gpubot.core.dashboard import Dashboard, Fleet, FleetHome, GpuRow, HomeState
 from gpubot.core.load import LoadThresholds, gpu_use
 from gpubot.core.models import Claim, Gpu, HostSample
 from gpubot.core.policy import ClaimPolicy
-from gpubot.slack import blocks, messages, views
+from gpubot.slack import blocks, fleet_messages, messages, views
 from gpubot.telemetry.fake import FakeTelemetry
 
 GPU_COUNTS = (8, 64, 256)
+FLEET_HOSTS, FLEET_GPUS_PER_HOST = 32, 8
 VIEWER = "U0VIEWER"
 _NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 _TIMEZONE = ZoneInfo("Europe/Berlin")
@@ -42,17 +45,17 @@ def host_sample(gpu_count: int) -> HostSample:
         return FakeTelemetry(write_fake_host(Path(directory) / "gpus.json", gpu_count)).sample()
 
 
-def state_for(sample: HostSample) -> tuple[HomeState, dict[str, tuple[float | None, ...]]]:
+def state_for(sample: HostSample, host: str = HOSTNAME) -> tuple[HomeState, dict[str, tuple[float | None, ...]]]:
     """Every other GPU claimed (three of them by the viewer), long purposes, a full hour of trend."""
     rows = []
     for position, gpu_sample in enumerate(sample.gpus):
-        gpu = Gpu(HOSTNAME, gpu_sample.uuid, gpu_sample.index, gpu_sample.name)
+        gpu = Gpu(host, gpu_sample.uuid, gpu_sample.index, gpu_sample.name)
         claim = None
         if position % 2 == 0:
             user = VIEWER if position < 6 else f"U0USER{position:04d}"
             claim = Claim(
                 id=position + 1,
-                host=HOSTNAME,
+                host=host,
                 gpu_uuid=gpu.uuid,
                 gpu_index=gpu.index,
                 user_id=user,
@@ -61,7 +64,7 @@ def state_for(sample: HostSample) -> tuple[HomeState, dict[str, tuple[float | No
                 ends_at=_NOW + timedelta(hours=1, minutes=position),
             )
         rows.append(GpuRow(gpu=gpu, claim=claim, sample=gpu_sample, use=gpu_use(gpu_sample, LoadThresholds())))
-    dashboard = Dashboard(host=HOSTNAME, rows=tuple(rows), now=_NOW)
+    dashboard = Dashboard(host=host, rows=tuple(rows), now=_NOW, sample=sample)
     own = tuple(row.claim for row in rows if row.claim is not None and row.claim.user_id == VIEWER)
     trends = {
         gpu.uuid: tuple(
@@ -97,23 +100,66 @@ def measure(gpu_count: int, repeats: int) -> list[dict[str, Any]]:
         "realtime": blocks.MAX_MESSAGE_BLOCKS,
         "home": blocks.MAX_VIEW_BLOCKS,
     }
-    rows = []
-    for view, build in builds.items():
-        built = build()
-        summary = summarize_s(_timed(build, repeats))
-        assert summary is not None
-        rows.append(
-            {
-                "view": view,
-                "gpus": gpu_count,
-                "build": summary.as_dict(),
-                "blocks": len(built),
-                "block_limit": limits[view],
-                "within_limit": len(built) <= limits[view],
-                "json_bytes": len(json.dumps(built, ensure_ascii=False).encode()),
-            }
+    return [_row(view, gpu_count, build, limits[view], repeats) for view, build in builds.items()]
+
+
+def fleet_state() -> tuple[FleetHome, dict[str, tuple[float | None, ...]]]:
+    """32 hosts of 8 GPUs as `state_for` fills one, the eighth host offline; the viewer's claims on the first."""
+    sample = host_sample(FLEET_GPUS_PER_HOST)
+    hosts: list[Dashboard] = []
+    trends: dict[str, tuple[float | None, ...]] = {}
+    for number in range(FLEET_HOSTS):
+        name = f"gpu-node-{number:02d}"
+        state, host_trends = state_for(sample, name)
+        trends.update(host_trends)
+        online = number != 7
+        hosts.append(
+            Dashboard(name, state.dashboard.rows, _NOW, online, _NOW - timedelta(minutes=5), sample if online else None)
         )
-    return rows
+    fleet = Fleet(tuple(hosts), _NOW)
+    own = tuple(row.claim for row in hosts[0].rows if row.claim is not None and row.claim.user_id == VIEWER)
+    return FleetHome(VIEWER, own, fleet, hosts[3]), trends
+
+
+def measure_fleet(repeats: int) -> list[dict[str, Any]]:
+    """Build each fleet view `repeats` times for 32 hosts of 8 GPUs; one row per view."""
+    home, trends = fleet_state()
+    fleet = home.fleet
+    policy, thresholds = ClaimPolicy(), LoadThresholds()
+    builds: dict[str, tuple[Any, int]] = {
+        "fleet dashboard": (
+            lambda: fleet_messages.status_message(fleet, None, policy, _TIMEZONE).blocks,
+            blocks.MAX_MESSAGE_BLOCKS,
+        ),
+        "fleet realtime": (
+            lambda: fleet_messages.realtime_message(fleet, None, thresholds, _TIMEZONE).blocks,
+            blocks.MAX_MESSAGE_BLOCKS,
+        ),
+        "fleet home": (
+            lambda: views.home_view(home, policy, _TIMEZONE, thresholds, trends)["blocks"],
+            blocks.MAX_VIEW_BLOCKS,
+        ),
+        "fleet claim form": (
+            lambda: views.fleet_claim_modal(fleet, policy, None, None)["blocks"],
+            blocks.MAX_VIEW_BLOCKS,
+        ),
+    }
+    return [_row(view, fleet.gpu_count, build, limit, repeats) for view, (build, limit) in builds.items()]
+
+
+def _row(view: str, gpus: int, build: Any, limit: int, repeats: int) -> dict[str, Any]:
+    built = build()
+    summary = summarize_s(_timed(build, repeats))
+    assert summary is not None
+    return {
+        "view": view,
+        "gpus": gpus,
+        "build": summary.as_dict(),
+        "blocks": len(built),
+        "block_limit": limit,
+        "within_limit": len(built) <= limit,
+        "json_bytes": len(json.dumps(built, ensure_ascii=False).encode()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: a few builds per view")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 300
-    figures = {"repeats": repeats, "views": [row for count in GPU_COUNTS for row in measure(count, repeats)]}
+    rows = [row for count in GPU_COUNTS for row in measure(count, repeats)]
+    figures = {"repeats": repeats, "views": [*rows, *measure_fleet(repeats)]}
     args.json_out.write_text(json.dumps(figures, indent=2))
     return 0
 

@@ -176,6 +176,8 @@ class InMemoryClaimStore(InMemoryFleetStore):
         self._home_viewers: dict[str, datetime] = {}
         self._next_claim_id = 1
         self._next_notice_id = 1
+        # FleetStore: each host's report, and the instance that holds its name (None: released).
+        self._hosts: dict[str, tuple[HostReport, str | None]] = {}
 
     def sync_gpus(self, host: str, gpus: Sequence[Gpu], now: datetime) -> None:
         _require_aware(now=now)
@@ -191,10 +193,14 @@ class InMemoryClaimStore(InMemoryFleetStore):
             for gpu in gpus:
                 self._gpus[(host, gpu.uuid)] = (gpu, True)
 
-    def list_gpus(self, host: str) -> list[Gpu]:
+    def list_gpus(self, host: str | None = None) -> list[Gpu]:
         with self._lock:
-            present = [gpu for gpu, is_present in self._gpus.values() if gpu.host == host and is_present]
-        return sorted(present, key=lambda gpu: (gpu.index, -1 if gpu.mig_index is None else gpu.mig_index, gpu.uuid))
+            present = [
+                gpu for gpu, is_present in self._gpus.values() if (host is None or gpu.host == host) and is_present
+            ]
+        return sorted(
+            present, key=lambda gpu: (gpu.host, gpu.index, -1 if gpu.mig_index is None else gpu.mig_index, gpu.uuid)
+        )
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
         with self._lock:

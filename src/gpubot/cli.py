@@ -9,7 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gpubot import __version__
+from gpubot.core.dashboard import Fleet
 from gpubot.core.errors import ConfigError, GpubotError, SetupError
+from gpubot.core.models import Claim
 from gpubot.host.terminal import error_text
 from gpubot.logs import configure_logging
 from gpubot.settings import Settings, host_environment
@@ -76,20 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="U…",
         help="Slack member ID to check the tabs with (default: the first of GPUBOT_ADMINS)",
     )
-    commands.add_parser(
+    status = commands.add_parser(
         "status",
-        help="every GPU on this host, free or held, by whom and until when",
-        description="Show every GPU on this host, free or held, by whom, for what and until when. Needs no Slack.",
+        help="every GPU of the fleet (or of HOST), free or held, by whom and until when",
+        description=(
+            "Show every GPU, free or held, by whom, for what and until when; in a fleet of several hosts a line "
+            "per host and every held GPU, or one HOST in full. Needs no Slack."
+        ),
     )
-    commands.add_parser(
+    status.add_argument("host", nargs="?", help="show this host of the fleet in full")
+    realtime = commands.add_parser(
         "realtime",
-        help="live load, temperature, memory, power and processes of every GPU",
-        description="Sample the GPUs once and show load, temperature, utilization, memory, power and processes.",
+        help="live load, temperature, memory, power and processes of every GPU (of HOST)",
+        description=(
+            "Sample this host's GPUs once and show load, temperature, utilization, memory, power and processes, "
+            "with the other hosts' figures as they last reported."
+        ),
     )
+    realtime.add_argument("host", nargs="?", help="show this host of the fleet only")
     claims = commands.add_parser(
         "claims",
         help="the active claims (--json for scripts)",
-        description="List the active claims on this host: GPU, holder, since, until, time left and purpose.",
+        description="List the active claims of the fleet: GPU, holder, since, until, time left and purpose.",
     )
     claims.add_argument("--json", action="store_true", help="print a JSON array (times in ISO 8601, UTC)")
     release = commands.add_parser(
@@ -100,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
             "gets a DM naming you, delivered by the running service. Needs --force."
         ),
     )
-    release.add_argument("gpu", help="GPU index, MIG slice (0.2), list (0,2 or 1,0.2) or range of cards (0-3)")
+    release.add_argument(
+        "gpu", help="GPU index, MIG slice (0.2), list (0,2 or 1,0.2) or range of cards (0-3); HOST:GPU in a fleet"
+    )
     release.add_argument("--force", action="store_true", help="confirm: release even though it is someone else's")
     commands.add_parser(
         "demo",
@@ -210,27 +222,27 @@ def _note(note: str | None) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     from gpubot.host.session import open_host
-    from gpubot.host.terminal import render_status
+    from gpubot.host.terminal import render_fleet_status
 
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
         _note(host.note)
-        dashboard = host.service.dashboard(host.sample)
-        names = host.people.names(row.claim.user_id for row in dashboard.rows if row.claim)
-        print(render_status(dashboard, settings.timezone, names))
+        fleet = host.service.fleet(host.sample)
+        names = host.people.names(claim.user_id for claim in _held(fleet))
+        print(render_fleet_status(fleet, args.host, settings.timezone, names))
     return 0
 
 
 def _realtime(args: argparse.Namespace) -> int:
     from gpubot.host.session import open_host
-    from gpubot.host.terminal import render_realtime
+    from gpubot.host.terminal import render_fleet_realtime
 
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
         _note(host.note)
-        dashboard = host.service.dashboard(host.sample)
-        names = host.people.names(row.claim.user_id for row in dashboard.rows if row.claim)
-        print(render_realtime(dashboard, host.sample, settings.load_thresholds, names))
+        fleet = host.service.fleet(host.sample)
+        names = host.people.names(claim.user_id for claim in _held(fleet))
+        print(render_fleet_realtime(fleet, args.host, settings.load_thresholds, settings.timezone, names))
     return 0
 
 
@@ -241,18 +253,24 @@ def _claims(args: argparse.Namespace) -> int:
     settings = _host_settings()
     with open_host(settings, missing_ok=True) as host:
         _note(host.note)
-        dashboard = host.service.dashboard(host.sample)
-        active = [row.claim for row in dashboard.rows if row.claim is not None]
+        fleet = host.service.fleet(host.sample)
+        active = _held(fleet)
         names = host.people.names(claim.user_id for claim in active)
         print(
-            claims_json(active, dashboard.now, names)
+            claims_json(active, fleet.now, names)
             if args.json
-            else render_claims(active, dashboard.now, settings.timezone, names)
+            else render_claims(active, fleet.now, settings.timezone, names, fleet.several)
         )
     return 0
 
 
+def _held(fleet: Fleet) -> list[Claim]:
+    """Every claim the fleet's GPUs are held by, host by host."""
+    return [row.claim for dashboard in fleet.hosts for row in dashboard.rows if row.claim is not None]
+
+
 def _release(args: argparse.Namespace) -> int:
+    from gpubot.core.fleet import address
     from gpubot.core.selection import parse_gpu_selection
     from gpubot.host.session import host_actor, open_host
     from gpubot.host.terminal import person
@@ -270,7 +288,8 @@ def _release(args: argparse.Namespace) -> int:
         names = host.people.names(claim.user_id for claim in outcome.forced)
     for claim in outcome.forced:
         print(
-            f"released GPU {claim.label}, held by {person(claim.user_id, names)}; "
+            f"released GPU {address(claim.label, claim.host, outcome.several_hosts)}, held by"
+            f" {person(claim.user_id, names)}; "
             "they will get a DM saying so (sent by the running service)"
         )
     if not outcome.forced:

@@ -61,7 +61,7 @@ def test_startup_views_telemetry_and_expiry_are_all_reported(quick_run):
     results, _ = quick_run
     assert results["startup"]["gpubot"]["restart"]["ready_ms"]["count"] >= 1
     views = results["views"]["views"]
-    assert {(row["view"], row["gpus"]) for row in views} >= {("dashboard", 256), ("home", 256)}
+    assert {(row["view"], row["gpus"]) for row in views} >= {("dashboard", 256), ("home", 256), ("fleet home", 256)}
     assert all(row["within_limit"] for row in views)
     assert results["telemetry"]["fake"] and (
         "skipped" in results["telemetry"]["nvml"] or results["telemetry"]["nvml"]["gpus"]

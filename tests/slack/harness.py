@@ -78,7 +78,14 @@ class InProcessApp:
         self.home = HomeTab(self.gateway, client, UtilizationHistory(), zone, LoadThresholds(), self.after_ack)
         dms = DirectMessages(client)
         interactions = Interactions(self.gateway, client, dms, self.home, names, zone)
-        self.sender = NoticeSender(Outbox(self.store, self.clock), dms, self.clock, zone, asyncio.Event())
+        self.sender = NoticeSender(
+            Outbox(self.store, self.clock),
+            dms,
+            self.clock,
+            zone,
+            asyncio.Event(),
+            several_hosts=self.service.several_hosts,
+        )
         commands = SlashCommands(self.gateway, self.home, zone, LoadThresholds())
         identity = AuthorizeResult(
             enterprise_id=None,

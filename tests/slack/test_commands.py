@@ -26,7 +26,7 @@ class SlowStore(InMemoryClaimStore):
 
     delay_s = 0.0
 
-    def list_gpus(self, host):
+    def list_gpus(self, host=None):
         time.sleep(self.delay_s)
         return super().list_gpus(host)
 

@@ -33,7 +33,7 @@ class WatchedStore(InMemoryClaimStore):
         self.threads: list[int] = []
         self.delay_s = 0.0
 
-    def list_gpus(self, host: str) -> list[Gpu]:
+    def list_gpus(self, host: str | None = None) -> list[Gpu]:
         self.threads.append(threading.get_ident())
         time.sleep(self.delay_s)
         return super().list_gpus(host)
@@ -74,8 +74,8 @@ def test_a_read_the_store_answers_from_memory_runs_on_the_event_loop(in_ack: boo
     gateway, store, _ = make(from_memory=True)
 
     async def main() -> list[bool]:
-        dashboard, sample = await gateway.dashboard(in_ack=in_ack)
-        assert len(dashboard.rows) == 4 and sample is SAMPLE
+        fleet = await gateway.fleet(in_ack=in_ack)
+        assert len(fleet.hosts[0].rows) == 4 and fleet.hosts[0].sample is SAMPLE
         await gateway.home("U1")
         return on_loop(store, threading.get_ident())
 
@@ -87,8 +87,8 @@ def test_any_other_read_runs_in_a_thread(from_memory: bool | None) -> None:
     gateway, store, _ = make(from_memory)
 
     async def main() -> list[bool]:
-        await gateway.dashboard(in_ack=True)
-        await gateway.dashboard(in_ack=False)
+        await gateway.fleet(in_ack=True)
+        await gateway.fleet(in_ack=False)
         await gateway.home("U1")
         return on_loop(store, threading.get_ident())
 
@@ -114,10 +114,10 @@ def test_an_answer_for_an_ack_that_would_wait_too_long_is_cut_short(monkeypatch:
 
     async def main() -> None:
         with pytest.raises(GpubotError, match="answering slowly"):
-            await gateway.dashboard(in_ack=True)
+            await gateway.fleet(in_ack=True)
         with pytest.raises(GpubotError, match="answering slowly"):
             await gateway.claim("U1", GpuSelection(labels=("1",)), "train", None)
-        await gateway.dashboard(in_ack=False)  # after the ack: waits
+        await gateway.fleet(in_ack=False)  # after the ack: waits
         await gateway.home("U1")
 
     asyncio.run(main())

@@ -6,13 +6,14 @@ renderers' business. A `CommandError` names the subcommand (`usage`) whose synta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from gpubot.core.durations import is_duration, looks_like_duration, parse_duration
 from gpubot.core.errors import CommandError, quote
 from gpubot.core.policy import Purpose, check_purpose
-from gpubot.core.selection import GpuSelection, parse_gpu_selection
+from gpubot.core.selection import GpuSelection, check_host_name, parse_gpu_selection
 
 # The subcommands, in the order help lists them.
 SUBCOMMANDS = ("status", "claim", "release", "extend", "realtime", "help")
@@ -20,7 +21,9 @@ SUBCOMMANDS = ("status", "claim", "release", "extend", "realtime", "help")
 
 @dataclass(frozen=True)
 class StatusCommand:
-    """`/gpu` or `/gpu status`: the allocation dashboard."""
+    """`/gpu`, `/gpu status` or `/gpu status HOST`: the allocation dashboard of the fleet, or of one host in full."""
+
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,9 @@ class HelpCommand:
 
 @dataclass(frozen=True)
 class RealtimeCommand:
-    """`/gpu realtime`: live telemetry per GPU."""
+    """`/gpu realtime [HOST]`: live telemetry per GPU, of the fleet or of one host."""
+
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,21 +83,45 @@ def parse_command(text: str) -> Command:
     if not words:
         return StatusCommand()
     verb, args = words[0].lower(), words[1:]
-    if verb in ("status", "list", "ls"):
-        return StatusCommand()
     if verb in ("help", "-h", "--help"):
         return HelpCommand()
-    if verb in ("realtime", "rt", "top"):
-        return RealtimeCommand()
-    parsers = {"claim": _parse_claim, "release": _parse_release, "extend": _parse_extend}
+    parsers: dict[str, Callable[[list[str]], Command]] = {
+        "status": _parse_status,
+        "list": _parse_status,
+        "ls": _parse_status,
+        "realtime": _parse_realtime,
+        "rt": _parse_realtime,
+        "top": _parse_realtime,
+        "claim": _parse_claim,
+        "release": _parse_release,
+        "extend": _parse_extend,
+    }
     if verb not in parsers:
         raise CommandError(f"I don't know {quote(words[0])}.", usage=SUBCOMMANDS)
     try:
         return parsers[verb](args)
     except CommandError as error:
         # The rules below (selection, duration, purpose) know no subcommand; the reply shows this one's syntax.
-        error.usage = (verb,)
+        error.usage = (_CANONICAL.get(verb, verb),)
         raise
+
+
+# The subcommand whose syntax an error shows, for the short forms.
+_CANONICAL = {"list": "status", "ls": "status", "rt": "realtime", "top": "realtime"}
+
+
+def _one_host(args: list[str]) -> str | None:
+    if len(args) > 1:
+        raise CommandError("Name one host, or none for the whole fleet.")
+    return check_host_name(args[0]) if args else None
+
+
+def _parse_status(args: list[str]) -> StatusCommand:
+    return StatusCommand(_one_host(args))
+
+
+def _parse_realtime(args: list[str]) -> RealtimeCommand:
+    return RealtimeCommand(_one_host(args))
 
 
 def _parse_claim(args: list[str]) -> ClaimCommand | ClaimDialogCommand:

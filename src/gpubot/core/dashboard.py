@@ -1,4 +1,7 @@
-"""What a person sees of every GPU: each with its claim, its latest sample and what that says of its use."""
+"""What a person sees of every GPU: each with its claim, its latest sample and what that says of its use.
+
+A `Dashboard` is one host's GPUs; a `Fleet` is every host's, each a `Dashboard`, with whether it reports.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from gpubot.core.errors import UnknownHost
 from gpubot.core.load import NO_TELEMETRY, Availability, GpuUse
 from gpubot.core.mig import mig_cards
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample
@@ -36,11 +40,19 @@ class GpuRow:
 
 @dataclass(frozen=True)
 class Dashboard:
-    """Every GPU on the host with who holds it, at one instant."""
+    """Every GPU on the host with who holds it, at one instant.
+
+    `online`: the host reports (a daemon's own host always does); an offline host's GPUs cannot be newly
+    claimed, and its telemetry is too old to show. `last_seen_at`: when it last reported (None for the host
+    sampled here). `sample`: the telemetry its rows were built from, None when there is none to show.
+    """
 
     host: str
     rows: tuple[GpuRow, ...]
     now: datetime
+    online: bool = True
+    last_seen_at: datetime | None = None
+    sample: HostSample | None = None
 
     # Cached: a dashboard is built once and rendered whole, and each count walks every row.
     @functools.cached_property
@@ -65,12 +77,64 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
+class Fleet:
+    """Every host of the fleet by name, each with its GPUs and their holders, at one instant."""
+
+    hosts: tuple[Dashboard, ...]
+    now: datetime
+
+    @property
+    def several(self) -> bool:
+        """Whether there is more than one host, so that a GPU must be named with its host."""
+        return len(self.hosts) > 1
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The hosts' names, in order."""
+        return tuple(host.host for host in self.hosts)
+
+    def host(self, name: str) -> Dashboard:
+        """One host's dashboard.
+
+        Raises:
+            UnknownHost: no host of the fleet has that name.
+        """
+        for host in self.hosts:
+            if host.host == name:
+                return host
+        raise UnknownHost(name, self.names)
+
+    @functools.cached_property
+    def gpu_count(self) -> int:
+        """Every GPU of every host."""
+        return sum(len(host.rows) for host in self.hosts)
+
+    @functools.cached_property
+    def free_count(self) -> int:
+        """Unclaimed GPUs on hosts that report (an offline host's cannot be claimed)."""
+        return sum(host.free_count for host in self.hosts if host.online)
+
+
+@dataclass(frozen=True)
 class HomeState:
-    """What one person's Home tab shows: their own claims, then every GPU."""
+    """What one person's Home tab shows while there is one host: their own claims, then every GPU."""
 
     user_id: str
     own_claims: tuple[Claim, ...]
     dashboard: Dashboard
+
+
+@dataclass(frozen=True)
+class FleetHome:
+    """One person's Home tab in a fleet of several hosts: their claims, every host summarised, one in full.
+
+    `expanded` is the host the person picked to see in full; None until they pick one.
+    """
+
+    user_id: str
+    own_claims: tuple[Claim, ...]
+    fleet: Fleet
+    expanded: Dashboard | None = None
 
 
 def dashboard_rows(

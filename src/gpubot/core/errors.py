@@ -71,13 +71,46 @@ class ClaimChanged(ClaimRefused):
 
 
 class UnknownGpu(ClaimRefused):
-    """The GPU named does not exist on this host."""
+    """The GPU named does not exist on this host (`host`: the host named, in a fleet)."""
 
-    def __init__(self, gpu_label: str, known: Sequence[str]) -> None:
+    def __init__(self, gpu_label: str, known: Sequence[str], host: str | None = None) -> None:
         listing = ", ".join(known) or "none"
-        super().__init__(f"There is no GPU {gpu_label} here (GPUs: {listing}).")
+        where = "here" if host is None else f"on {host}"
+        super().__init__(f"There is no GPU {gpu_label} {where} (GPUs: {listing}).")
         self.gpu_label = gpu_label
         self.known = tuple(known)
+        self.host = host
+
+
+class UnknownHost(ClaimRefused):
+    """The host named is not one of the fleet's."""
+
+    def __init__(self, host: str, known: Sequence[str]) -> None:
+        super().__init__(f"There is no host {quote(host)} in the fleet (hosts: {', '.join(known) or 'none'}).")
+        self.host = host
+        self.known = tuple(known)
+
+
+class HostNeeded(ClaimRefused):
+    """A GPU named without its host while the fleet has several: which one is meant is never guessed."""
+
+    def __init__(self, selection: str, hosts: Sequence[str]) -> None:
+        super().__init__(
+            f"The fleet has {len(hosts)} hosts, so name the host before the GPU, e.g. `{hosts[0]}:{selection}`"
+            f" (hosts: {', '.join(hosts)})."
+        )
+        self.selection = selection
+        self.hosts = tuple(hosts)
+
+
+class HostOffline(ClaimRefused):
+    """The host has not reported within the host time-out: its GPUs cannot be newly claimed."""
+
+    def __init__(self, host: str, last_seen_at: datetime | None) -> None:
+        seen = "it never reported" if last_seen_at is None else f"last report {last_seen_at:%Y-%m-%d %H:%M:%S} UTC"
+        super().__init__(f"Host {host} is offline ({seen}), so its GPUs cannot be claimed now.")
+        self.host = host
+        self.last_seen_at = last_seen_at
 
 
 class AlreadyHeld(ClaimRefused):
@@ -129,6 +162,18 @@ class NoFreeGpu(ClaimRefused):
         super().__init__(message)
         self.not_responding = tuple(not_responding)
         self.unreadable = tuple(unreadable)
+
+
+class NoHostWithFree(ClaimRefused):
+    """`2xany` was asked for, but no online host has that many free GPUs that can be claimed."""
+
+    def __init__(self, count: int, most: int) -> None:
+        super().__init__(
+            f"No host has {count} free GPUs right now (at most {most} on one host); a claim of several GPUs"
+            " is on one host."
+        )
+        self.count = count
+        self.most = most
 
 
 class GpuNotResponding(ClaimRefused):

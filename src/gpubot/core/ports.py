@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gpubot.core.models import (
     Claim,
@@ -98,8 +98,8 @@ class ClaimStore(Protocol):
         """Record the GPUs a host has now (by UUID); those no longer present stop being listed."""
         ...
 
-    def list_gpus(self, host: str) -> list[Gpu]:
-        """The GPUs present on `host`, ordered by index, each MIG card followed by its slices."""
+    def list_gpus(self, host: str | None = None) -> list[Gpu]:
+        """The GPUs present on `host` (None: every host's, by host), by index, each MIG card followed by its slices."""
         ...
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
@@ -207,6 +207,7 @@ class ClaimStore(Protocol):
         ...
 
 
+@runtime_checkable
 class FleetStore(Protocol):
     """The fleet's hosts in the shared database: who reports for each host name, and each host's latest sample.
 

@@ -105,14 +105,21 @@ def start_jobs(
     telemetry_interval: timedelta,
     health: Health,
     now_s: Callable[[], float],
+    read_fleet: Callable[[], None] | None = None,
 ) -> PeriodicJobs:
-    """Declare the two jobs' heartbeats and start them: due work at once, telemetry one interval on."""
+    """Declare the two jobs' heartbeats and start them: due work at once, telemetry one interval on.
+
+    `read_fleet` reads the other hosts' reports for the claim service (blocking: run in a thread) with each
+    sample, so no command waits on the database for them; None where the store has no fleet.
+    """
     health.expect("telemetry", max(10 * telemetry_interval.total_seconds(), _TELEMETRY_MIN_MAX_AGE_S), now_s())
 
     async def sample_telemetry() -> None:
         sample = await asyncio.to_thread(sampler.sample_once)
         if sample is not None:
             history.record(sample, clock.now())  # on the loop thread, where the Home tab reads it
+        if read_fleet is not None:
+            await asyncio.to_thread(read_fleet)
 
     health.expect("due-work", _DUE_WORK_MAX_AGE_S, now_s())
 

@@ -145,6 +145,9 @@ async def _serve_until_stopped(
         await asyncio.to_thread(registration.report, first)
     claims = wiring.claims(settings, store, telemetry, first, registration.report if registration else None)
     await asyncio.to_thread(claims.sampler.accept, first)
+    if claims.read_fleet is not None:
+        # The other hosts before the first command, so it answers for the whole fleet.
+        await asyncio.to_thread(claims.read_fleet)
     claims.history.record(first, claims.clock.now())
 
     health.expect(SENDER_HEARTBEAT, _SENDER_MAX_AGE_S, loop.time())
@@ -211,6 +214,7 @@ async def _serve_until_stopped(
         settings.telemetry_interval,
         health,
         loop.time,
+        claims.read_fleet,
     )
     stack.push_async_callback(jobs.stop, _JOB_DRAIN_TIMEOUT_S)
     # Everything built so far (the imported libraries above all) lives as long as the process. Moved out

@@ -39,13 +39,18 @@ from gpubot.system_clock import SystemClock
 
 @dataclass(frozen=True)
 class Claims:
-    """The claim rules over the database and the GPUs."""
+    """The claim rules over the database and the GPUs.
+
+    `read_fleet` hands the claim service the fleet's latest host reports (blocking; the telemetry job runs it each
+    interval); None while the store keeps no hosts.
+    """
 
     store: SqlClaimStore
     clock: SystemClock
     service: ClaimService
     sampler: TelemetrySampler
     history: UtilizationHistory
+    read_fleet: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,11 @@ def claims(
     `report` is called with each later sample, in the sampler's thread: the host's report to the fleet.
     """
     clock = SystemClock()
-    service = ClaimService(store, clock, settings.claim_policy(), host=first.hostname)
+    service = ClaimService(
+        store, clock, settings.claim_policy(), host=first.hostname, host_timeout=settings.host_timeout
+    )
     sampler = TelemetrySampler(telemetry, service.sync_inventory, report)
-    return Claims(store, clock, service, sampler, UtilizationHistory())
+    return Claims(store, clock, service, sampler, UtilizationHistory(), lambda: service.fleet_reported(store.hosts()))
 
 
 def slack_side(
@@ -88,7 +95,15 @@ def slack_side(
     timezone: ZoneInfo = settings.timezone
     dms = DirectMessages(api)
     outbox = Outbox(claims.store, claims.clock)
-    sender = NoticeSender(outbox, dms, claims.clock, timezone, notices_queued, beat=sender_beat)
+    sender = NoticeSender(
+        outbox,
+        dms,
+        claims.clock,
+        timezone,
+        notices_queued,
+        beat=sender_beat,
+        several_hosts=claims.service.several_hosts,
+    )
     # Names for what cannot render a mention (the host CLI, the claim form's errors), kept in the database.
     names = SlackNames(PeopleDirectory(claims.store, claims.clock), api, after_ack)
     sampler = claims.sampler

@@ -75,9 +75,13 @@ def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostS
             require_head(engine)
         clock = SystemClock()
         store = SqlClaimStore(engine)
-        service = ClaimService(store, clock, settings.claim_policy(), host=sample.hostname)
+        service = ClaimService(
+            store, clock, settings.claim_policy(), host=sample.hostname, host_timeout=settings.host_timeout
+        )
         # As the daemon does on start: claims name GPUs by index, which the store must know.
         service.sync_inventory(sample)
+        # The other hosts of the fleet, as they last reported: a host command answers for the whole fleet.
+        service.fleet_reported(store.hosts())
         yield HostSession(service=service, sample=sample, clock=clock, people=PeopleDirectory(store, clock), note=note)
     finally:
         engine.dispose()

@@ -14,10 +14,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
-from gpubot.core.dashboard import Dashboard
+from gpubot.core.dashboard import Dashboard, Fleet
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import ConfigError, GpubotError, NoDatabase, NotHolder
 from gpubot.core.figures import LOAD_BADGES, when
+from gpubot.core.fleet import address
 from gpubot.core.load import GpuUse, LoadThresholds, load_level
 from gpubot.core.models import Claim, Gpu, GpuSample, HostSample
 
@@ -65,7 +66,11 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
     title = f"GPUs on {printable(dashboard.host)}: {dashboard.free_count} of {total} free"
     title += f" ({', '.join(caveats)})" if caveats else ""
     if not dashboard.rows:
-        return f"GPUs on {printable(dashboard.host)}: none found"
+        title = f"GPUs on {printable(dashboard.host)}: none found"
+    if not dashboard.online:
+        title += f"; {_offline(dashboard, timezone)}, so its GPUs cannot be newly claimed"
+    if not dashboard.rows:
+        return title
     rows = []
     for row in dashboard.rows:
         lost = " (not responding)" if row.use.not_responding else ""
@@ -86,6 +91,67 @@ def render_status(dashboard: Dashboard, timezone: ZoneInfo, names: Mapping[str, 
                 ]
             )
     return "\n".join([title, *table(["GPU", "MODEL", "HELD BY", "UNTIL", "PURPOSE"], rows)])
+
+
+def render_fleet_status(fleet: Fleet, host: str | None, timezone: ZoneInfo, names: Mapping[str, str]) -> str:
+    """`gpubot status [HOST]`: one host in full (the one named, or the only one), else a line per host and what is held.
+
+    Raises:
+        UnknownHost: `host` is not one of the fleet's.
+    """
+    if host is not None or not fleet.several:
+        return render_status(fleet.host(host) if host is not None else fleet.hosts[0], timezone, names)
+    offline = sum(1 for dashboard in fleet.hosts if not dashboard.online)
+    title = f"GPUs in the fleet: {fleet.free_count} of {fleet.gpu_count} free on {len(fleet.hosts)} hosts"
+    title += f" ({offline} offline)" if offline else ""
+    hosts = [
+        [
+            printable(dashboard.host),
+            str(len(dashboard.rows)),
+            str(dashboard.free_count),
+            "online" if dashboard.online else _offline(dashboard, timezone),
+        ]
+        for dashboard in fleet.hosts
+    ]
+    held = [
+        [
+            printable(f"{dashboard.host}:{row.gpu.label}"),
+            person(row.claim.user_id, names),
+            f"{when(row.claim.ends_at, timezone)} ({format_duration(row.claim.time_left(fleet.now))} left)",
+            printable(row.claim.purpose),
+        ]
+        for dashboard in fleet.hosts
+        for row in dashboard.rows
+        if row.claim is not None
+    ]
+    lines = [title, *table(["HOST", "GPUS", "FREE", "STATE"], hosts), ""]
+    lines.extend(table(["GPU", "HELD BY", "UNTIL", "PURPOSE"], held) if held else ["Nothing is held."])
+    lines.append("`gpubot status HOST` shows one host in full.")
+    return "\n".join(lines)
+
+
+def render_fleet_realtime(
+    fleet: Fleet, host: str | None, thresholds: LoadThresholds, timezone: ZoneInfo, names: Mapping[str, str]
+) -> str:
+    """`gpubot realtime [HOST]`: each host's live figures (the one named, or every host's, offline ones in a line).
+
+    Raises:
+        UnknownHost: `host` is not one of the fleet's.
+    """
+    shown = [fleet.host(host)] if host is not None else list(fleet.hosts)
+    parts = []
+    for dashboard in shown:
+        if not dashboard.online or dashboard.sample is None:
+            state = _offline(dashboard, timezone) if not dashboard.online else "no telemetry yet"
+            parts.append(f"{printable(dashboard.host)}: {state}")
+            continue
+        parts.append(render_realtime(dashboard, dashboard.sample, thresholds, names))
+    return "\n\n".join(parts)
+
+
+def _offline(dashboard: Dashboard, timezone: ZoneInfo) -> str:
+    seen = dashboard.last_seen_at
+    return "offline, never reported" if seen is None else f"offline, last report {when(seen, timezone)}"
 
 
 def render_realtime(
@@ -130,13 +196,15 @@ def render_realtime(
     return "\n".join(lines)
 
 
-def render_claims(claims: Sequence[Claim], now: datetime, timezone: ZoneInfo, names: Mapping[str, str]) -> str:
-    """Active claims, one per line (`gpubot claims`)."""
+def render_claims(
+    claims: Sequence[Claim], now: datetime, timezone: ZoneInfo, names: Mapping[str, str], several: bool = False
+) -> str:
+    """Active claims, one per line (`gpubot claims`); with `several` hosts, each GPU named `host:label`."""
     if not claims:
         return "No active claims."
     rows = [
         [
-            str(claim.label),
+            printable(address(claim.label, claim.host, several)),
             person(claim.user_id, names),
             when(claim.started_at, timezone),
             when(claim.ends_at, timezone),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from gpubot.core.errors import CommandError
+from gpubot.core.selection import HOST_NAME
 
 CLAIM_FORM = "open_claim_form"
 CLAIM_MODAL_CALLBACK = "claim_form"
@@ -18,13 +19,16 @@ CLAIM_MODAL_CALLBACK = "claim_form"
 GPUS_INPUT = "gpus"
 PURPOSE_INPUT = "purpose"
 DURATION_INPUT = "duration"
+# In a fleet: the claim form's host select (picking one shows that host's GPUs), and the Home tab's.
+HOST_INPUT = "host"
+HOME_HOST = "home_host"
 
 # ASCII digits only: `\d`, `isdigit()` and `int()` also take `²`, `١` or `１`, which gpubot never writes.
 RELEASE_PATTERN = re.compile(r"^release:[0-9]+$")
 EXTEND_PATTERN = re.compile(r"^extend(?:_choice)?:[0-9]+(?::[0-9]+)?$")
-CLAIM_GPU_PATTERN = re.compile(r"^claim_gpu:[0-9]+(?:\.[0-9]+)?$")
-# A GPU's label as gpubot writes it: a card `3` or a MIG slice `3.1`.
-_GPU_LABEL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+CLAIM_GPU_PATTERN = re.compile(rf"^claim_gpu:(?:{HOST_NAME.pattern}:)?[0-9]+(?:\.[0-9]+)?$", re.ASCII)
+# A GPU's label as gpubot writes it: a card `3` or a MIG slice `3.1`, after its host in a fleet (`box-2:3`).
+_GPU_LABEL = re.compile(rf"(?:{HOST_NAME.pattern}:)?[0-9]{{1,9}}(?:\.[0-9]{{1,9}})?", re.ASCII)
 # Caps keep `int()`, `timedelta` and `datetime` from overflowing on a forged value.
 _NUMBER = re.compile(r"[0-9]{1,18}")
 _SECONDS = re.compile(r"[0-9]{1,9}")
@@ -53,7 +57,7 @@ def extend_action_id(claim_id: int, duration: timedelta | None) -> str:
 
 
 def claim_gpu_action_id(gpu_label: str) -> str:
-    """The action id of the Home tab's "Claim" button of one GPU (a card `3` or a MIG slice `3.1`)."""
+    """The action id of the Home tab's "Claim" button of one GPU (a card `3`, a MIG slice `3.1`, `box-2:3`)."""
     return f"claim_gpu:{gpu_label}"
 
 
@@ -98,12 +102,29 @@ def parse_seconds(value: object) -> timedelta:
 
 
 def parse_gpu_label(value: object) -> str:
-    """Read a GPU label (`3`, `3.1`) gpubot put in a button or menu value.
+    """Read a GPU label (`3`, `3.1`, or `box-2:3` in a fleet) gpubot put in a button or menu value.
 
     Raises:
         CommandError: the value is not a label gpubot put there.
     """
     if not isinstance(value, str) or not _GPU_LABEL.fullmatch(value):
+        raise CommandError(NOT_OURS)
+    return value
+
+
+def split_gpu_label(value: str) -> tuple[str | None, str]:
+    """A label read by `parse_gpu_label` as its host (None: none named) and the GPU's label on it."""
+    host, _, label = value.rpartition(":")
+    return host or None, label
+
+
+def parse_host(value: object) -> str:
+    """Read a host name gpubot put in a menu value.
+
+    Raises:
+        CommandError: the value is not a host name.
+    """
+    if not isinstance(value, str) or not HOST_NAME.fullmatch(value):
         raise CommandError(NOT_OURS)
     return value
 

@@ -11,6 +11,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.core.errors import CommandError
 from gpubot.slack import actions, messages
 from gpubot.slack.home import HomeTab
 from gpubot.slack.interactions import Interactions
@@ -103,6 +104,26 @@ def build_app(
     async def on_claim_form_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         after_ack.spawn(interactions.open_claim_form(body["trigger_id"], None), "opening the claim form")
+
+    @app.action(actions.HOST_INPUT)
+    async def on_claim_form_host(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        view = body.get("view") or {}
+        picked = (action.get("selected_option") or {}).get("value")
+        after_ack.spawn(
+            interactions.claim_form_host_picked(view.get("id", ""), view.get("hash"), picked),
+            "showing a host's GPUs in the claim form",
+        )
+
+    @app.action(actions.HOME_HOST)
+    async def on_home_host(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        try:
+            host = actions.parse_host((action.get("selected_option") or {}).get("value"))
+        except CommandError:
+            logger.info("the Home tab's host menu sent a value that is no host name; ignored")
+            return
+        home.show_host(body["user"]["id"], host)
 
     @app.view(actions.CLAIM_MODAL_CALLBACK)
     async def on_claim_form_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:

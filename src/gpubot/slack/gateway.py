@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, ParamSpec, TypeVar
 
-from gpubot.core.dashboard import Dashboard, HomeState
+from gpubot.core.dashboard import Fleet, FleetHome, HomeState
 from gpubot.core.errors import GpubotError
 from gpubot.core.models import HostSample
 from gpubot.core.policy import Purpose
@@ -110,19 +110,18 @@ class ServiceGateway:
 
     # -- Reads ------------------------------------------------------------------------------------------
 
-    async def dashboard(self, *, in_ack: bool) -> tuple[Dashboard, HostSample | None]:
-        """Every GPU and its holder, with the telemetry sample it was built from.
+    async def fleet(self, *, in_ack: bool) -> Fleet:
+        """Every host's GPUs and their holders, each host with the telemetry sample its rows were built from.
 
         Raises:
             GpubotError: (`in_ack`) the database did not answer in time.
         """
-        sample = self._latest_sample()
         runs = _READ_FOR_ACK if in_ack else _READ_AFTER_ACK
-        return await self._call(runs, self._service.dashboard, sample), sample
+        return await self._call(runs, self._service.fleet, self._latest_sample())
 
-    async def home(self, user_id: str) -> HomeState:
-        """What the person's Home tab shows (read after the ack: no deadline)."""
-        return await self._call(_READ_AFTER_ACK, self._service.home, user_id, self._latest_sample())
+    async def home(self, user_id: str, expanded: str | None = None) -> HomeState | FleetHome:
+        """What the person's Home tab shows, `expanded` the host shown in full (read after the ack: no deadline)."""
+        return await self._call(_READ_AFTER_ACK, self._service.home, user_id, self._latest_sample(), expanded)
 
     # -- Changes, each answered in the ack --------------------------------------------------------------
 

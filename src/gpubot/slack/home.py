@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.core.dashboard import FleetHome, HomeState
 from gpubot.core.errors import GpubotError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
@@ -49,6 +51,8 @@ class HomeTab:
         # Home opens (person, Slack's event id) waiting to be recorded, and whether a task is recording them.
         self._opens: list[tuple[str, object]] = []
         self._recording_opens = False
+        # In a fleet: the host each person picked to see in full (kept in memory, like who has the tab open).
+        self._expanded: dict[str, str] = {}
         # Loop time before which no views.publish goes out (Slack's Retry-After after a 429).
         self._limited_until_s = 0.0
         self._pending: dict[str, Message | None] = {}
@@ -93,6 +97,11 @@ class HomeTab:
         for user_id in await self._gateway.home_viewers(people):
             self._refresh(user_id, flash if user_id == acted else None)
 
+    def show_host(self, user_id: str, host: str) -> None:
+        """The person picked a host in the Home tab's menu: republish it with that host's GPUs in full."""
+        self._expanded[user_id] = host
+        self._refresh(user_id)
+
     def _refresh(self, user_id: str, flash: Message | None = None) -> None:
         """Republish the person's Home, showing `flash` at the top."""
         if user_id in self._pending:
@@ -125,10 +134,17 @@ class HomeTab:
                     self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id} again")
 
     async def _publish_now(self, user_id: str, flash: Message | None) -> None:
-        state = await self._gateway.home(user_id)
-        trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, state.dashboard.now) for row in state.dashboard.rows}
+        state = await self._gateway.home(user_id, self._expanded.get(user_id))
+        shown = state.expanded if isinstance(state, FleetHome) else state.dashboard
+        rows = shown.rows if shown is not None else ()
+        trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, _state_now(state)) for row in rows}
         view = views.home_view(state, self._gateway.policy, self._timezone, self._thresholds, trends, flash)
         await self._client.views_publish(user_id=user_id, view=view)
+
+
+def _state_now(state: HomeState | FleetHome) -> datetime:
+    """The instant a Home state was read at."""
+    return state.fleet.now if isinstance(state, FleetHome) else state.dashboard.now
 
 
 def _retry_after_s(error: SlackApiError) -> float:

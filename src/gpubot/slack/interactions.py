@@ -76,14 +76,29 @@ class Interactions:
         await self._show(user_id, container, message, concerned)
 
     async def open_claim_form(self, trigger_id: str, preselect: str | None) -> None:
-        """Open the claim form.
+        """Open the claim form, `preselect` a GPU's label (`3`, or `box-2:3` in a fleet) to pick in it.
 
         The trigger expires about 3 s after the click, so this runs right after the ack; the form is built from the
         database (a local read) before opening, so it opens complete.
         """
-        dashboard, _ = await self._gateway.dashboard(in_ack=False)
-        view = views.claim_modal(dashboard, self._gateway.policy, preselect)
+        fleet = await self._gateway.fleet(in_ack=False)
+        host, label = actions.split_gpu_label(preselect) if preselect is not None else (None, None)
+        view = views.fleet_claim_modal(fleet, self._gateway.policy, host, label)
         await self._client.views_open(trigger_id=trigger_id, view=view)
+
+    async def claim_form_host_picked(self, view_id: str, view_hash: str | None, value: object) -> None:
+        """A host was picked in the claim form's menu: show that host's free GPUs in the form (`views.update`).
+
+        The hash makes Slack refuse the update if the form changed meanwhile (e.g. a quicker second pick).
+        """
+        try:
+            host = actions.parse_host(value)
+        except CommandError:
+            logger.info("a claim form's host menu sent %r, which is no host name; ignored", value)
+            return
+        fleet = await self._gateway.fleet(in_ack=False)
+        view = views.fleet_claim_modal(fleet, self._gateway.policy, host, None)
+        await self._client.views_update(view_id=view_id, hash=view_hash, view=view)
 
     async def submit_claim(self, user_id: str, state: Mapping[str, Any]) -> dict[str, str] | None:
         """Claim what the form asks for, all or nothing. Returns field errors for the form, or None when done.
@@ -123,8 +138,13 @@ class Interactions:
 def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, Purpose, timedelta]:
     try:
         values = state.get("values", {})
-        chosen = values[actions.GPUS_INPUT][actions.GPUS_INPUT].get("selected_options") or []
-        labels = tuple(dict.fromkeys(actions.parse_gpu_label(option["value"]) for option in chosen))
+        # The one GPU menu (its id names its host in a fleet).
+        chosen = [
+            option for menu in values[actions.GPUS_INPUT].values() for option in (menu.get("selected_options") or [])
+        ]
+        picked = [actions.split_gpu_label(actions.parse_gpu_label(option["value"])) for option in chosen]
+        labels = tuple(dict.fromkeys(label for _, label in picked))
+        hosts = {host for host, _ in picked}
         purpose = values[actions.PURPOSE_INPUT][actions.PURPOSE_INPUT].get("value") or ""
         duration_option = values[actions.DURATION_INPUT][actions.DURATION_INPUT].get("selected_option") or {}
         duration_value = duration_option.get("value")
@@ -138,4 +158,6 @@ def _read_claim_form(state: Mapping[str, Any]) -> tuple[GpuSelection, Purpose, t
         raise DurationOutOfBounds("Pick how long you need the GPUs.") from None
     if not labels:
         raise CommandError("Pick at least one GPU.")
-    return GpuSelection(labels=labels), check_purpose(purpose), duration
+    if len(hosts) > 1:
+        raise CommandError("Pick GPUs of one host: a claim of several GPUs is on one host.")
+    return GpuSelection(labels=labels, host=hosts.pop()), check_purpose(purpose), duration

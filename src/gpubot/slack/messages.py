@@ -25,6 +25,7 @@ from gpubot.core.errors import (
     NotHolder,
 )
 from gpubot.core.figures import LOAD_BADGES
+from gpubot.core.fleet import address
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.mig import CudaDevices
 from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
@@ -52,16 +53,21 @@ class Usage:
 
 # How each of `core.commands.SUBCOMMANDS` is typed in Slack.
 USAGES: dict[str, Usage] = {
-    "status": Usage("/gpu status", "every GPU, who holds it, for what and until when", "/gpu"),
+    "status": Usage(
+        "/gpu status [host]",
+        "every GPU, who holds it, for what and until when; in a fleet, a line per host, or one host in full",
+        "/gpu",
+    ),
     "claim": Usage(
         "/gpu claim <gpu> <purpose> [duration]",
         "claim GPUs: one index, a MIG slice `0.2`, a list `0,2` or `1,0.2`, a range of cards `0-3`, or `any`"
-        " (an idle whole card first, else an idle MIG slice); with nothing after it, a form opens",
+        " (an idle whole card first, else an idle MIG slice); with several hosts, `host:` first (`box-2:0,2`);"
+        " `any` looks on every host, `2xany` takes two on one host; with nothing after it, a form opens",
         "/gpu claim 0,2 fine-tune llama 3h",
     ),
     "release": Usage("/gpu release <gpu>|all", "release your claims", "/gpu release 0"),
     "extend": Usage("/gpu extend <gpu> <duration>", "push your claim's end later", "/gpu extend 0 1h"),
-    "realtime": Usage("/gpu realtime", "live load, temperature, memory, power and processes", "/gpu realtime"),
+    "realtime": Usage("/gpu realtime [host]", "live load, temperature, memory, power and processes", "/gpu realtime"),
     "help": Usage("/gpu help", "this list", "/gpu help"),
 }
 
@@ -71,6 +77,8 @@ def status_message(dashboard: Dashboard, policy: ClaimPolicy, timezone: ZoneInfo
     total = len(dashboard.rows)
     free = dashboard.free_count
     summary = f"*{free} of {total} GPUs free*{free_caveats(dashboard)}" if total else "*No GPUs found on this host.*"
+    if not dashboard.online:
+        summary = f"⚫ {offline_note(dashboard, timezone)}\n{summary}"
     compact = total > MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS
     lines = [status_line(row, dashboard.now, timezone, compact) for row in dashboard.rows]
     blocks = [
@@ -88,13 +96,16 @@ def status_message(dashboard: Dashboard, policy: ClaimPolicy, timezone: ZoneInfo
 
 def realtime_message(dashboard: Dashboard, sample: HostSample | None, thresholds: LoadThresholds) -> Message:
     """Live telemetry per GPU: load, temperature, utilization, memory, power and processes."""
+    if not dashboard.online:
+        text = f"⚫ Host {escape(dashboard.host)} is offline: it has not reported lately, so there are no live figures."
+        return Message(text=f"{dashboard.host} is offline", blocks=[section(text)])
     if sample is None:
         return Message(
             text="No telemetry yet",
             blocks=[section("⏳ No telemetry has been read yet; try again in a few seconds.")],
         )
     compact = len(dashboard.rows) > MAX_MESSAGE_BLOCKS - _FRAME_BLOCKS
-    lines = [_realtime_line(row, thresholds, compact) for row in dashboard.rows]
+    lines = [realtime_line(row, thresholds, compact) for row in dashboard.rows]
     driver = f"driver {escape(sample.driver_version)}" if sample.driver_version else "driver n/a"
     legend = figures.load_legend()
     blocks = [
@@ -116,11 +127,14 @@ def claim_message(outcome: ClaimOutcome, now: datetime, timezone: ZoneInfo) -> M
     devices = outcome.cuda_devices
     # PCI_BUS_ID makes CUDA number GPUs as nvidia-smi and NVML do; its default order can differ. UUIDs need no order.
     order = "" if devices.by_uuid else "CUDA_DEVICE_ORDER=PCI_BUS_ID "
+    # In a fleet the line works on that host only, so the reply says which.
+    on_host = f" on *{escape(first.host)}*" if outcome.several_hosts else ""
+    use = f"On {escape(first.host)}, use" if outcome.several_hosts else "Use"
     text = (
-        f"✅ You have *{noun} {labels}* until {date_token(first.ends_at, timezone)}"
+        f"✅ You have *{noun} {labels}*{on_host} until {date_token(first.ends_at, timezone)}"
         f" ({format_duration(first.ends_at - now)}).\n"
         f"for: {escape(first.purpose)}\n"
-        f"Use {'it' if len(claims) == 1 else 'them'} with `{order}CUDA_VISIBLE_DEVICES={escape(devices.value)}`"
+        f"{use} {'it' if len(claims) == 1 else 'them'} with `{order}CUDA_VISIBLE_DEVICES={escape(devices.value)}`"
     )
     if devices.whole_mig_cards:
         text += (
@@ -130,16 +144,19 @@ def claim_message(outcome: ClaimOutcome, now: datetime, timezone: ZoneInfo) -> M
     result = [section(text)]
     if outcome.warnings:
         result.append(section("\n".join(f"⚠️ {escape(warning)}" for warning in outcome.warnings)))
-    return Message(text=f"You have {noun} {labels}", blocks=result)
+    return Message(text=f"You have {noun} {labels}{on_host.replace('*', '')}", blocks=result)
 
 
 def release_message(outcome: ReleaseOutcome) -> Message:
     """The reply to a release, naming whose claims an admin ended."""
     lines = []
+    several = outcome.several_hosts
     if outcome.released:
-        lines.append(f"✅ Released {_gpu_list(outcome.released)}.")
+        lines.append(f"✅ Released {_gpu_list(outcome.released, several)}.")
     for claim in outcome.forced:
-        lines.append(f"✅ Released GPU {claim.label}, held by {mention(claim.user_id)}; they have been told.")
+        lines.append(
+            f"✅ Released GPU {gpu_name(claim, several)}, held by {mention(claim.user_id)}; they have been told."
+        )
     if not lines:
         lines.append("Nothing to release: those claims had already ended.")
     return Message(text="Released", blocks=[section("\n".join(lines))])
@@ -148,7 +165,7 @@ def release_message(outcome: ReleaseOutcome) -> Message:
 def extend_message(outcome: ExtendOutcome, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> Message:
     """The reply to an extension, saying when the maximum cut it short."""
     lines = [
-        f"✅ GPU {claim.label} now ends {date_token(claim.ends_at, timezone)}"
+        f"✅ GPU {gpu_name(claim, outcome.several_hosts)} now ends {date_token(claim.ends_at, timezone)}"
         f" ({format_duration(claim.ends_at - now)} left)."
         for claim in outcome.claims
     ]
@@ -220,16 +237,23 @@ def internal_error_message() -> Message:
     )
 
 
-def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices: CudaDevices | None = None) -> Message:
+def notice_message(
+    item: OutboxItem,
+    timezone: ZoneInfo,
+    now: datetime,
+    devices: CudaDevices | None = None,
+    several_hosts: bool = False,
+) -> Message:
     """The DM a holder is owed.
 
     A claim's confirmation (with `devices`, its CUDA_VISIBLE_DEVICES value; None: from the claim alone), an
-    expiry warning (with buttons), an expiry, or an admin's release.
+    expiry warning (with buttons), an expiry, or an admin's release. With `several_hosts`, it names the GPU's host.
     """
     claim = item.claim
     if item.notice.kind is NoticeKind.CLAIMED:
-        return claim_message(ClaimOutcome((claim,), devices=devices), now, timezone)
-    gpu = f"*GPU {claim.label}* ({escape(claim.purpose)})"
+        return claim_message(ClaimOutcome((claim,), devices=devices, several_hosts=several_hosts), now, timezone)
+    label = gpu_name(claim, several_hosts)
+    gpu = f"*GPU {label}* ({escape(claim.purpose)})"
     if item.notice.kind is NoticeKind.EXPIRY_WARNING:
         text = (
             f"⏰ Your claim on {gpu} ends {date_token(claim.ends_at, timezone)}"
@@ -245,7 +269,7 @@ def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices:
         ]
         buttons.append(button("Release now", actions.release_action_id(claim.id), str(claim.id), style="danger"))
         return Message(
-            text=f"Your claim on GPU {claim.label} ends soon",
+            text=f"Your claim on GPU {label} ends soon",
             blocks=[section(text), {"type": "actions", "elements": buttons}],
         )
     if item.notice.kind is NoticeKind.EXPIRED:
@@ -253,12 +277,12 @@ def notice_message(item: OutboxItem, timezone: ZoneInfo, now: datetime, devices:
             f"⌛ Your claim on {gpu} ended {date_token(claim.ends_at, timezone)}; the GPU is free again."
             " Claim it again with `/gpu claim` if you still need it."
         )
-        return Message(text=f"Your claim on GPU {claim.label} expired", blocks=[section(text)])
+        return Message(text=f"Your claim on GPU {label} expired", blocks=[section(text)])
     text = (
         f"Your claim on {gpu} was released by {_actor(item.notice.actor_id)}"
         f" at {date_token(claim.ended_at or claim.ends_at, timezone)}."
     )
-    return Message(text=f"Your claim on GPU {claim.label} was released", blocks=[section(text)])
+    return Message(text=f"Your claim on GPU {label} was released", blocks=[section(text)])
 
 
 def doctor_dm_message() -> Message:
@@ -323,20 +347,22 @@ def status_line(row: GpuRow, now: datetime, timezone: ZoneInfo, compact: bool) -
     )
 
 
-def _realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool) -> str:
+def realtime_line(row: GpuRow, thresholds: LoadThresholds, compact: bool, label: str | None = None) -> str:
+    """One GPU of `/gpu realtime`; `compact` in a line. `label` names it (default its label; `box-2:3` in a fleet)."""
     gpu, sample = row.gpu, row.sample
+    label = escape(label) if label is not None else gpu.label
     holder = f" · held by {mention(row.claim.user_id)}" if row.claim else " · " + _free_state(row)[1]
     under = _UNDER_CARD if gpu.is_slice else ""
     if sample is None:
-        return f"{under}❔ *GPU {gpu.label}* · no telemetry for this GPU{holder}"
+        return f"{under}❔ *GPU {label}* · no telemetry for this GPU{holder}"
     level = load_level(sample, thresholds)
     badge = LOAD_BADGES[level]
     if sample.unreadable is not None:
-        return f"{under}{badge} *GPU {gpu.label}* · unreadable ({escape(sample.unreadable)}){holder}"
+        return f"{under}{badge} *GPU {label}* · unreadable ({escape(sample.unreadable)}){holder}"
     procs = "n/a" if sample.processes_unknown is not None else str(len(sample.processes))
     if compact:
         return (
-            f"{under}{badge} *{gpu.label}* {figures.percent(sample.utilization_gpu_pct)} · "
+            f"{under}{badge} *{label}* {figures.percent(sample.utilization_gpu_pct)} · "
             f"{figures.temperature(sample)} · {figures.memory(sample)} · {procs} procs{holder}"
         )
     model = escape(figures.model(gpu) if gpu.is_slice else sample.name or gpu.name or "unknown model")
@@ -359,9 +385,24 @@ def _process_lines(processes: Sequence[ProcessSample]) -> list[str]:
     )
 
 
-def _gpu_list(claims: Sequence[Claim]) -> str:
+def _gpu_list(claims: Sequence[Claim], several: bool) -> str:
     noun = "GPU" if len(claims) == 1 else "GPUs"
-    return f"{noun} " + ", ".join(str(claim.label) for claim in claims)
+    return f"{noun} " + ", ".join(gpu_name(claim, several) for claim in claims)
+
+
+def gpu_name(claim: Claim, several: bool) -> str:
+    """The GPU a claim holds as people name it: `3`, or `box-2:3` in a fleet of several hosts."""
+    return escape(address(claim.label, claim.host, several))
+
+
+def offline_note(dashboard: Dashboard, timezone: ZoneInfo) -> str:
+    """Why a host's GPUs cannot be claimed: "*Offline*: last report <date>; its GPUs cannot be newly claimed."."""
+    seen = (
+        "it never reported"
+        if dashboard.last_seen_at is None
+        else f"last report {date_token(dashboard.last_seen_at, timezone)}"
+    )
+    return f"*Offline*: {seen}; its GPUs cannot be newly claimed."
 
 
 def _actor(actor_id: str | None) -> str:

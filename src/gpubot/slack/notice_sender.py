@@ -78,6 +78,7 @@ class NoticeSender:
         *,
         delivery_bound_s: float = _DELIVERY_BOUND_S,
         concurrency: int = _CONCURRENCY,
+        several_hosts: Callable[[], bool] = lambda: False,
     ) -> None:
         """Set up the sender; nothing runs until it is started.
 
@@ -92,7 +93,9 @@ class NoticeSender:
             failure_streak: how failed passes are logged and backed off; tests pass short back-offs.
             delivery_bound_s: the longest one delivery may take; shorter than the outbox's lease.
             concurrency: deliveries in flight at once.
+            several_hosts: whether the fleet has several hosts (blocking), so a DM names the GPU's host.
         """
+        self._several_hosts = several_hosts
         self._outbox = outbox
         self._dms = dms
         self._clock = clock
@@ -218,7 +221,8 @@ class NoticeSender:
         devices = (
             await asyncio.to_thread(self._outbox.cuda_devices, item) if item.notice.kind is NoticeKind.CLAIMED else None
         )
-        message = messages.notice_message(item, self._timezone, self._clock.now(), devices)
+        several = await asyncio.to_thread(self._several_hosts)
+        message = messages.notice_message(item, self._timezone, self._clock.now(), devices, several)
         await self._dms.send(user_id, message, metadata={"event_type": NOTICE_EVENT_TYPE, "event_payload": payload})
 
     async def _refused(self, item: OutboxItem, error: SlackApiError, started: datetime) -> None:

@@ -19,7 +19,7 @@ from gpubot.core.commands import (
 )
 from gpubot.core.errors import GpubotError
 from gpubot.core.load import LoadThresholds
-from gpubot.slack import messages
+from gpubot.slack import fleet_messages, messages
 from gpubot.slack.blocks import Message
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
@@ -72,12 +72,12 @@ class SlashCommands:
         gateway = self._gateway
         policy = gateway.policy
         match command:
-            case StatusCommand():
-                dashboard, _ = await gateway.dashboard(in_ack=True)
-                return messages.status_message(dashboard, policy, self._timezone)
-            case RealtimeCommand():
-                dashboard, sample = await gateway.dashboard(in_ack=True)
-                return messages.realtime_message(dashboard, sample, self._thresholds)
+            case StatusCommand(host):
+                fleet = await gateway.fleet(in_ack=True)
+                return fleet_messages.status_message(fleet, host, policy, self._timezone)
+            case RealtimeCommand(host):
+                fleet = await gateway.fleet(in_ack=True)
+                return fleet_messages.realtime_message(fleet, host, self._thresholds, self._timezone)
             case HelpCommand():
                 return messages.help_message(policy)
             case ClaimCommand(selection, purpose, duration):

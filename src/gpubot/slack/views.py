@@ -12,14 +12,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
-from gpubot.core.dashboard import Dashboard, GpuRow, HomeState
+from gpubot.core.dashboard import Dashboard, Fleet, FleetHome, GpuRow, HomeState
 from gpubot.core.durations import format_duration
 from gpubot.core.errors import DurationOutOfBounds, GpubotError, InvalidPurpose
 from gpubot.core.figures import LOAD_BADGES
+from gpubot.core.fleet import address
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim
 from gpubot.core.policy import PURPOSE_MAX_CHARS, ClaimPolicy
-from gpubot.slack import actions
+from gpubot.slack import actions, fleet_messages
 from gpubot.slack.blocks import (
     MAX_SELECT_OPTIONS,
     MAX_VIEW_BLOCKS,
@@ -34,16 +35,18 @@ from gpubot.slack.blocks import (
     plain,
     section,
 )
-from gpubot.slack.messages import QUICK_EXTENSIONS, error_text, free_caveats, status_line
+from gpubot.slack.messages import QUICK_EXTENSIONS, error_text, free_caveats, gpu_name, offline_note, status_line
 from gpubot.slack.mrkdwn import date_token, escape, truncate
 
 # The Home tab lists at most this many of a person's own claims with buttons; the rest as lines.
 _HOME_CLAIMS_WITH_BUTTONS = 10
+# The blocks a fleet's Home gives its host lines at most.
+_HOME_HOST_BLOCKS = 12
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
 def home_view(
-    state: HomeState,
+    state: HomeState | FleetHome,
     policy: ClaimPolicy,
     timezone: ZoneInfo,
     thresholds: LoadThresholds,
@@ -52,43 +55,150 @@ def home_view(
 ) -> Block:
     """The App Home tab: the person's own claims with Release/Extend, then every GPU with Claim buttons.
 
-    `flash` is the outcome of what the person just did, shown at the top. Stays within 100 blocks.
+    In a fleet of several hosts, every host in a line and a menu to show one host's GPUs in full. `flash` is the
+    outcome of what the person just did, shown at the top. Stays within 100 blocks.
     """
+    if isinstance(state, FleetHome):
+        return _fleet_home_view(state, policy, timezone, thresholds, trends, flash)
     dashboard = state.dashboard
-    top: list[Block] = [header("Your GPUs")]
-    if flash is not None:
-        top.extend(flash.blocks[:2])
-    if not state.own_claims:
-        top.append(section("You hold no GPUs."))
-    for claim in state.own_claims[:_HOME_CLAIMS_WITH_BUTTONS]:
-        top.extend(_own_claim_blocks(claim, policy, dashboard.now, timezone))
-    extra = state.own_claims[_HOME_CLAIMS_WITH_BUTTONS:]
-    if extra:
-        top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {c.label}" for c in extra)))
-    top.append({"type": "actions", "elements": [button("Claim GPUs…", actions.CLAIM_FORM, "open", style="primary")]})
-    top.append({"type": "divider"})
+    top = _your_gpus(state.own_claims, policy, dashboard.now, timezone, flash, several=False)
     top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free{free_caveats(dashboard)}"))
     footer = context(
         f"Updated {date_token(dashboard.now, timezone)} · 📈 utilization over the last hour · " + figures.load_legend()
     )
-    budget = MAX_VIEW_BLOCKS - len(top) - 1
-    rows = dashboard.rows
-    if len(rows) <= budget:
-        gpu_blocks = [_home_gpu_block(row, dashboard.now, timezone, thresholds, trends) for row in rows]
-    else:
-        lines = [status_line(row, dashboard.now, timezone, compact=True) for row in rows]
-        gpu_blocks = pack_lines(lines, budget, noun="GPUs")
-    if not rows:
-        gpu_blocks = [section("No GPUs found on this host.")]
+    gpu_blocks = _gpu_blocks(dashboard, MAX_VIEW_BLOCKS - len(top) - 1, timezone, thresholds, trends, several=False)
     return {"type": "home", "blocks": [*top, *gpu_blocks, footer]}
 
 
-def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None) -> Block:
+def _fleet_home_view(
+    state: FleetHome,
+    policy: ClaimPolicy,
+    timezone: ZoneInfo,
+    thresholds: LoadThresholds,
+    trends: Mapping[str, tuple[float | None, ...]],
+    flash: Message | None,
+) -> Block:
+    fleet, shown = state.fleet, state.expanded
+    blocks = _your_gpus(state.own_claims, policy, fleet.now, timezone, flash, several=True)
+    blocks.append(header(f"Fleet · {fleet.free_count} of {fleet.gpu_count} free on {len(fleet.hosts)} hosts"))
+    names = list(fleet.names)
+    if shown is not None and shown.host not in names[:MAX_SELECT_OPTIONS]:
+        names = [shown.host, *names[: MAX_SELECT_OPTIONS - 1]]
+    host_menu: Block = {
+        "type": "static_select",
+        "action_id": actions.HOME_HOST,
+        "placeholder": plain("Show a host's GPUs…"),
+        "options": [option(name, name) for name in names[:MAX_SELECT_OPTIONS]],
+    }
+    if shown is not None:
+        host_menu["initial_option"] = option(shown.host, shown.host)
+    blocks.append({"type": "actions", "elements": [host_menu]})
+    lines = [fleet_messages.host_line(host, timezone) for host in fleet.hosts]
+    blocks.extend(pack_lines(lines, _HOME_HOST_BLOCKS, noun="hosts"))
+    footer = context(
+        f"Updated {date_token(fleet.now, timezone)} · 📈 utilization over the last hour · " + figures.load_legend()
+    )
+    if shown is None:
+        blocks.append(context("Pick a host above to see its GPUs, each free one with a Claim button."))
+        return {"type": "home", "blocks": [*blocks, footer]}
+    blocks.append({"type": "divider"})
+    blocks.append(header(f"{shown.host} · {shown.free_count} of {len(shown.rows)} free{free_caveats(shown)}"))
+    if not shown.online:
+        blocks.append(section("⚫ " + offline_note(shown, timezone)))
+    budget = MAX_VIEW_BLOCKS - len(blocks) - 1
+    return {
+        "type": "home",
+        "blocks": [*blocks, *_gpu_blocks(shown, budget, timezone, thresholds, trends, True), footer],
+    }
+
+
+def _your_gpus(
+    own_claims: Sequence[Claim],
+    policy: ClaimPolicy,
+    now: datetime,
+    timezone: ZoneInfo,
+    flash: Message | None,
+    several: bool,
+) -> list[Block]:
+    """The Home tab's top: what the person just did, their claims with buttons, and the Claim GPUs… button."""
+    top: list[Block] = [header("Your GPUs")]
+    if flash is not None:
+        top.extend(flash.blocks[:2])
+    if not own_claims:
+        top.append(section("You hold no GPUs."))
+    for claim in own_claims[:_HOME_CLAIMS_WITH_BUTTONS]:
+        top.extend(_own_claim_blocks(claim, policy, now, timezone, several))
+    extra = own_claims[_HOME_CLAIMS_WITH_BUTTONS:]
+    if extra:
+        top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {gpu_name(c, several)}" for c in extra)))
+    top.append({"type": "actions", "elements": [button("Claim GPUs…", actions.CLAIM_FORM, "open", style="primary")]})
+    top.append({"type": "divider"})
+    return top
+
+
+def _gpu_blocks(
+    dashboard: Dashboard,
+    budget: int,
+    timezone: ZoneInfo,
+    thresholds: LoadThresholds,
+    trends: Mapping[str, tuple[float | None, ...]],
+    several: bool,
+) -> list[Block]:
+    """A host's GPUs on the Home tab: a block each with its figures while they fit in `budget`, else lines."""
+    rows = dashboard.rows
+    if not rows:
+        return [section("No GPUs found on this host.")]
+    if len(rows) <= budget:
+        # An offline host's GPUs cannot be claimed: no Claim buttons.
+        claimable = dashboard.online
+        return [_home_gpu_block(row, dashboard.now, timezone, thresholds, trends, several, claimable) for row in rows]
+    lines = [status_line(row, dashboard.now, timezone, compact=True) for row in rows]
+    return pack_lines(lines, budget, noun="GPUs")
+
+
+def fleet_claim_modal(fleet: Fleet, policy: ClaimPolicy, host: str | None, preselect: str | None) -> Block:
+    """The claim form for the fleet: with several hosts, a host menu first and the free GPUs of the host picked.
+
+    `host` is the host picked (None: the first online host with a free GPU); `preselect` a GPU's label on it.
+    Picking another host in the menu sends an action whose answer updates the form (`views.update`), so no
+    menu ever holds more than one host's GPUs.
+    """
+    if not fleet.several:
+        return claim_modal(fleet.hosts[0], policy, preselect)
+    if host is None:
+        # A GPU named without its host (a button from before the fleet grew) could be any host's.
+        preselect = None
+    choices = [
+        dashboard
+        for dashboard in fleet.hosts
+        if dashboard.online and any(row.free and not row.use.unclaimable for row in dashboard.rows)
+    ]
+    chosen = next((dashboard for dashboard in fleet.hosts if dashboard.host == host and dashboard.online), None)
+    chosen = chosen or (choices[0] if choices else None)
+    if chosen is None:
+        text = "No GPU of the fleet can be claimed right now; `/gpu status` shows when claims end."
+        return {**_modal_frame(), "blocks": [section(text)]}
+    return claim_modal(chosen, policy, preselect, hosts=choices)
+
+
+def _modal_frame() -> Block:
+    return {
+        "type": "modal",
+        "callback_id": actions.CLAIM_MODAL_CALLBACK,
+        "title": plain("Claim GPUs"),
+        "close": plain("Cancel"),
+    }
+
+
+def claim_modal(
+    dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None, hosts: Sequence[Dashboard] | None = None
+) -> Block:
     """The claim form: free GPUs (the clicked one preselected; those in use say by whom), a purpose, a duration.
 
     MIG slices are offered under their card with their profile (`GPU 0.2 · MIG 1g.10gb`); a GPU held through
     its card or slices is not free. A GPU that is not responding or unreadable cannot be claimed, so it is
-    not offered; a line under the choice says so.
+    not offered; a line under the choice says so. With `hosts` (a fleet's hosts with free GPUs), a host menu
+    comes first, `dashboard` is the host picked, and each GPU's value names its host (`box-2:3`).
     """
     unclaimed = [row for row in dashboard.rows if row.free]
     offered = [row for row in unclaimed if not row.use.unclaimable]
@@ -98,21 +208,19 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None
         clicked = [row for row in offered if row.gpu.label == preselect]
         free = offered[: MAX_SELECT_OPTIONS - len(clicked)] + clicked
     silent = [row for row in unclaimed if row.use.unclaimable]
-    base: Block = {
-        "type": "modal",
-        "callback_id": actions.CLAIM_MODAL_CALLBACK,
-        "title": plain("Claim GPUs"),
-        "close": plain("Cancel"),
-    }
+    base = _modal_frame()
+    host_menu = [] if hosts is None else [_host_menu(dashboard.host, hosts)]
     if not free:
         nothing = "Every GPU is claimed right now; `/gpu status` shows when they end."
         if silent:
             nothing = f"No GPU can be claimed right now: {_not_responding_list(silent)}. {nothing}"
-        return {**base, "blocks": [section(nothing)]}
-    options = {row.gpu.label: option(_gpu_option_text(row), str(row.gpu.label)) for row in free}
+        return {**base, "blocks": [*host_menu, section(nothing)]}
+    prefix = "" if hosts is None else f"{dashboard.host}:"
+    options = {row.gpu.label: option(_gpu_option_text(row), f"{prefix}{row.gpu.label}") for row in free}
     gpu_select: Block = {
         "type": "multi_static_select",
-        "action_id": actions.GPUS_INPUT,
+        # One id per host: a form updated to another host starts with nothing picked.
+        "action_id": actions.GPUS_INPUT if hosts is None else f"{actions.GPUS_INPUT}@{dashboard.host}",
         "placeholder": plain("Pick one or more"),
         "options": list(options.values()),
     }
@@ -125,6 +233,7 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None
         **base,
         "submit": plain("Claim"),
         "blocks": [
+            *host_menu,
             input_block(actions.GPUS_INPUT, "GPUs", gpu_select),
             *notes,
             input_block(
@@ -149,6 +258,18 @@ def claim_modal(dashboard: Dashboard, policy: ClaimPolicy, preselect: str | None
             ),
         ],
     }
+
+
+def _host_menu(chosen: str, hosts: Sequence[Dashboard]) -> Block:
+    """The claim form's host menu: hosts with a free GPU (at most a menu's worth), `chosen` picked."""
+    offered = [host for host in hosts if host.host != chosen][: MAX_SELECT_OPTIONS - 1]
+    by_name = sorted([*offered, *(host for host in hosts if host.host == chosen)], key=lambda host: host.host)
+    options = {host.host: option(f"{host.host} · {host.free_count} free", host.host) for host in by_name}
+    menu: Block = {"type": "static_select", "action_id": actions.HOST_INPUT, "options": list(options.values())}
+    if chosen in options:
+        menu["initial_option"] = options[chosen]
+    # dispatch_action: picking a host sends an action at once, whose answer shows that host's GPUs.
+    return {**input_block(actions.HOST_INPUT, "Host", menu), "dispatch_action": True}
 
 
 def claim_modal_errors(error: GpubotError, names: Mapping[str, str]) -> dict[str, str]:
@@ -211,9 +332,11 @@ def _not_responding_list(rows: Sequence[GpuRow]) -> str:
     return "; ".join(parts)
 
 
-def _own_claim_blocks(claim: Claim, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> list[Block]:
+def _own_claim_blocks(
+    claim: Claim, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo, several: bool
+) -> list[Block]:
     text = (
-        f"*GPU {claim.label}* · {escape(claim.purpose)}\n"
+        f"*GPU {gpu_name(claim, several)}* · {escape(claim.purpose)}\n"
         f"ends {date_token(claim.ends_at, timezone)} · {format_duration(claim.time_left(now))} left"
     )
     elements = [button("Release", actions.release_action_id(claim.id), str(claim.id), style="danger")]
@@ -245,6 +368,8 @@ def _home_gpu_block(
     timezone: ZoneInfo,
     thresholds: LoadThresholds,
     trends: Mapping[str, tuple[float | None, ...]],
+    several: bool,
+    claimable: bool,
 ) -> Block:
     block = section(status_line(row, now, timezone, compact=False))
     sample = row.sample
@@ -258,6 +383,7 @@ def _home_gpu_block(
                 "text": f"mem {figures.percent(sample.memory_used_pct)} · {figures.temperature(sample)}",
             },
         ]
-    if row.free and not row.use.unclaimable:
-        block["accessory"] = button("Claim", actions.claim_gpu_action_id(row.gpu.label), str(row.gpu.label))
+    if claimable and row.free and not row.use.unclaimable:
+        label = address(row.gpu.label, row.gpu.host, several)
+        block["accessory"] = button("Claim", actions.claim_gpu_action_id(label), label)
     return block

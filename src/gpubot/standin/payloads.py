@@ -112,8 +112,10 @@ def block_actions(
     response_url: str | None = None,
     ephemeral: bool = False,
     trigger_id: str | None = None,
+    selected_option: str | None = None,
+    in_modal: bool = False,
 ) -> dict[str, Any]:
-    """Build the payload of an `interactive` envelope for a button click.
+    """Build the payload of an `interactive` envelope for a button click, or a pick in a select menu.
 
     The button sits on the user's Home tab (view `view_id`) unless `channel_id`, `message_ts`
     and `response_url` are all given, in which case it sits on that message.
@@ -130,6 +132,8 @@ def block_actions(
         ephemeral: The message is ephemeral. Slack stores no copy of ephemeral messages,
             so their clicks carry no `message` object.
         trigger_id: Lets the app open a modal; derived from `user_id` when omitted.
+        selected_option: The value picked in a `static_select` (instead of a button's `value`).
+        in_modal: The element sits in a modal (view `view_id`) rather than on the Home tab.
 
     Returns:
         The `block_actions` payload dict.
@@ -140,7 +144,7 @@ def block_actions(
     message_fields = (channel_id, message_ts, response_url)
     if any(f is not None for f in message_fields) and not all(f is not None for f in message_fields):
         raise ValueError("a message click needs channel_id, message_ts and response_url together")
-    action = {
+    action: dict[str, Any] = {
         "action_id": action_id,
         "block_id": block_id,
         "text": {"type": "plain_text", "text": action_id, "emoji": True},
@@ -148,6 +152,14 @@ def block_actions(
         "type": "button",
         "action_ts": slack_ts(999_999),
     }
+    if selected_option is not None:
+        action = {
+            "action_id": action_id,
+            "block_id": block_id,
+            "type": "static_select",
+            "selected_option": {"text": {"type": "plain_text", "text": selected_option}, "value": selected_option},
+            "action_ts": slack_ts(999_999),
+        }
     payload: dict[str, Any] = {
         "type": "block_actions",
         "team": _team(),
@@ -159,7 +171,8 @@ def block_actions(
     }
     if channel_id is None:
         payload["container"] = {"type": "view", "view_id": view_id}
-        payload["view"] = _view(view_id, view_type="home", callback_id="", private_metadata="", values={})
+        view_type = "modal" if in_modal else "home"
+        payload["view"] = _view(view_id, view_type=view_type, callback_id="", private_metadata="", values={})
         return payload
     payload["container"] = {
         "type": "message",

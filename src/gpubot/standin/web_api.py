@@ -1,7 +1,7 @@
 """The stand-in's Slack Web API methods: token checks, scopes and responses, without HTTP.
 
 Responses follow the shapes of Slack's own examples (chat.postMessage, views.publish,
-views.open, conversations.open, users.info, apps.connections.open). Errors use Slack's
+views.open, views.update, conversations.open, users.info, apps.connections.open). Errors use Slack's
 convention: HTTP 200 with `{"ok": false, "error": ...}`.
 """
 
@@ -82,6 +82,7 @@ class WebApi:
             "chat.update": _Method("bot", "chat:write", self._update),
             "views.publish": _Method("bot", None, self._views_publish),
             "views.open": _Method("bot", None, self._views_open),
+            "views.update": _Method("bot", None, self._views_update),
             "conversations.open": _Method("bot", "im:write", self._conversations_open),
             "conversations.history": _Method("bot", "im:history", self._conversations_history),
             "users.info": _Method("bot", "users:read", self._users_info),
@@ -257,6 +258,13 @@ class WebApi:
 
     def _views_open(self, params: Body) -> Body:
         return _missing(params, "trigger_id", "view") or self._view(params, "modal")
+
+    def _views_update(self, params: Body) -> Body:
+        if error := _missing(params, "view"):
+            return error
+        if not params.get("view_id") and not params.get("external_id"):
+            return _invalid_arguments("view_id")
+        return self._view(params, "modal")
 
     def _conversations_open(self, params: Body) -> Body:
         if error := _missing(params, "users"):

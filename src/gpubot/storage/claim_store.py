@@ -99,16 +99,19 @@ class SqlClaimStore(OutboxTransactions, FleetTransactions, SlackEventTransaction
                 .values(present=False)
             )
 
-    def list_gpus(self, host: str) -> list[Gpu]:
+    def list_gpus(self, host: str | None = None) -> list[Gpu]:
         """The GPUs present on `host`, ordered by index.
 
         Args:
-            host: the host to list.
+            host: the host to list; None for every host's, by host.
 
         Returns:
             Its present GPUs; GPUs it no longer reports are left out.
         """
-        return self._snapshot().list_gpus(host)
+        snapshot = self._snapshot()
+        if host is None:
+            return [gpu for listed in snapshot.gpus.values() for gpu in listed]
+        return snapshot.list_gpus(host)
 
     # -- Claims -------------------------------------------------------------------------------------
 

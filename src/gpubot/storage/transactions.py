@@ -188,5 +188,7 @@ class SqlTransactions:
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         self._reads.refuse_if_pinned()
+        # A new connection to a deleted SQLite file would create an empty one in its place.
+        self.check_file()
         with as_store_errors(), self._read_engine.begin() as connection:
             yield connection
