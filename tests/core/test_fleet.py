@@ -290,3 +290,18 @@ def test_status_and_realtime_take_a_host() -> None:
     with pytest.raises(CommandError) as bad:
         parse_command("status a b")
     assert bad.value.usage == ("status",)
+
+
+def test_the_other_hosts_new_samples_are_handed_back_once_each_for_their_trends(store, clock):
+    service = ClaimService(store, clock, ClaimPolicy(), host="box-1", host_timeout=TIMEOUT)
+    service.sync_inventory(LOCAL)
+
+    first = service.fleet_reported(reports(clock))
+    again = service.fleet_reported(reports(clock))
+    clock.advance(timedelta(seconds=2))
+    later = service.fleet_reported(reports(clock))
+
+    # Never this host's own (its sampler records it); each other host's sample once per report.
+    assert first == [SECOND, THIRD]
+    assert again == []
+    assert later == [SECOND, THIRD]

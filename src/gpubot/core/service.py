@@ -77,11 +77,14 @@ class ClaimService:
         """Record the GPUs telemetry found, so claims can name them."""
         self._store.sync_gpus(self.host, rules.inventory(self.host, sample), self._clock.now())
 
-    def fleet_reported(self, reports: Sequence[HostReport]) -> None:
+    def fleet_reported(self, reports: Sequence[HostReport]) -> list[HostSample]:
         """Take the fleet's latest host reports (read in the background): the other hosts and their samples.
 
         A host's GPUs are recorded from its latest report when they differ from the store's, so claims (and an
         offline host's listing) can name them whichever process wrote the report.
+
+        Returns:
+            The other hosts' samples reported since the last call, for what keeps their history (the Home trends).
         """
         now = self._clock.now()
         others = {report.name: report for report in reports if report.name != self.host}
@@ -92,7 +95,14 @@ class ClaimService:
             gpus = rules.inventory(report.name, report.sample)
             if gpus != listed.get(report.name, []):
                 self._store.sync_gpus(report.name, gpus, now)
+        fresh = [
+            report.sample
+            for name, report in others.items()
+            if report.sample is not None
+            and (name not in self._reports or self._reports[name].last_report_at != report.last_report_at)
+        ]
         self._reports = others
+        return fresh
 
     def several_hosts(self) -> bool:
         """Whether the fleet has more than one host, so that people name a GPU with its host (`box-2:3`)."""
@@ -114,14 +124,20 @@ class ClaimService:
         now = self._clock.now()
         gpus = rules.by_host(self._store.list_gpus())
         live = rules.by_host(claim for claim in self._store.active_claims() if claim.ends_at > now)
-        others = self._reports
-        hosts = []
-        for name in rules.host_names(self.host, others, gpus):
-            online, seen = rules.host_of(name, self.host, others, now, self.host_timeout)
-            shown = sample if name == self.host else others[name].sample if online else None
-            rows = dashboard_rows(gpus.get(name, []), live.get(name, []), shown, self._uses_of(name, shown))
-            hosts.append(Dashboard(name, rows, now, online=online, last_seen_at=seen, sample=shown))
-        return Fleet(hosts=tuple(hosts), now=now)
+        hosts = tuple(
+            self._host_dashboard(name, sample, gpus.get(name, []), live.get(name, []), now)
+            for name in rules.host_names(self.host, self._reports, gpus)
+        )
+        return Fleet(hosts=hosts, now=now)
+
+    def _host_dashboard(
+        self, name: str, sample: HostSample | None, gpus: Sequence[Gpu], live: Sequence[Claim], now: datetime
+    ) -> Dashboard:
+        """One host of the fleet: `sample` is this daemon's own host's; another's comes from its report."""
+        online, seen = rules.host_of(name, self.host, self._reports, now, self.host_timeout)
+        shown = sample if name == self.host else self._reports[name].sample if online else None
+        rows = dashboard_rows(gpus, live, shown, self._uses_of(name, shown))
+        return Dashboard(name, rows, now, online=online, last_seen_at=seen, sample=shown)
 
     def home(self, user_id: str, sample: HostSample | None, expanded: str | None = None) -> HomeState | FleetHome:
         """One person's claims and every GPU, for their Home tab; in a fleet, `expanded` is the host shown in full."""
@@ -170,8 +186,8 @@ class ClaimService:
         now = self._clock.now()
         # Before the fleet is read, so a GPU whose claim just ended counts as free.
         self._expire_overdue(now)
-        fleet = self.fleet(sample)
         if selection.any_free:
+            fleet = self.fleet(sample)
             if selection.host is not None:
                 hosts = [rules.claimable_host(fleet.host(selection.host))]
             else:
@@ -181,10 +197,16 @@ class ClaimService:
             return self._claim_free(
                 user_id, hosts, selection.count, purpose, now, duration, confirm_by_dm, fleet.several
             )
-        host = rules.claimable_host(fleet.host(rules.target_host(selection, fleet.names)))
+        # Named GPUs are on one host: only its dashboard is built, not the whole fleet's.
+        listed = rules.by_host(self._store.list_gpus())
+        names = rules.host_names(self.host, self._reports, listed)
+        several = len(names) > 1
+        target = rules.target_host(selection, names)
+        live_there = [claim for claim in self._store.active_claims(target) if claim.ends_at > now]
+        host = rules.claimable_host(self._host_dashboard(target, sample, listed.get(target, []), live_there, now))
         gpus = [row.gpu for row in host.rows]
         uses = {row.gpu.uuid: row.use for row in host.rows}
-        chosen = rules.resolve(selection, gpus, host.host if fleet.several else None)
+        chosen = rules.resolve(selection, gpus, host.host if several else None)
         both = overlap(chosen)
         if both is not None:
             raise SelectionOverlaps(both[0].label, both[1].label)
@@ -192,20 +214,16 @@ class ClaimService:
         for gpu in chosen:
             holder = conflicting_claim(gpu, live)
             if holder is not None and holder.user_id == user_id and holder.gpu_uuid == gpu.uuid:
-                raise AlreadyYours(rules.address(gpu.label, gpu.host, fleet.several))
+                raise AlreadyYours(rules.address(gpu.label, gpu.host, several))
             if holder is not None:
-                name = rules.address(gpu.label, gpu.host, fleet.several)
-                raise AlreadyHeld(
-                    name, holder.user_id, holder.ends_at, rules.address(holder.label, gpu.host, fleet.several)
-                )
+                name = rules.address(gpu.label, gpu.host, several)
+                raise AlreadyHeld(name, holder.user_id, holder.ends_at, rules.address(holder.label, gpu.host, several))
         for gpu in chosen:
-            rules.check_claimable(gpu, uses[gpu.uuid], fleet.several)
+            rules.check_claimable(gpu, uses[gpu.uuid], several)
         # The store re-checks atomically: a racing claim that won meanwhile raises AlreadyHeld here.
         new = _new_claims(chosen, user_id, purpose, now, duration)
         claims = tuple(self._store.create_claims(new, confirm_by_dm=confirm_by_dm))
-        return ClaimOutcome(
-            claims, rules.in_use_warnings(chosen, uses, fleet.several), cuda_devices(claims, gpus), fleet.several
-        )
+        return ClaimOutcome(claims, rules.in_use_warnings(chosen, uses, several), cuda_devices(claims, gpus), several)
 
     def release(self, user_id: str, selection: GpuSelection | None, *, as_admin: bool = False) -> ReleaseOutcome:
         """Release the caller's claims on the selected GPUs (None: all of the caller's claims, on every host).

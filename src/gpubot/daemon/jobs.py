@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gpubot.core.clock import Clock
 from gpubot.core.history import UtilizationHistory
+from gpubot.core.models import HostSample
 from gpubot.core.streak import FailureStreak
 from gpubot.daemon.health import Health
 from gpubot.daemon.sampler import TelemetrySampler
@@ -105,12 +106,12 @@ def start_jobs(
     telemetry_interval: timedelta,
     health: Health,
     now_s: Callable[[], float],
-    read_fleet: Callable[[], None] | None = None,
+    read_fleet: Callable[[], Sequence[HostSample]] | None = None,
 ) -> PeriodicJobs:
     """Declare the two jobs' heartbeats and start them: due work at once, telemetry one interval on.
 
     `read_fleet` reads the other hosts' reports for the claim service (blocking: run in a thread) with each
-    sample, so no command waits on the database for them; None where the store has no fleet.
+    sample, so no command waits on the database for them, and returns their new samples; None where there is no fleet.
     """
     health.expect("telemetry", max(10 * telemetry_interval.total_seconds(), _TELEMETRY_MIN_MAX_AGE_S), now_s())
 
@@ -119,7 +120,9 @@ def start_jobs(
         if sample is not None:
             history.record(sample, clock.now())  # on the loop thread, where the Home tab reads it
         if read_fleet is not None:
-            await asyncio.to_thread(read_fleet)
+            # The other hosts' new samples feed their Home trends, as this host's own do.
+            for reported in await asyncio.to_thread(read_fleet):
+                history.record(reported, clock.now())
 
     health.expect("due-work", _DUE_WORK_MAX_AGE_S, now_s())
 

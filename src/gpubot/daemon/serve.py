@@ -147,7 +147,8 @@ async def _serve_until_stopped(
     await asyncio.to_thread(claims.sampler.accept, first)
     if claims.read_fleet is not None:
         # The other hosts before the first command, so it answers for the whole fleet.
-        await asyncio.to_thread(claims.read_fleet)
+        for reported in await asyncio.to_thread(claims.read_fleet):
+            claims.history.record(reported, claims.clock.now())
     claims.history.record(first, claims.clock.now())
 
     health.expect(SENDER_HEARTBEAT, _SENDER_MAX_AGE_S, loop.time())

@@ -7,7 +7,7 @@ order, and owns every resource's cleanup.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -50,7 +50,7 @@ class Claims:
     service: ClaimService
     sampler: TelemetrySampler
     history: UtilizationHistory
-    read_fleet: Callable[[], None] | None = None
+    read_fleet: Callable[[], Sequence[HostSample]] | None = None
 
 
 @dataclass(frozen=True)
