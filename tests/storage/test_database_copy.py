@@ -18,6 +18,7 @@ from gpubot.core.models import (
     EventKind,
     Gpu,
     HomeOpen,
+    HostRole,
     NewClaim,
     Notice,
     NoticeKind,
@@ -32,6 +33,9 @@ from tests.postgres import scratch_database
 from tests.storage.conftest import needs_postgres
 
 pytestmark = needs_postgres
+
+# Longer than the test takes: a name reported within it counts as live.
+HOUR_OUT = timedelta(hours=1)
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=timezone.utc)
 HOST = "box"
@@ -232,5 +236,26 @@ def test_a_copy_that_fails_midway_leaves_no_row_behind(source_url: str, new_post
     target = make_engine(new_postgres)
     try:
         assert all(rows == [] for rows in every_row(target).values())
+    finally:
+        target.dispose()
+
+
+def test_the_copied_hosts_name_is_free_for_the_first_fleet_process(source_url: str, new_postgres: str) -> None:
+    # The one host's service held its name in the SQLite file; it is stopped for the copy, so the fleet's
+    # first process on that machine must not wait out the host time-out for a name nobody holds.
+    now = datetime.now(timezone.utc)
+    source = make_engine(source_url)
+    try:
+        SqlClaimStore(source).register_host("gpu-box", HostRole.SERVE, "old-service", "pid 1 on gpu-box", now, HOUR_OUT)
+    finally:
+        source.dispose()
+
+    copy_database(source_url, new_postgres)
+
+    target = make_engine(new_postgres)
+    try:
+        (copied,) = SqlClaimStore(target).hosts()
+        assert (copied.name, copied.role, copied.holder) == ("gpu-box", HostRole.SERVE, None)
+        SqlClaimStore(target).register_host("gpu-box", HostRole.AGENT, "fleet-agent", "pid 2 on gpu-box", now, HOUR_OUT)
     finally:
         target.dispose()
