@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from gpubot.core.errors import StoreReplaced
 from gpubot.core.models import Gpu, NewClaim
@@ -71,3 +72,27 @@ def test_an_untouched_file_passes(store) -> None:
     claims, _ = store
     claims.check_file()
     assert len(claims.create_claims([_claim(1)])) == 1
+
+
+def test_a_connection_opened_after_the_file_was_deleted_never_creates_an_empty_one(tmp_path: Path) -> None:
+    # A new pooled connection (a background job's, say) must not start a fresh database in the file's place,
+    # which would then pass for a replaced one, or for the real one after a restart.
+    path = tmp_path / "gpubot.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade_to_head(engine)
+        store = SqlClaimStore(engine)
+        store.list_gpus("box")
+        engine.dispose()  # every pooled connection closed: the next one is new
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+        # Even past the store's own check, as a connection opened between that check and the deletion would be.
+        with pytest.raises(OperationalError, match="unable to open"):
+            engine.connect()
+        assert not path.exists()
+        with pytest.raises(StoreReplaced, match="deleted"):
+            store.hosts()
+        assert not path.exists()
+    finally:
+        engine.dispose()

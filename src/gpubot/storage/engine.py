@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,33 @@ def _make_sqlite_engine(url: URL) -> Engine:
         except OSError as error:
             raise StoreReadOnly(f"cannot create the database directory {directory}: {error.strerror}") from None
     engine = create_engine(url)
+    if path is not None:
+        event.listen(engine, "do_connect", _OpenWithoutCreating(path))
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+class _OpenWithoutCreating:
+    """Once the file has been there, later connections open it without creating it (SQLite's ``mode=rw``).
+
+    A connection opened after the file was deleted must fail, not start an empty database in its place that
+    would pass for the real one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path.absolute()
+        self._seen = False
+
+    def __call__(
+        self, dialect: Any, connection_record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+    ) -> None:
+        if not self._seen:
+            self._seen = self._path.exists()
+            if not self._seen:
+                return  # the first start creates it
+        cargs[:] = [f"file:{urllib.parse.quote(str(self._path))}?mode=rw"]
+        cparams["uri"] = True
 
 
 def _on_sqlite_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:

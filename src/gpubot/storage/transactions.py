@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Engine, Executable, Insert, Select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
 
 from gpubot.core.errors import StoreBusy
@@ -158,7 +159,7 @@ class SqlTransactions:
         # One transaction that may write: BEGIN IMMEDIATE on SQLite (see engine.py), committed on exit.
         self._reads.refuse_if_pinned()
         self.check_file()
-        with self._turn_to_write(), as_store_errors(), self._engine.connect() as connection:
+        with self._turn_to_write(), as_store_errors(), self._connected(self._engine) as connection:
             with connection.begin():
                 pending = self._reads.write_started(connection)
                 write = Write(connection)
@@ -171,6 +172,16 @@ class SqlTransactions:
             self._reads.write_committed(pending, write.claims_written, connection, notified)
         if write.queued_notice:
             self._on_notice_queued()
+
+    @contextmanager
+    def _connected(self, engine: Engine) -> Iterator[Connection]:
+        try:
+            connection = engine.connect()
+        except DBAPIError:
+            self.check_file()  # a deleted or replaced file is named as such, not as a failed open
+            raise
+        with connection:
+            yield connection
 
     @contextmanager
     def _turn_to_write(self) -> Iterator[None]:
@@ -190,5 +201,5 @@ class SqlTransactions:
         self._reads.refuse_if_pinned()
         # A new connection to a deleted SQLite file would create an empty one in its place.
         self.check_file()
-        with as_store_errors(), self._read_engine.begin() as connection:
+        with as_store_errors(), self._connected(self._read_engine) as connection, connection.begin():
             yield connection
