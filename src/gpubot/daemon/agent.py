@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import signal
 
 from gpubot.core.errors import ConfigError
 from gpubot.core.models import HostRole
 from gpubot.core.service import ClaimService
 from gpubot.core.streak import FailureStreak
+from gpubot.daemon.lifecycle import run_until_stopped
 from gpubot.daemon.registration import HostRegistration
 from gpubot.daemon.sampler import TelemetrySampler, warn_of_namespaces
 from gpubot.daemon.sd_notify import SystemdNotifier
@@ -49,17 +50,7 @@ def run(settings: Settings) -> int:
 
 
 async def _agent(settings: Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with contextlib.AsyncExitStack() as stack:
-        notifier = SystemdNotifier(settings.notify_socket)
-        stack.callback(notifier.close)
-        try:
-            return await _report_until_stopped(settings, stack, notifier, stop)
-        finally:
-            notifier.stopping()  # before anything below unwinds
+    return await run_until_stopped(settings, functools.partial(_report_until_stopped, settings))
 
 
 async def _report_until_stopped(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -21,6 +21,7 @@ from gpubot.core.models import HostRole
 from gpubot.daemon import wiring
 from gpubot.daemon.health import Health
 from gpubot.daemon.jobs import start_jobs
+from gpubot.daemon.lifecycle import run_until_stopped
 from gpubot.daemon.registration import HostRegistration
 from gpubot.daemon.sampler import warn_of_namespaces
 from gpubot.daemon.sd_notify import SystemdNotifier
@@ -70,21 +71,9 @@ def run(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    # Each resource registers its cleanup where it is made; they unwind in reverse, every one bounded, so
-    # the exit stays within systemd's stop time-out whatever a task does.
-    async with contextlib.AsyncExitStack() as stack:
-        # READY/STATUS/WATCHDOG/STOPPING for systemd (no-ops outside it). Periodic jobs declare a heartbeat
-        # with health.expect(name, max_age_s, loop.time()) and call health.beat(name, loop.time()) per run.
-        notifier = SystemdNotifier(settings.notify_socket)
-        stack.callback(notifier.close)
-        try:
-            return await _serve_until_stopped(settings, stack, notifier, stop)
-        finally:
-            notifier.stopping()  # before anything below unwinds
+    # Periodic jobs declare a heartbeat with health.expect(name, max_age_s, loop.time()) and call
+    # health.beat(name, loop.time()) per run.
+    return await run_until_stopped(settings, functools.partial(_serve_until_stopped, settings))
 
 
 async def _serve_until_stopped(
