@@ -1,4 +1,4 @@
-"""Telemetry test configuration: the marker for tests that need a real NVIDIA GPU, and the simulated driver."""
+"""Telemetry test configuration: the simulated driver under the real binding."""
 
 from __future__ import annotations
 
@@ -7,13 +7,6 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.telemetry.nvml_driver import SimulatedDriver, install
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "nvml_hardware: runs against the real NVML library; skips when nvmlInit fails (no driver or GPU).",
-    )
 
 
 @pytest.fixture

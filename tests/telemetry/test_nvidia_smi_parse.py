@@ -49,7 +49,7 @@ def _numeric_texts(gpu: ET.Element, sources: tuple[str, ...]) -> list[str]:
 
 
 def test_the_captures_are_in_the_repository() -> None:
-    assert len(CAPTURES) >= 14, f"the nvidia-smi captures are missing from {FIXTURES}"
+    assert len(CAPTURES) >= 15, f"the nvidia-smi captures are missing from {FIXTURES}"
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
@@ -199,6 +199,21 @@ def test_3090_v13_used_memory_leaves_out_the_reserved_part() -> None:
     (gpu,) = capture("3090-v13").gpus
 
     assert (gpu.memory_total_mib, gpu.memory_used_mib) == (24576, 7)
+
+
+def test_h100_on_driver_580_reads_as_nvml_read_the_same_card() -> None:
+    # Captured on the device machine in the same run in which bench/verify_gpu.py found NVML and
+    # nvidia-smi in agreement there (BENCHMARKS.md, "On a real GPU").
+    path = FIXTURES / "gpubot-device__h100-80gb-hbm3-v13.xml"
+    host = parse_nvidia_smi_xml(path.read_text(encoding="utf-8"), hostname="box")
+
+    assert host.driver_version == "580.159.04"
+    (gpu,) = host.gpus
+    assert (gpu.index, gpu.name, gpu.uuid) == (0, "NVIDIA H100 80GB HBM3", "GPU-e52a3328-88a9-1217-5f7e-1c798ef76c85")
+    # Total is what NVML reports; the 480 MiB the driver reserves count as neither used nor free.
+    assert (gpu.memory_total_mib, gpu.memory_used_mib) == (81559, 0)
+    assert (gpu.power_limit_w, gpu.mig_enabled) == (700.0, False)
+    assert gpu.processes == () and gpu.processes_unknown is None  # an empty list read, not an unknown one
 
 
 def test_hand_trimmed_gtx_1070_ti_without_driver_version() -> None:
