@@ -6,9 +6,11 @@ renderers' business. A `CommandError` names the subcommand (`usage`) whose synta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from gpubot.core.durations import is_duration, looks_like_duration, parse_duration
 from gpubot.core.errors import CommandError, quote
@@ -17,6 +19,13 @@ from gpubot.core.selection import GpuSelection, check_host_name, parse_gpu_selec
 
 # The subcommands, in the order help lists them.
 SUBCOMMANDS = ("status", "claim", "release", "extend", "realtime", "help")
+
+# The periods `/gpu usage` reads back over: a whole number of days, at most about a year (the rollups' retention).
+USAGE_DEFAULT_DAYS = 7
+USAGE_MAX_DAYS = 366
+_USAGE_PERIOD = re.compile(r"(\d{1,4})d", re.IGNORECASE)
+# A mention as Slack writes it when it escapes one (`<@U123>` or `<@U123|alice>`).
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,26 @@ class ExtendCommand:
 
     selection: GpuSelection
     duration: timedelta
+
+
+@dataclass(frozen=True)
+class UsageScope:
+    """Whose or what usage to show.
+
+    `me`, a `person` (a user ID, or a display name to look up), the `team`, or a `name` that is a host or a GPU
+    model (the service tells which, since the parser knows neither).
+    """
+
+    kind: Literal["me", "person", "team", "name"]
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageCommand:
+    """`/gpu usage [me|@someone|team|HOST|MODEL] [Nd]`: GPU-hours held and busy over the last `days` days."""
+
+    scope: UsageScope = UsageScope("me")
+    days: int = USAGE_DEFAULT_DAYS
 
 
 Command = (
@@ -170,3 +199,45 @@ def _parse_extend(args: list[str]) -> ExtendCommand:
     selection = parse_gpu_selection(args[0], allow_any=False)
     # Everything after the GPU is the duration, so `1h 30m` and `2 hours` work as in a claim.
     return ExtendCommand(selection=selection, duration=parse_duration(" ".join(args[1:])))
+
+
+def parse_usage(args: list[str]) -> UsageCommand:
+    """The words after `usage`, in any order: at most one period (`30d`) and at most one scope.
+
+    Raises:
+        CommandError: a period out of range, two periods, or two scopes.
+    """
+    days: int | None = None
+    scope_words: list[str] = []
+    for word in args:
+        period = _USAGE_PERIOD.fullmatch(word)
+        if period is None:
+            scope_words.append(word)
+            continue
+        if days is not None:
+            raise CommandError("Give one period, e.g. `30d`.")
+        days = int(period.group(1))
+        if not 1 <= days <= USAGE_MAX_DAYS:
+            raise CommandError(f"The period is a number of days from 1 to {USAGE_MAX_DAYS}, e.g. `30d`.")
+    return UsageCommand(_usage_scope(scope_words), USAGE_DEFAULT_DAYS if days is None else days)
+
+
+def _usage_scope(words: list[str]) -> UsageScope:
+    if not words:
+        return UsageScope("me")
+    text = " ".join(words)
+    mention = _MENTION.fullmatch(text)
+    if mention is not None:
+        return UsageScope("person", mention.group(1))
+    if text.startswith("@"):
+        if len(words) > 1 or len(text) == 1:
+            raise CommandError("Name one person, e.g. `@alice`.")
+        return UsageScope("person", text[1:])
+    if len(words) == 1 and text.lower() in ("me", "team"):
+        return UsageScope("me" if text.lower() == "me" else "team")
+    if any(word.lower() in ("me", "team") or word.startswith("@") for word in words):
+        raise CommandError("Ask for one of: `me`, `@someone`, `team`, a host or a GPU model.")
+    # A host is one word; a GPU model may be several (`H100 80GB`).
+    if len(text) > 100:
+        raise CommandError("That is too long for a host or a GPU model.")
+    return UsageScope("name", text)
