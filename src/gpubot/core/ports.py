@@ -20,6 +20,7 @@ from gpubot.core.models import (
     OutboxItem,
     Person,
 )
+from gpubot.core.usage_report import UsageFigures, UsageFilter
 
 
 class Telemetry(Protocol):
@@ -236,4 +237,12 @@ class FleetStore(Protocol):
 
     def hosts(self) -> list[HostReport]:
         """Every host that ever reported, by name, each with its latest sample."""
+        ...
+
+
+class UsageSource(Protocol):
+    """The usage sums: claims' tallies and the GPUs' hourly rollups, as the hosts' reports counted them."""
+
+    def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
+        """Claims held within [since, until) with their tallies, and the GPUs' hourly utilization, per `where`."""
         ...
