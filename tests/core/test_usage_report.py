@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from gpubot.core.usage_report import (
@@ -18,7 +18,7 @@ from gpubot.core.usage_report import (
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
-UNTIL = datetime(2026, 11, 26, 12, tzinfo=UTC)
+UNTIL = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 SINCE = UNTIL - timedelta(days=7)
 HOUR = 3600.0
 
@@ -59,7 +59,7 @@ def test_purposes_in_another_case_or_spacing_are_one_and_the_top_five_are_kept()
 
 def test_the_week_grid_is_in_the_team_time_zone_weighted_by_the_seconds_seen():
     # Monday 2026-11-23 08:00 UTC is 09:00 in Berlin (CET).
-    monday_8_utc = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    monday_8_utc = datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
     hours = [
         HourUtilization(monday_8_utc, 90.0, 3 * HOUR),
         HourUtilization(monday_8_utc + timedelta(days=7), 10.0, HOUR),  # the same hour of the week, a week on
@@ -73,7 +73,7 @@ def test_the_week_grid_is_in_the_team_time_zone_weighted_by_the_seconds_seen():
 
 
 def test_the_busiest_hours_come_first_and_label_themselves():
-    tuesday_13_utc = datetime(2026, 11, 24, 13, tzinfo=UTC)
+    tuesday_13_utc = datetime(2026, 11, 24, 13, tzinfo=timezone.utc)
     figures = UsageFigures(
         hours=(
             HourUtilization(tuesday_13_utc, 80.0, HOUR),
