@@ -1,0 +1,66 @@
+"""`/gpu usage`'s reply built from a report, without Slack: figures as people read them, within Block Kit's limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from gpubot.core.usage_report import HourUtilization, PersonUsage, PurposeUsage, UsageFigures, UsageTotals, usage_report
+from gpubot.slack.usage_messages import gpu_hours, totals_line, usage_message
+from tests.slack.test_fleet_blocks import within_limits
+
+UNTIL = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+HOUR = 3600.0
+
+
+def report(figures: UsageFigures, title: str = "the team"):
+    return usage_report(title, UNTIL - timedelta(days=30), UNTIL, figures, ZoneInfo("Europe/Berlin"))
+
+
+def test_gpu_hours_read_as_people_compare_them():
+    assert [gpu_hours(s) for s in (0, 1080, 45_000, 3_600_000)] == ["0 GPU-h", "0.3 GPU-h", "12.5 GPU-h", "1,000 GPU-h"]
+
+
+def test_the_totals_line_gives_the_busy_share_and_what_was_not_observed():
+    totals = UsageTotals(held_s=4 * HOUR, observed_s=3 * HOUR, busy_s=2.4 * HOUR, claims=2)
+    assert (
+        totals_line(totals)
+        == "held 4.0 GPU-h · busy 2.4 GPU-h (80%) · idle while held 0.6 GPU-h · not observed 1.0 GPU-h"
+    )
+    unseen = UsageTotals(held_s=HOUR, claims=1)
+    assert totals_line(unseen) == "held 1.0 GPU-h · busy 0 GPU-h · idle while held 0 GPU-h · not observed 1.0 GPU-h"
+
+
+def test_a_team_report_lists_each_person_the_purposes_and_the_busiest_hours():
+    figures = UsageFigures(
+        people=(
+            PersonUsage("U0BOB", UsageTotals(HOUR, HOUR, 0.0, 1)),
+            PersonUsage("U0ALICE", UsageTotals(10 * HOUR, 10 * HOUR, 9 * HOUR, 3)),
+        ),
+        purposes=(PurposeUsage("fine-tune <llama>", 10 * HOUR), PurposeUsage("debug", HOUR)),
+        hours=(HourUtilization(datetime(2026, 11, 24, 13, tzinfo=timezone.utc), 88.0, HOUR),),
+    )
+    message = usage_message(report(figures), team_view=True)
+    text = json.dumps(message.blocks, ensure_ascii=False)
+
+    assert message.blocks[0]["text"]["text"] == "GPU usage: the team, last 30 days"
+    assert "*4 claims* — held 11.0 GPU-h · busy 9.0 GPU-h (82%) · idle while held 2.0 GPU-h" in text
+    assert text.index("<@U0ALICE>") < text.index("<@U0BOB>")
+    assert "fine-tune &lt;llama&gt; (10.0 GPU-h), debug (1.0 GPU-h)" in text
+    assert "Tue 14:00 (88 %)" in text
+    within_limits(message.blocks, 50)
+
+
+def test_ones_own_report_names_no_one_and_an_empty_period_says_so():
+    mine = UsageFigures(people=(PersonUsage("U0ALICE", UsageTotals(HOUR, HOUR, HOUR, 1)),))
+    assert "<@U0ALICE>" not in json.dumps(usage_message(report(mine, "you"), team_view=False).blocks)
+    empty = usage_message(report(UsageFigures(), "you"), team_view=False)
+    assert "No claims in this period." in json.dumps(empty.blocks)
+
+
+def test_a_big_team_stays_within_block_kit_limits():
+    people = tuple(PersonUsage(f"U{n:08d}", UsageTotals(n * HOUR, n * HOUR, n * 0.5 * HOUR, n)) for n in range(1, 400))
+    message = usage_message(report(UsageFigures(people=people)), team_view=True)
+    within_limits(message.blocks, 50)
+    assert "more people" in json.dumps(message.blocks)
