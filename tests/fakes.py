@@ -426,6 +426,10 @@ class InMemoryClaimStore(InMemoryFleetStore):
         with self._lock:
             return {user_id: self._people[user_id] for user_id in user_ids if user_id in self._people}
 
+    def people_named(self, display_name: str) -> list[Person]:
+        with self._lock:
+            return [person for person in self._people.values() if person.display_name.lower() == display_name.lower()]
+
     def save_person(self, person: Person) -> None:
         _require_aware(updated_at=person.updated_at)
         with self._lock:

@@ -50,6 +50,10 @@ class PeopleStore(Protocol):
         """The names known for these users, by user ID; those never looked up are left out."""
         ...
 
+    def people_named(self, display_name: str) -> list[Person]:
+        """Everyone whose display name is `display_name`, compared without case."""
+        ...
+
     def save_person(self, person: Person) -> None:
         """Record (or replace) a user's display name.
 

@@ -8,10 +8,19 @@ purposes, each person's figures for a team view, and the busiest hours of the we
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
+
+from gpubot.core.clock import Clock
+from gpubot.core.commands import UsageCommand
+from gpubot.core.errors import CommandError, quote
+from gpubot.core.models import Gpu
+
+if TYPE_CHECKING:  # the ports name this module's types; the service names the ports'
+    from gpubot.core.ports import PeopleStore, UsageSource
 
 TOP_PURPOSES = 5
 BUSIEST_HOURS = 3
@@ -185,3 +194,114 @@ def busiest_hours(grid: Sequence[Sequence[float | None]], count: int = BUSIEST_H
     ]
     cells.sort(key=lambda cell: (-cell.utilization_pct, cell.weekday, cell.hour))
     return tuple(cells[:count])
+
+
+Visibility = Literal["team", "admins"]
+VISIBILITIES: tuple[Visibility, ...] = ("team", "admins")
+
+
+@dataclass(frozen=True)
+class UsageView:
+    """A report and how to show it: a team view (a team, a host or a model) lists each person."""
+
+    report: UsageReport
+    team_view: bool
+
+
+class UsageReports:
+    """Answers `/gpu usage` and `gpubot usage`: resolves whose or what usage is asked for, and who may see it.
+
+    Args:
+        source: the database's sums.
+        people: display names, to find `@alice`.
+        inventory: every GPU known, for host names and GPU models.
+        clock: the time the period ends.
+        timezone: the team's, for the hours of the week.
+        admins: who may see everyone's figures when `visibility` is "admins".
+        visibility: "team": everyone sees everyone's; "admins": people see their own, admins everyone's.
+    """
+
+    def __init__(
+        self,
+        source: UsageSource,
+        people: PeopleStore,
+        inventory: Callable[[], Sequence[Gpu]],
+        clock: Clock,
+        timezone: ZoneInfo,
+        admins: frozenset[str] = frozenset(),
+        visibility: Visibility = "team",
+    ) -> None:
+        self._source = source
+        self._people = people
+        self._inventory = inventory
+        self._clock = clock
+        self._timezone = timezone
+        self._admins = admins
+        self._visibility = visibility
+
+    def report(self, user_id: str | None, command: UsageCommand) -> UsageView:
+        """The report `command` asks for, as `user_id` may see it (None: the host's admin at a terminal).
+
+        Raises:
+            CommandError: nobody by that name, no host or model by that name, or (visibility "admins") someone
+                else's or the team's figures asked for by someone who is not an admin.
+        """
+        until = self._clock.now()
+        since = until - timedelta(days=command.days)
+        scope = command.scope
+        title, where, team_view = self._resolve(user_id, scope.kind, scope.value)
+        figures = self._source.usage_figures(since, until, where)
+        return UsageView(usage_report(title, since, until, figures, self._timezone), team_view)
+
+    def _resolve(self, user_id: str | None, kind: str, value: str | None) -> tuple[str, UsageFilter, bool]:
+        if kind == "me":
+            if user_id is None:
+                raise CommandError("At the terminal there is no `me`: name a person, `team`, a host or a model.")
+            return "you", UsageFilter(user_id=user_id), False
+        if kind == "person":
+            person_id, name = self._person(value or "")
+            if person_id != user_id:
+                self._may_see_others(user_id)
+            return ("you" if person_id == user_id else f"@{name}"), UsageFilter(user_id=person_id), False
+        self._may_see_others(user_id)
+        if kind == "team":
+            return "the team", UsageFilter(), True
+        return self._host_or_model(value or "")
+
+    def _may_see_others(self, user_id: str | None) -> None:
+        if self._visibility == "admins" and user_id is not None and user_id not in self._admins:
+            raise CommandError(
+                "Only admins can see other people's and the team's usage here; `/gpu usage` shows your own."
+            )
+
+    def _person(self, value: str) -> tuple[str, str]:
+        if _looks_like_user_id(value):
+            known = self._people.people([value])
+            return value, known[value].display_name if value in known else value
+        matches = self._people.people_named(value)
+        if not matches:
+            raise CommandError(
+                f"I don't know anyone called {quote('@' + value)} yet. Mention them, or ask after they have"
+                " used gpubot."
+            )
+        if len({person.user_id for person in matches}) > 1:
+            raise CommandError(f"Several people are called {quote('@' + value)}: mention the one you mean.")
+        return matches[0].user_id, matches[0].display_name
+
+    def _host_or_model(self, value: str) -> tuple[str, UsageFilter, bool]:
+        gpus = self._inventory()
+        hosts = sorted({gpu.host for gpu in gpus})
+        if value in hosts:
+            return value, UsageFilter(host=value), True
+        models = sorted({gpu.name for gpu in gpus if gpu.name and value.lower() in gpu.name.lower()})
+        if models:
+            return (models[0] if len(models) == 1 else value), UsageFilter(model=value), True
+        known = sorted({gpu.name for gpu in gpus if gpu.name})
+        raise CommandError(
+            f"No host or GPU model is called {quote(value)}. Hosts: {', '.join(hosts) or 'none yet'};"
+            f" models: {', '.join(known) or 'none yet'}."
+        )
+
+
+def _looks_like_user_id(value: str) -> bool:
+    return len(value) >= 2 and value[0] in "UW" and value.isalnum() and value.isupper()

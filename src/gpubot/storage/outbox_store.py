@@ -168,6 +168,12 @@ class OutboxTransactions(SqlTransactions):
                 row.user_id: Person(row.user_id, row.display_name, row.updated_at) for row in connection.execute(query)
             }
 
+    def people_named(self, display_name: str) -> list[Person]:
+        """Everyone whose display name is `display_name`, compared without case."""
+        query = select(*tables.people.c).where(func.lower(tables.people.c.display_name) == display_name.lower())
+        with self._reading() as connection:
+            return [Person(row.user_id, row.display_name, row.updated_at) for row in connection.execute(query)]
+
     def save_person(self, person: Person) -> None:
         """Record (or replace) a user's display name.
 
