@@ -18,6 +18,8 @@ def test_defaults():
     assert (settings.min_duration, settings.max_duration) == (timedelta(minutes=30), timedelta(hours=12))
     assert settings.default_duration == timedelta(hours=2)
     assert settings.warn_before == timedelta(minutes=15)
+    assert settings.usage_visibility == "team"
+    assert Settings.from_env({**TOKENS, "GPUBOT_USAGE_VISIBILITY": "Admins"}).usage_visibility == "admins"
     assert settings.admins == frozenset()
     # The host is named by its telemetry (the short hostname) unless GPUBOT_HOST_NAME says otherwise.
     assert settings.host_name is None and settings.host_timeout == timedelta(seconds=30)
@@ -74,6 +76,7 @@ def test_systemd_state_directory_and_overrides():
         ({**TOKENS, "GPUBOT_LOG_LEVEL": "LOUD"}, "GPUBOT_LOG_LEVEL"),
         ({**TOKENS, "GPUBOT_SLACK_API_URL": "slack.com"}, "GPUBOT_SLACK_API_URL"),
         ({**TOKENS, "GPUBOT_HIGH_LOAD_PCT": "120"}, "GPUBOT_HIGH_LOAD_PCT"),
+        ({**TOKENS, "GPUBOT_USAGE_VISIBILITY": "everyone"}, "GPUBOT_USAGE_VISIBILITY"),
         # A colon would make `HOST:0` ambiguous; a space or a comma could not be typed in a command.
         ({**TOKENS, "GPUBOT_HOST_NAME": "gpu:a"}, "GPUBOT_HOST_NAME"),
         ({**TOKENS, "GPUBOT_HOST_NAME": "gpu a"}, "GPUBOT_HOST_NAME"),

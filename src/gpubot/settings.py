@@ -16,6 +16,7 @@ from gpubot.core.durations import parse_duration
 from gpubot.core.errors import CommandError, ConfigError
 from gpubot.core.load import LoadThresholds
 from gpubot.core.policy import ClaimPolicy
+from gpubot.core.usage_report import VISIBILITIES, Visibility
 
 GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake", "none")
 # Where the installed service (systemd/gpubot.service) takes its settings and keeps its state; the host
@@ -61,6 +62,8 @@ class Settings:
     notify_socket: str | None
     # WatchdogSec= as passed in $WATCHDOG_USEC (for this process only); None without a watchdog.
     watchdog_interval: timedelta | None
+    # Who sees other people's and the team's usage figures: "team" (everyone) or "admins".
+    usage_visibility: Visibility
 
     def claim_policy(self) -> ClaimPolicy:
         """The claim rules these settings describe (the daemon and the host CLI share them)."""
@@ -137,7 +140,12 @@ class Settings:
             host_timeout=host_timeout,
             notify_socket=reader.text("NOTIFY_SOCKET"),
             watchdog_interval=reader.watchdog_interval(),
+            usage_visibility=_visibility(reader.choice("GPUBOT_USAGE_VISIBILITY", VISIBILITIES, "team")),
         )
+
+
+def _visibility(value: str) -> Visibility:
+    return "admins" if value == "admins" else "team"
 
 
 @dataclass(frozen=True)
