@@ -124,7 +124,8 @@ class InMemoryFleetStore:
             sample = held.sample if held is not None else None
             self._hosts[name] = _HostRecord(role, instance, holder, self._process, _utc(now), sample)
 
-    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime) -> bool:
+    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime, usage: object = None) -> bool:
+        # Usage is counted by the SQL store only (tests/storage/test_usage_store.py).
         _require_aware(now=now)
         with self._fleet_lock:
             held = self._hosts.get(name)

@@ -77,6 +77,7 @@ def test_systemd_state_directory_and_overrides():
         ({**TOKENS, "GPUBOT_SLACK_API_URL": "slack.com"}, "GPUBOT_SLACK_API_URL"),
         ({**TOKENS, "GPUBOT_HIGH_LOAD_PCT": "120"}, "GPUBOT_HIGH_LOAD_PCT"),
         ({**TOKENS, "GPUBOT_USAGE_VISIBILITY": "everyone"}, "GPUBOT_USAGE_VISIBILITY"),
+        ({**TOKENS, "GPUBOT_USAGE_RETENTION": "12h"}, "GPUBOT_USAGE_RETENTION"),
         # A colon would make `HOST:0` ambiguous; a space or a comma could not be typed in a command.
         ({**TOKENS, "GPUBOT_HOST_NAME": "gpu:a"}, "GPUBOT_HOST_NAME"),
         ({**TOKENS, "GPUBOT_HOST_NAME": "gpu a"}, "GPUBOT_HOST_NAME"),

@@ -16,6 +16,7 @@ from gpubot.core.durations import parse_duration
 from gpubot.core.errors import CommandError, ConfigError
 from gpubot.core.load import LoadThresholds
 from gpubot.core.policy import ClaimPolicy
+from gpubot.core.usage import UsageRule
 from gpubot.core.usage_report import VISIBILITIES, Visibility
 
 GPU_BACKENDS = ("auto", "nvml", "nvidia-smi", "fake", "none")
@@ -64,6 +65,8 @@ class Settings:
     watchdog_interval: timedelta | None
     # Who sees other people's and the team's usage figures: "team" (everyone) or "admins".
     usage_visibility: Visibility
+    # How long each GPU's hourly usage is kept.
+    usage_retention: timedelta
 
     def claim_policy(self) -> ClaimPolicy:
         """The claim rules these settings describe (the daemon and the host CLI share them)."""
@@ -76,6 +79,10 @@ class Settings:
             duration_choices=self.duration_choices,
             load=self.load_thresholds,
         )
+
+    def usage_rule(self) -> UsageRule:
+        """How each host's samples are counted into the usage record."""
+        return UsageRule(self.telemetry_interval, self.load_thresholds.active_pct, self.usage_retention)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, require_tokens: bool = True) -> Settings:
@@ -113,6 +120,9 @@ class Settings:
             if reader.text("GPUBOT_HOST_TIMEOUT") is not None:
                 raise ConfigError("GPUBOT_HOST_TIMEOUT", "a duration at least twice GPUBOT_TELEMETRY_INTERVAL")
             host_timeout = 2 * telemetry_interval
+        usage_retention = reader.duration("GPUBOT_USAGE_RETENTION", "365d")
+        if usage_retention < timedelta(days=1):
+            raise ConfigError("GPUBOT_USAGE_RETENTION", "a duration of at least a day, such as 365d")
         active_pct = reader.percent("GPUBOT_ACTIVE_PCT", 10)
         high_load_pct = reader.percent("GPUBOT_HIGH_LOAD_PCT", 80)
         if active_pct > high_load_pct:
@@ -141,6 +151,7 @@ class Settings:
             notify_socket=reader.text("NOTIFY_SOCKET"),
             watchdog_interval=reader.watchdog_interval(),
             usage_visibility=_visibility(reader.choice("GPUBOT_USAGE_VISIBILITY", VISIBILITIES, "team")),
+            usage_retention=usage_retention,
         )
 
 

@@ -20,6 +20,7 @@ from gpubot.core.models import (
     OutboxItem,
     Person,
 )
+from gpubot.core.usage import ClaimUsage, UsageRule
 from gpubot.core.usage_report import UsageFigures, UsageFilter
 
 
@@ -231,8 +232,13 @@ class FleetStore(Protocol):
         """
         ...
 
-    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime) -> bool:
-        """Record the host's latest sample and that it is alive; False when the name is no longer this instance's."""
+    def report(
+        self, name: str, instance: str, sample: HostSample | None, now: datetime, usage: UsageRule | None = None
+    ) -> bool:
+        """Record the host's latest sample and that it is alive; False when the name is no longer this instance's.
+
+        With `usage`, the sample is counted into the usage record in the same transaction, once per sample time.
+        """
         ...
 
     def release_host(self, name: str, instance: str) -> None:
@@ -246,6 +252,10 @@ class FleetStore(Protocol):
 
 class UsageSource(Protocol):
     """The usage sums: claims' tallies and the GPUs' hourly rollups, as the hosts' reports counted them."""
+
+    def claim_usage(self, claim_ids: Collection[int]) -> dict[int, ClaimUsage]:
+        """What each of these claims' GPUs did while held, by claim ID; claims never observed are left out."""
+        ...
 
     def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
         """Claims held within [since, until) with their tallies, and the GPUs' hourly utilization, per `where`."""

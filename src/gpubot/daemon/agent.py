@@ -75,6 +75,7 @@ async def _report_until_stopped(
         clock,
         settings.host_timeout,
         on_lost=lambda: loop.call_soon_threadsafe(stop.set),
+        usage=settings.usage_rule(),
     )
     if not await registration.take(stop):
         return 0

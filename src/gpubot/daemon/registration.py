@@ -18,6 +18,7 @@ from gpubot.core.durations import format_duration
 from gpubot.core.errors import HostNameTaken
 from gpubot.core.models import HostRole, HostSample, ProcessIdentity
 from gpubot.core.ports import FleetStore
+from gpubot.core.usage import UsageRule
 from gpubot.daemon.waiting import stopped_within
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class HostRegistration:
         clock: the wall clock (reports are stamped with it).
         timeout: GPUBOT_HOST_TIMEOUT.
         on_lost: called once, from the reporting thread, when a report is refused: the name was taken.
+        usage: how each reported sample is counted into the usage record (None: not counted).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class HostRegistration:
         clock: Clock,
         timeout: timedelta,
         on_lost: Callable[[], object],
+        usage: UsageRule | None = None,
     ) -> None:
         self._store = store
         self.name = name
@@ -60,6 +63,7 @@ class HostRegistration:
         self._clock = clock
         self._timeout = timeout
         self._on_lost = on_lost
+        self._usage = usage
         self.instance = uuid.uuid4().hex
         # Why the name was lost, once it was: the error the process stops with.
         self.lost: HostNameTaken | None = None
@@ -116,7 +120,7 @@ class HostRegistration:
         """
         if self.lost is not None:
             return False
-        if self._store.report(self.name, self.instance, sample, self._clock.now()):
+        if self._store.report(self.name, self.instance, sample, self._clock.now(), self._usage):
             return True
         self.lost = self._taken_by()
         logger.error(

@@ -127,6 +127,7 @@ async def _serve_until_stopped(
             SystemClock(),
             settings.host_timeout,
             on_lost=lambda: loop.call_soon_threadsafe(stop.set),
+            usage=settings.usage_rule(),
         )
         if not await registration.take(stop):
             return 0

@@ -22,12 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from gpubot.core.errors import HostNameTaken
 from gpubot.core.models import HostReport, HostRole, HostSample, ProcessIdentity
 from gpubot.core.registry import NameHold, may_take
+from gpubot.core.usage import UsageRule
 from gpubot.storage import tables
 from gpubot.storage.pg_notify import PgNotifications
 from gpubot.storage.rows import require_aware
 from gpubot.storage.sample_json import sample_from_json, sample_to_json
 from gpubot.storage.tables import UtcDateTime
-from gpubot.storage.transactions import SqlTransactions
+from gpubot.storage.usage_store import UsageTransactions
 
 if TYPE_CHECKING:
     from gpubot.storage.rows import AnyRow
@@ -77,7 +78,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class FleetTransactions(SqlTransactions):
+class FleetTransactions(UsageTransactions):
     """Registering, reporting for and releasing host names, and reading the fleet's hosts.
 
     Args:
@@ -154,8 +155,10 @@ class FleetTransactions(SqlTransactions):
                 raise HostNameTaken(name, row.holder, row.last_report_at)
             write.execute(update(_hosts).where(_hosts.c.name == name).values(values))
 
-    def report(self, name: str, instance: str, sample: HostSample | None, now: datetime) -> bool:
-        """Record the host's latest sample and that it is alive, in one UPDATE.
+    def report(
+        self, name: str, instance: str, sample: HostSample | None, now: datetime, usage: UsageRule | None = None
+    ) -> bool:
+        """Record the host's latest sample and that it is alive, in one UPDATE; with `usage`, count the sample too.
 
         Args:
             name: the host name registered.
@@ -163,6 +166,8 @@ class FleetTransactions(SqlTransactions):
             sample: the latest telemetry; None when it could not be read (the stored one is cleared: an old
                 sample must not pass for a current one).
             now: when.
+            usage: how to count the sample into the usage tables, in the same transaction (once per sample time);
+                None: not counted.
 
         Returns:
             False when the name is no longer this instance's (released, or taken over after a silence).
@@ -182,6 +187,8 @@ class FleetTransactions(SqlTransactions):
             reported = write.execute(statement, parameters).rowcount == 1
             if reported and sample is not None:
                 write.telemetry_written()
+                if usage is not None:
+                    self._count_usage(write, name, instance, sample, now, usage)
             return reported
 
     def release_host(self, name: str, instance: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,7 +33,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0006_once"
+SCHEMA_REVISION = "0007_usage"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -211,6 +212,9 @@ hosts = Table(
     Column("driver_version", String(64)),
     # The latest `HostSample` as compact JSON (storage/sample_json.py).
     Column("sample", Text),
+    # The time of the last sample counted into the usage tables (0007): a sample is counted once, whichever
+    # process reports it and however often, because counting moves this forward in the same transaction.
+    Column("usage_counted_at", UtcDateTime()),
     CheckConstraint("role IN ('serve', 'agent')", name="role"),
 )
 
@@ -231,4 +235,50 @@ home_viewers = Table(
     metadata,
     Column("user_id", String(64), primary_key=True),
     Column("opened_at", UtcDateTime(), nullable=False),
+)
+
+
+def _usage_columns() -> list[Column[object]]:
+    """What a usage row sums (0007): seconds observed and busy, utilization × the seconds it was known, peaks."""
+    return [
+        Column("observed_s", Float, nullable=False),
+        Column("busy_s", Float, nullable=False),
+        Column("utilization_s", Float, nullable=False),
+        Column("utilization_known_s", Float, nullable=False),
+        Column("utilization_peak", Integer),
+        Column("memory_peak_mib", Integer),
+    ]
+
+
+# Each GPU's usage per minute, kept a day, for the recent trends.
+gpu_usage_minutes = Table(
+    "gpu_usage_minutes",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("gpu_uuid", String(64), primary_key=True),
+    Column("minute", UtcDateTime(), primary_key=True),
+    *_usage_columns(),
+    Index("ix_gpu_usage_minutes_minute", "minute"),
+)
+
+# Each GPU's usage per hour, with its model, kept GPUBOT_USAGE_RETENTION: the patterns by hour of the week, host
+# and model are read from here.
+gpu_usage_hours = Table(
+    "gpu_usage_hours",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("gpu_uuid", String(64), primary_key=True),
+    Column("hour", UtcDateTime(), primary_key=True),
+    Column("gpu_name", String(255)),
+    *_usage_columns(),
+    Index("ix_gpu_usage_hours_hour", "hour"),
+)
+
+# What each claim's GPU did while it was held, and whose processes ran on it (Unix users, comma-separated).
+claim_usage = Table(
+    "claim_usage",
+    metadata,
+    Column("claim_id", Integer, ForeignKey("claims.id"), primary_key=True),
+    *_usage_columns(),
+    Column("users", Text, nullable=False),
 )

@@ -35,6 +35,7 @@ class Write:
         self._connection = connection
         # Whether rows must be locked to serialise writers: SQLite's write transaction already excludes them all.
         self.locks_rows = connection.dialect.name != "sqlite"
+        self.dialect = connection.dialect.name
         self._claims: list[Claim] = []
         self._reload = False
         self.queued_notice = False

@@ -1,0 +1,260 @@
+"""Usage analytics in the database: counting each host's samples once, and reading the sums back.
+
+Counting runs inside a host's report transaction (`FleetTransactions.report`): it moves the host's
+`usage_counted_at` forward with a compare-and-set on its old value, and adds the sample's share
+(`gpubot.core.usage.count_sample`) to each GPU's minute and hour rows and to each claim's row with additive
+upserts. So a sample is counted once per (host, sample time), whichever process reports it and however often,
+and a crash either counts it whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gpubot.core.models import HostSample
+from gpubot.core.usage import ClaimUsage, SampleUsage, Tally, UsageRule, count_sample
+from gpubot.core.usage_report import HourUtilization, PersonUsage, PurposeUsage, UsageFigures, UsageFilter, UsageTotals
+from gpubot.storage import rows, tables
+from gpubot.storage.tables import UtcDateTime
+from gpubot.storage.transactions import SqlTransactions, Write
+
+# Minute rows feed the recent trends only.
+MINUTES_KEPT = timedelta(days=1)
+_SUMS = ("observed_s", "busy_s", "utilization_s", "utilization_known_s")
+_PEAKS = ("utilization_peak", "memory_peak_mib")
+_hosts = tables.hosts
+_claims = tables.claims
+COUNTED_AT = select(_hosts.c.usage_counted_at).where(
+    _hosts.c.name == bindparam("host_name"), _hosts.c.instance == bindparam("holding_instance")
+)
+# The compare-and-set that makes counting idempotent: only the process holding the name, only forward.
+MARK_COUNTED = (
+    update(_hosts)
+    .where(
+        _hosts.c.name == bindparam("host_name"),
+        _hosts.c.instance == bindparam("holding_instance"),
+        or_(_hosts.c.usage_counted_at.is_(None), _hosts.c.usage_counted_at < bindparam("at", type_=UtcDateTime())),
+    )
+    .values(usage_counted_at=bindparam("at", type_=UtcDateTime()))
+)
+# This host's claims that held a GPU at some moment of the span: active now, or ended within it.
+CLAIMS_IN_SPAN = select(*_claims.c).where(
+    _claims.c.host == bindparam("host_name"),
+    or_(_claims.c.status == rows.ACTIVE, _claims.c.ended_at > bindparam("span_start", type_=UtcDateTime())),
+    _claims.c.started_at < bindparam("at", type_=UtcDateTime()),
+)
+
+
+class UsageTransactions(SqlTransactions):
+    """Counting samples into the usage tables, and the sums `/gpu usage`, receipts and the digest read."""
+
+    def _count_usage(
+        self, write: Write, name: str, instance: str, sample: HostSample, at: datetime, rule: UsageRule
+    ) -> SampleUsage | None:
+        """Count `sample` (taken at `at`) once, in the report's transaction; None when it was counted before."""
+        holding = {"host_name": name, "holding_instance": instance}
+        previous = write.execute(COUNTED_AT, holding).scalar_one_or_none()
+        if write.execute(MARK_COUNTED, {**holding, "at": at}).rowcount != 1:
+            return None
+        span_start = at - rule.max_span
+        claims = [
+            rows.to_claim(row)
+            for row in write.execute(CLAIMS_IN_SPAN, {"host_name": name, "at": at, "span_start": span_start})
+        ]
+        usage = count_sample(sample, previous, at, claims, rule)
+        dialect = write.dialect
+        if usage.gpus:
+            minute = at.replace(second=0, microsecond=0)
+            hour = minute.replace(minute=0)
+            write.execute(
+                _accumulate(
+                    dialect,
+                    tables.gpu_usage_minutes,
+                    [
+                        {"host": name, "gpu_uuid": gpu.uuid, "minute": minute, **_tally_values(gpu.tally)}
+                        for gpu in usage.gpus
+                    ],
+                    ["host", "gpu_uuid", "minute"],
+                )
+            )
+            write.execute(
+                _accumulate(
+                    dialect,
+                    tables.gpu_usage_hours,
+                    [
+                        {
+                            "host": name,
+                            "gpu_uuid": gpu.uuid,
+                            "hour": hour,
+                            "gpu_name": gpu.name,
+                            **_tally_values(gpu.tally),
+                        }
+                        for gpu in usage.gpus
+                    ],
+                    ["host", "gpu_uuid", "hour"],
+                    replace=("gpu_name",),
+                )
+            )
+            if previous is None or previous.replace(minute=0, second=0, microsecond=0) != hour:
+                self._forget_old_usage(write, name, at, rule.retention)
+        for claim in usage.claims:
+            self._add_claim_usage(write, claim)
+        return usage
+
+    def _add_claim_usage(self, write: Write, claim: ClaimUsage) -> None:
+        known = write.execute(select(tables.claim_usage.c.users).where(tables.claim_usage.c.claim_id == claim.claim_id))
+        users = set(filter(None, (known.scalar_one_or_none() or "").split(",")))
+        values = {
+            "claim_id": claim.claim_id,
+            **_tally_values(claim.tally),
+            "users": ",".join(sorted(users | claim.users)),
+        }
+        write.execute(_accumulate(write.dialect, tables.claim_usage, [values], ["claim_id"], replace=("users",)))
+
+    def _forget_old_usage(self, write: Write, name: str, at: datetime, retention: timedelta) -> None:
+        """Once an hour per host: its minute rows older than a day, and its hour rows older than the retention."""
+        minutes = tables.gpu_usage_minutes
+        write.execute(delete(minutes).where(minutes.c.host == name, minutes.c.minute < at - MINUTES_KEPT))
+        hours = tables.gpu_usage_hours
+        write.execute(delete(hours).where(hours.c.host == name, hours.c.hour < at - retention))
+
+    # -- Reading ------------------------------------------------------------------------------------------
+
+    def claim_usage(self, claim_ids: Collection[int]) -> dict[int, ClaimUsage]:
+        """What each of these claims' GPUs did while held, by claim ID; claims never observed are left out."""
+        if not claim_ids:
+            return {}
+        table = tables.claim_usage
+        with self._reading() as connection:
+            found = connection.execute(select(*table.c).where(table.c.claim_id.in_(list(claim_ids)))).all()
+        return {
+            row.claim_id: ClaimUsage(row.claim_id, _tally_of(row), frozenset(filter(None, row.users.split(","))))
+            for row in found
+        }
+
+    def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
+        """The sums for one person, host or GPU model, or (an empty filter) the whole team.
+
+        Claims held within [since, until) with their tallies, prorated where a claim crosses the period's edge,
+        and the GPUs' hourly utilization.
+        """
+        claims, usage, hours = _claims, tables.claim_usage, tables.gpu_usage_hours
+        model = None if where.model is None else f"%{where.model.lower()}%"
+        claim_filter: list[ColumnElement[bool]] = [
+            claims.c.started_at < until,
+            or_(claims.c.ended_at.is_(None), claims.c.ended_at > since),
+        ]
+        if where.user_id is not None:
+            claim_filter.append(claims.c.user_id == where.user_id)
+        if where.host is not None:
+            claim_filter.append(claims.c.host == where.host)
+        if model is not None:
+            # A claim's model is its GPU's, as the hour rows name it.
+            named = select(hours.c.gpu_uuid).where(func.lower(hours.c.gpu_name).like(model)).distinct()
+            claim_filter.append(or_(claims.c.gpu_uuid.in_(named), claims.c.parent_gpu_uuid.in_(named)))
+        claim_rows = (
+            select(
+                claims.c.user_id,
+                claims.c.purpose,
+                claims.c.started_at,
+                claims.c.ended_at,
+                claims.c.ends_at,
+                usage.c.observed_s,
+                usage.c.busy_s,
+            )
+            .select_from(claims.outerjoin(usage, usage.c.claim_id == claims.c.id))
+            .where(*claim_filter)
+        )
+        hour_filter: list[ColumnElement[bool]] = [hours.c.hour >= since - timedelta(hours=1), hours.c.hour < until]
+        if where.host is not None:
+            hour_filter.append(hours.c.host == where.host)
+        if model is not None:
+            hour_filter.append(func.lower(hours.c.gpu_name).like(model))
+        hour_rows = (
+            select(
+                hours.c.hour,
+                func.sum(hours.c.utilization_s).label("utilization_s"),
+                func.sum(hours.c.utilization_known_s).label("known_s"),
+            )
+            .where(*hour_filter)
+            .group_by(hours.c.hour)
+        )
+        with self._reading() as connection:
+            found = connection.execute(claim_rows).all()
+            # One person's busiest hours would be their GPUs' while they held them: finer than the hour rows.
+            hourly = connection.execute(hour_rows).all() if where.user_id is None else []
+        return UsageFigures(
+            people=_people(found, since, until),
+            purposes=_purposes(found, since, until),
+            hours=tuple(
+                HourUtilization(row.hour, row.utilization_s / row.known_s, row.known_s) for row in hourly if row.known_s
+            ),
+        )
+
+
+def _held_within(row: Any, since: datetime, until: datetime) -> tuple[float, float]:
+    """A claim's seconds held within the period, and the share of its whole hold that is."""
+    end = row.ended_at if row.ended_at is not None else min(row.ends_at, until)
+    whole = (end - row.started_at).total_seconds()
+    within = (min(end, until) - max(row.started_at, since)).total_seconds()
+    if whole <= 0 or within <= 0:
+        return 0.0, 0.0
+    return within, within / whole
+
+
+def _people(found: Sequence[Any], since: datetime, until: datetime) -> tuple[PersonUsage, ...]:
+    totals: dict[str, UsageTotals] = {}
+    for row in found:
+        held, share = _held_within(row, since, until)
+        if held <= 0:
+            continue
+        observed = (row.observed_s or 0.0) * share
+        busy = (row.busy_s or 0.0) * share
+        totals[row.user_id] = totals.get(row.user_id, UsageTotals()) + UsageTotals(held, min(observed, held), busy, 1)
+    return tuple(PersonUsage(user_id, total) for user_id, total in totals.items())
+
+
+def _purposes(found: Sequence[Any], since: datetime, until: datetime) -> tuple[PurposeUsage, ...]:
+    return tuple(PurposeUsage(row.purpose, _held_within(row, since, until)[0]) for row in found)
+
+
+def _tally_values(tally: Tally) -> dict[str, Any]:
+    return {
+        "observed_s": tally.observed_s,
+        "busy_s": tally.busy_s,
+        "utilization_s": tally.utilization_s,
+        "utilization_known_s": tally.utilization_known_s,
+        "utilization_peak": tally.utilization_peak,
+        "memory_peak_mib": tally.memory_peak_mib,
+    }
+
+
+def _tally_of(row: Any) -> Tally:
+    return Tally(
+        row.observed_s,
+        row.busy_s,
+        row.utilization_s,
+        row.utilization_known_s,
+        row.utilization_peak,
+        row.memory_peak_mib,
+    )
+
+
+def _accumulate(
+    dialect: str, table: Table, values: list[dict[str, Any]], key: list[str], replace: Iterable[str] = ()
+) -> Insert:
+    """``INSERT ... ON CONFLICT DO UPDATE`` that adds the sums and keeps the higher peaks (NULL: unknown)."""
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(values)
+    new = statement.excluded
+    higher = func.greatest if dialect == "postgresql" else func.max
+    set_: dict[str, Any] = {column: table.c[column] + new[column] for column in _SUMS}
+    for column in _PEAKS:
+        old = table.c[column]
+        set_[column] = case((old.is_(None), new[column]), (new[column].is_(None), old), else_=higher(old, new[column]))
+    set_.update({column: new[column] for column in replace})
+    return statement.on_conflict_do_update(index_elements=key, set_=set_)
