@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, HostNameTaken, StoreBusy
 from gpubot.core.mig import conflicting_claim
@@ -29,6 +30,8 @@ from gpubot.core.models import (
     ProcessIdentity,
 )
 from gpubot.core.registry import NameHold, may_take
+from gpubot.core.usage import ClaimUsage
+from gpubot.core.usage_report import UsageFigures, UsageFilter, UsageReports
 
 # The process an in-memory store registers host names as, unless told otherwise.
 THIS_PROCESS = ProcessIdentity(machine="test-machine", pid=os.getpid(), boot_id="test-boot")
@@ -427,6 +430,13 @@ class InMemoryClaimStore(InMemoryFleetStore):
         with self._lock:
             return {user_id: self._people[user_id] for user_id in user_ids if user_id in self._people}
 
+    def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
+        # Usage is counted by the SQL store only; the fake has seen none.
+        return UsageFigures()
+
+    def claim_usage(self, claim_ids: Collection[int]) -> dict[int, ClaimUsage]:
+        return {}
+
     def people_named(self, display_name: str) -> list[Person]:
         with self._lock:
             return [person for person in self._people.values() if person.display_name.lower() == display_name.lower()]
@@ -516,3 +526,8 @@ class FlakyStore:
             return attribute(*args, **kwargs)
 
         return call
+
+
+def usage_reports(store: InMemoryClaimStore, clock: FakeClock) -> UsageReports:
+    """`/gpu usage` over a store, as the daemon wires it (UTC, everyone sees the team's figures)."""
+    return UsageReports(store, store, store.list_gpus, clock, ZoneInfo("UTC"))

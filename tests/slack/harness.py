@@ -40,7 +40,7 @@ from gpubot.slack.slash_commands import SlashCommands
 from gpubot.slack.tasks import AfterAck
 from gpubot.standin import SlackStandin
 from gpubot.standin import payloads as p
-from tests.fakes import FakeClock, InMemoryClaimStore
+from tests.fakes import FakeClock, InMemoryClaimStore, usage_reports
 
 SAMPLE = HostSample("box", None, tuple(GpuSample(i, f"GPU-{i}", name="H100") for i in range(4)))
 
@@ -74,7 +74,13 @@ class InProcessApp:
         self.after_ack = AfterAck()
         zone = ZoneInfo("UTC")
         names = SlackNames(PeopleDirectory(self.store, self.clock), client, self.after_ack)
-        self.gateway = ServiceGateway(self.service, lambda: sample, names, events=SlackEvents(self.store, self.clock))
+        self.gateway = ServiceGateway(
+            self.service,
+            lambda: sample,
+            names,
+            events=SlackEvents(self.store, self.clock),
+            usage=usage_reports(self.store, self.clock),
+        )
         self.home = HomeTab(self.gateway, client, UtilizationHistory(), zone, LoadThresholds(), self.after_ack)
         dms = DirectMessages(client)
         interactions = Interactions(self.gateway, client, dms, self.home, names, zone)

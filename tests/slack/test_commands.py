@@ -18,7 +18,7 @@ from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.slash_commands import OpenClaimForm, Reply, SlashCommands
 from gpubot.slack.tasks import AfterAck
-from tests.fakes import FakeClock, InMemoryClaimStore
+from tests.fakes import FakeClock, InMemoryClaimStore, usage_reports
 
 
 class SlowStore(InMemoryClaimStore):
@@ -52,7 +52,9 @@ def make_commands(store, sample=None):
     service = ClaimService(store, clock, ClaimPolicy(), "box")
     service.sync_inventory(HostSample("box", None, (GpuSample(0, "GPU-0", name="H100"),)))
     home = Home()
-    gateway = ServiceGateway(service, lambda: sample, Names(), events=SlackEvents(store, clock))
+    gateway = ServiceGateway(
+        service, lambda: sample, Names(), events=SlackEvents(store, clock), usage=usage_reports(store, clock)
+    )
     commands = SlashCommands(gateway, home, ZoneInfo("UTC"), LoadThresholds())
     return commands, home.refreshed
 

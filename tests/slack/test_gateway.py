@@ -19,7 +19,7 @@ from gpubot.core.service import ClaimService
 from gpubot.core.slack_events import SlackEvents
 from gpubot.slack import gateway as gateway_module
 from gpubot.slack.gateway import ServiceGateway
-from tests.fakes import FakeClock, InMemoryClaimStore
+from tests.fakes import FakeClock, InMemoryClaimStore, usage_reports
 from tests.slack.harness import SAMPLE
 
 ADMIN = "U0ADMIN"
@@ -59,9 +59,16 @@ def make(from_memory: bool | None = None) -> tuple[ServiceGateway, WatchedStore,
     names = Names()
     events = SlackEvents(store, clock)
     if from_memory is None:
-        gateway = ServiceGateway(service, lambda: SAMPLE, names, events=events)
+        gateway = ServiceGateway(service, lambda: SAMPLE, names, events=events, usage=usage_reports(store, clock))
     else:
-        gateway = ServiceGateway(service, lambda: SAMPLE, names, lambda: answering(from_memory), events=events)
+        gateway = ServiceGateway(
+            service,
+            lambda: SAMPLE,
+            names,
+            lambda: answering(from_memory),
+            events=events,
+            usage=usage_reports(store, clock),
+        )
     return gateway, store, names
 
 
@@ -154,7 +161,11 @@ def test_due_work_concerns_the_holders_of_expired_claims_not_those_only_warned()
     _, store, names = make()  # its store and names, with a clock this test moves
     clock = FakeClock()
     gateway = ServiceGateway(
-        ClaimService(store, clock, ClaimPolicy(), "box"), lambda: SAMPLE, names, events=SlackEvents(store, clock)
+        ClaimService(store, clock, ClaimPolicy(), "box"),
+        lambda: SAMPLE,
+        names,
+        events=SlackEvents(store, clock),
+        usage=usage_reports(store, clock),
     )
 
     async def main() -> frozenset[str]:

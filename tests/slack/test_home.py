@@ -15,7 +15,7 @@ from gpubot.core.slack_events import SlackEvents
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
 from gpubot.slack.tasks import AfterAck
-from tests.fakes import FakeClock, InMemoryClaimStore
+from tests.fakes import FakeClock, InMemoryClaimStore, usage_reports
 from tests.slack.test_notifier import slack_error
 
 SAMPLE = HostSample("box", None, (GpuSample(0, "GPU-0"),))
@@ -40,7 +40,9 @@ def test_a_rate_limited_home_publish_is_retried_once_not_dropped_nor_piled_up():
     client = RateLimitedViews(limited=2)
     after_ack = AfterAck()
     # It makes no change, so learns no names.
-    gateway = ServiceGateway(service, lambda: SAMPLE, names=None, events=SlackEvents(store, clock))
+    gateway = ServiceGateway(
+        service, lambda: SAMPLE, names=None, events=SlackEvents(store, clock), usage=usage_reports(store, clock)
+    )
     home = HomeTab(gateway, client, UtilizationHistory(), ZoneInfo("UTC"), LoadThresholds(), after_ack)
 
     async def main():
@@ -78,7 +80,9 @@ def home_over(store: InMemoryClaimStore) -> tuple[HomeTab, RateLimitedViews, Aft
     service.sync_inventory(SAMPLE)
     client = RateLimitedViews(limited=0)
     after_ack = AfterAck()
-    gateway = ServiceGateway(service, lambda: SAMPLE, names=None, events=SlackEvents(store, clock))
+    gateway = ServiceGateway(
+        service, lambda: SAMPLE, names=None, events=SlackEvents(store, clock), usage=usage_reports(store, clock)
+    )
     return (
         HomeTab(gateway, client, UtilizationHistory(), ZoneInfo("UTC"), LoadThresholds(), after_ack),
         client,

@@ -18,7 +18,7 @@ from gpubot.core.policy import Purpose, check_purpose
 from gpubot.core.selection import GpuSelection, check_host_name, parse_gpu_selection
 
 # The subcommands, in the order help lists them.
-SUBCOMMANDS = ("status", "claim", "release", "extend", "realtime", "help")
+SUBCOMMANDS = ("status", "claim", "release", "extend", "realtime", "usage", "help")
 
 # The periods `/gpu usage` reads back over: a whole number of days, at most about a year (the rollups' retention).
 USAGE_DEFAULT_DAYS = 7
@@ -97,7 +97,14 @@ class UsageCommand:
 
 
 Command = (
-    StatusCommand | HelpCommand | RealtimeCommand | ClaimCommand | ClaimDialogCommand | ReleaseCommand | ExtendCommand
+    StatusCommand
+    | HelpCommand
+    | RealtimeCommand
+    | ClaimCommand
+    | ClaimDialogCommand
+    | ReleaseCommand
+    | ExtendCommand
+    | UsageCommand
 )
 
 
@@ -124,6 +131,7 @@ def parse_command(text: str) -> Command:
         "claim": _parse_claim,
         "release": _parse_release,
         "extend": _parse_extend,
+        "usage": parse_usage,
     }
     if verb not in parsers:
         raise CommandError(f"I don't know {quote(words[0])}.", usage=SUBCOMMANDS)

@@ -22,6 +22,7 @@ from gpubot.core.people import PeopleDirectory
 from gpubot.core.ports import Telemetry
 from gpubot.core.service import ClaimService
 from gpubot.core.slack_events import SlackEvents
+from gpubot.core.usage_report import UsageReports
 from gpubot.daemon.sampler import TelemetrySampler
 from gpubot.settings import Settings
 from gpubot.slack.app import build_app
@@ -108,8 +109,17 @@ def slack_side(
     names = SlackNames(PeopleDirectory(claims.store, claims.clock), api, after_ack)
     sampler = claims.sampler
     events = SlackEvents(claims.store, claims.clock)
+    usage = UsageReports(
+        claims.store,
+        claims.store,
+        claims.store.list_gpus,
+        claims.clock,
+        timezone,
+        settings.admins,
+        settings.usage_visibility,
+    )
     gateway = ServiceGateway(
-        claims.service, lambda: sampler.latest, names, claims.store.answering_from_memory, events=events
+        claims.service, lambda: sampler.latest, names, claims.store.answering_from_memory, events=events, usage=usage
     )
     home = HomeTab(gateway, api, claims.history, timezone, settings.load_thresholds, after_ack)
     interactions = Interactions(gateway, api, dms, home, names, timezone)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, ParamSpec, TypeVar
 
+from gpubot.core.commands import UsageCommand
 from gpubot.core.dashboard import Fleet, FleetHome, HomeState
 from gpubot.core.errors import GpubotError
 from gpubot.core.models import HostSample
@@ -30,6 +31,7 @@ from gpubot.core.service import (
     ReleaseOutcome,
 )
 from gpubot.core.slack_events import SlackEvents
+from gpubot.core.usage_report import UsageReports, UsageView
 from gpubot.slack.people import SlackNames
 
 logger = logging.getLogger(__name__)
@@ -57,8 +59,9 @@ _READ_FOR_ACK = _Runs(reads_only=True, in_ack=True)
 _READ_AFTER_ACK = _Runs(reads_only=True, in_ack=False)
 _CHANGE_FOR_ACK = _Runs(reads_only=False, in_ack=True)
 _CHANGE_AFTER_ACK = _Runs(reads_only=False, in_ack=False)
-# A read of what the snapshot does not hold (whose Home tab is open): never from memory.
+# A read of what the snapshot does not hold (whose Home tab is open, usage figures): never from memory.
 _DATABASE_READ_AFTER_ACK = _Runs(reads_only=False, in_ack=False)
+_DATABASE_READ_FOR_ACK = _Runs(reads_only=False, in_ack=True)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class ServiceGateway:
         from_memory: the store's `answering_from_memory`: a context in which, when it yields True, the
             service's reads make no database call that could wait. Without one, every call goes to a thread.
         events: the Slack events handled and the Home tabs open, shared by every daemon on the database.
+        usage: the usage reports (`/gpu usage`).
     """
 
     def __init__(
@@ -96,9 +100,11 @@ class ServiceGateway:
         from_memory: Callable[[], AbstractContextManager[bool]] = _never_from_memory,
         *,
         events: SlackEvents,
+        usage: UsageReports,
     ) -> None:
         self._service = service
         self._events = events
+        self._usage = usage
         self._latest_sample = latest_sample
         self._names = names
         self._from_memory = from_memory
@@ -122,6 +128,14 @@ class ServiceGateway:
     async def home(self, user_id: str, expanded: str | None = None) -> HomeState | FleetHome:
         """What the person's Home tab shows, `expanded` the host shown in full (read after the ack: no deadline)."""
         return await self._call(_READ_AFTER_ACK, self._service.home, user_id, self._latest_sample(), expanded)
+
+    async def usage(self, user_id: str, command: UsageCommand) -> UsageView:
+        """The usage report `command` asks for, read from the database within the ack's deadline.
+
+        Raises:
+            GpubotError: the scope could not be resolved or may not be seen, or the database did not answer in time.
+        """
+        return await self._call(_DATABASE_READ_FOR_ACK, self._usage.report, user_id, command)
 
     # -- Changes, each answered in the ack --------------------------------------------------------------
 

@@ -68,6 +68,11 @@ USAGES: dict[str, Usage] = {
     "release": Usage("/gpu release <gpu>|all", "release your claims", "/gpu release 0"),
     "extend": Usage("/gpu extend <gpu> <duration>", "push your claim's end later", "/gpu extend 0 1h"),
     "realtime": Usage("/gpu realtime [host]", "live load, temperature, memory, power and processes", "/gpu realtime"),
+    "usage": Usage(
+        "/gpu usage [me|@someone|team|host|model] [7d|30d|90d]",
+        "GPU-hours held and busy, idle while held, top purposes and the busiest hours",
+        "/gpu usage team 30d",
+    ),
     "help": Usage("/gpu help", "this list", "/gpu help"),
 }
 

@@ -15,11 +15,12 @@ from gpubot.core.commands import (
     RealtimeCommand,
     ReleaseCommand,
     StatusCommand,
+    UsageCommand,
     parse_command,
 )
 from gpubot.core.errors import GpubotError
 from gpubot.core.load import LoadThresholds
-from gpubot.slack import fleet_messages, messages
+from gpubot.slack import fleet_messages, messages, usage_messages
 from gpubot.slack.blocks import Message
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
@@ -93,4 +94,7 @@ class SlashCommands:
                 extended = await gateway.extend(user_id, selection, duration)
                 self._home.refresh_each(extended.concerned)
                 return messages.extend_message(extended.outcome, policy, extended.outcome.now, self._timezone)
+            case UsageCommand():
+                view = await gateway.usage(user_id, command)
+                return usage_messages.usage_message(view.report, view.team_view)
         raise TypeError(f"unhandled command {command!r}")  # parse_command returns only the cases above

@@ -39,7 +39,8 @@ def usage_message(report: UsageReport, team_view: bool) -> Message:
             text=title,
             blocks=[header(title), section("No claims in this period.")],
         )
-    blocks = [header(title), section(f"*{report.totals.claims} claims* — {totals_line(report.totals)}")]
+    claims = f"{report.totals.claims} claim{'' if report.totals.claims == 1 else 's'}"
+    blocks = [header(title), section(f"*{claims}* — {totals_line(report.totals)}")]
     if team_view:
         people = [f"{mention(person.user_id)}: {totals_line(person.totals)}" for person in report.people]
         blocks += pack_lines(people, _PEOPLE_BLOCKS, "people")

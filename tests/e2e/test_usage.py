@@ -1,0 +1,44 @@
+"""`/gpu usage` end to end: the real daemon counts its fake GPUs' samples into a SQLite file and reports them."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from .conftest import reply_text, start_daemon
+
+
+def counted_seconds(state, claim_gpu: str) -> float:
+    with sqlite3.connect(state / "gpubot.db") as connection:
+        row = connection.execute(
+            "SELECT u.observed_s FROM claim_usage u JOIN claims c ON c.id = u.claim_id WHERE c.gpu_uuid = ?",
+            (claim_gpu,),
+        ).fetchone()
+    return 0.0 if row is None else row[0]
+
+
+def test_usage_counts_a_claim_while_it_runs_and_reports_it_to_its_holder_and_the_team(slack, tmp_path):
+    daemon = start_daemon(slack, tmp_path)
+    try:
+        claimed = reply_text(slack.command("claim 0 train llama 2h", user_id="U0ALICE"))
+        assert "You have *GPU 0*" in claimed
+        deadline = time.monotonic() + 20
+        while counted_seconds(tmp_path, "GPU-0000") < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert counted_seconds(tmp_path, "GPU-0000") >= 3
+
+        mine = reply_text(slack.command("usage", user_id="U0ALICE"))
+        assert "GPU usage: you, last 7 days" in mine
+        # GPU 0 of the fake host runs at 85 % with a process on it: every second observed was busy.
+        assert "*1 claim*" in mine and "(100%)" in mine and "idle while held 0 GPU-h" in mine
+        assert "<@U0ALICE>" not in mine
+
+        team = reply_text(slack.command("usage team 30d", user_id="U0BOB"))
+        assert "GPU usage: the team, last 30 days" in team and "<@U0ALICE>" in team and "train llama" in team
+
+        nobody = reply_text(slack.command("usage box-9", user_id="U0BOB"))
+        assert "No host or GPU model is called" in nobody and "gpu-box-1" in nobody
+        assert "usage" in reply_text(slack.command("help", user_id="U0BOB"))
+    finally:
+        code, _ = daemon.stop()
+        assert code == 0, daemon.log()
