@@ -16,6 +16,7 @@ from gpubot.core.mig import conflicting_claim
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
+    ClaimUsage,
     EventKind,
     Gpu,
     HomeOpen,
@@ -30,7 +31,6 @@ from gpubot.core.models import (
     ProcessIdentity,
 )
 from gpubot.core.registry import NameHold, may_take
-from gpubot.core.usage import ClaimUsage
 from gpubot.core.usage_report import UsageFigures, UsageFilter, UsageReports
 
 # The process an in-memory store registers host names as, unless told otherwise.

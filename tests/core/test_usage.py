@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from gpubot.core.models import Claim, GpuSample, HostSample, ProcessSample
-from gpubot.core.usage import Tally, UsageRule, add, count_sample, sample_span
+from gpubot.core.models import Claim, GpuSample, HostSample, ProcessSample, Tally
+from gpubot.core.usage import UsageRule, add, count_sample, sample_span
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 RULE = UsageRule(interval=timedelta(seconds=2), active_pct=10)
@@ -83,3 +83,22 @@ def test_tallies_add_seconds_and_keep_the_higher_peaks():
     assert total == Tally(5, 4, 320, 5, 90, 512)
     assert total.utilization_avg == 64.0
     assert Tally().utilization_avg is None
+
+
+def test_a_receipt_reads_held_busy_average_and_peak_and_says_what_was_not_seen():
+    from gpubot.core.models import ClaimUsage
+    from gpubot.core.usage import receipt
+
+    usage = ClaimUsage(1, Tally(3 * 3600, 2.5 * 3600, 71 * 3 * 3600, 3 * 3600, 99, 63_488), frozenset({"alice"}))
+    made = receipt(timedelta(hours=3, minutes=10), usage)
+    assert made.line == (
+        "held 3h 10m · busy 2h 30m (83%) · average utilization 71% · peak memory 62 GiB · not observed 10m"
+    )
+    assert not made.mostly_idle
+
+    idle = receipt(timedelta(hours=1), ClaimUsage(1, Tally(3600, 600, 0, 3600, 3, 512), frozenset()))
+    assert idle.line == "held 1h · busy 10m (17%) · average utilization 0% · peak memory 512 MiB"
+    assert idle.mostly_idle
+    # Too little seen to judge, or never observed at all: no nudge, and no figures made up.
+    assert not receipt(timedelta(minutes=5), ClaimUsage(1, Tally(300, 0, 0, 300), frozenset())).mostly_idle
+    assert receipt(timedelta(hours=1), None).line == "held 1h · not observed 1h"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 
@@ -214,9 +215,12 @@ def test_a_20s_claim_is_warned_then_expired_and_the_gpu_freed(fresh_slack, tmp_p
         slack.command("claim 1 short job 20s", user_id="U0ALICE")
         wait_for_dm(slack, "U0ALICE", "ends", timeout=20)
         warned_after = time.monotonic() - started
-        wait_for_dm(slack, "U0ALICE", "free again", timeout=25)
+        expired = wait_for_dm(slack, "U0ALICE", "free again", timeout=25)
         expired_after = time.monotonic() - started
         assert 8 <= warned_after <= 10 + 5 and 19 <= expired_after <= 20 + 5
+        # The receipt: GPU 1 of the fake host is idle with no process, and was sampled every second.
+        receipt = json.dumps(expired.params["blocks"], ensure_ascii=False)
+        assert re.search(r"🧾 held 2\ds · busy 0m \(0%\) · average utilization 0%", receipt), receipt
         assert "4 of 4 GPUs free" in reply_text(slack.command("status", user_id="U0BOB"))
         assert len(dms_to(slack, "U0ALICE", lambda t: "ends" in t)) == 1
     finally:

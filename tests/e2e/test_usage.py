@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 
@@ -39,6 +40,11 @@ def test_usage_counts_a_claim_while_it_runs_and_reports_it_to_its_holder_and_the
         nobody = reply_text(slack.command("usage box-9", user_id="U0BOB"))
         assert "No host or GPU model is called" in nobody and "gpu-box-1" in nobody
         assert "usage" in reply_text(slack.command("help", user_id="U0BOB"))
+
+        released = reply_text(slack.command("release 0", user_id="U0ALICE"))
+        assert re.search(
+            r"🧾 held \d+s · busy \d+s \(100%\) · average utilization 85% · peak memory 8 GiB", released
+        ), released
     finally:
         code, _ = daemon.stop()
         assert code == 0, daemon.log()

@@ -64,3 +64,37 @@ def test_a_big_team_stays_within_block_kit_limits():
     message = usage_message(report(UsageFigures(people=people)), team_view=True)
     within_limits(message.blocks, 50)
     assert "more people" in json.dumps(message.blocks)
+
+
+def test_a_release_carries_each_claims_receipt_and_nudges_when_it_was_mostly_idle():
+    from gpubot.core.models import Claim, ClaimStatus, ClaimUsage, Tally
+    from gpubot.core.outcomes import ReleaseOutcome
+    from gpubot.slack.messages import release_message
+
+    def ended(claim_id: int, index: int) -> Claim:
+        start = UNTIL - timedelta(hours=2)
+        return Claim(
+            claim_id,
+            "box",
+            f"GPU-{index}",
+            index,
+            "U0ALICE",
+            "train",
+            start,
+            UNTIL,
+            ClaimStatus.RELEASED,
+            ended_at=UNTIL,
+        )
+
+    busy = ClaimUsage(1, Tally(7200, 7200, 90 * 7200, 7200, 100, 40_960), frozenset({"alice"}))
+    idle = ClaimUsage(2, Tally(7200, 60, 0, 7200, 1, 300), frozenset())
+    one = release_message(ReleaseOutcome((ended(1, 0),), (), usage={1: busy}))
+    text = json.dumps(one.blocks, ensure_ascii=False)
+    assert "🧾 held 2h · busy 2h (100%) · average utilization 90% · peak memory 40 GiB" in text
+    assert "mostly idle" not in text
+
+    two = release_message(ReleaseOutcome((ended(1, 0), ended(2, 1)), (), usage={1: busy, 2: idle}))
+    text = json.dumps(two.blocks, ensure_ascii=False)
+    assert "🧾 GPU 0: held 2h · busy 2h (100%)" in text and "🧾 GPU 1: held 2h · busy 1m (1%)" in text
+    assert text.count("mostly idle") == 1
+    within_limits(two.blocks, 50)

@@ -234,6 +234,32 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Tally:
+    """Seconds observed and busy, utilization × seconds over the seconds it was known, and the peaks."""
+
+    observed_s: float = 0.0
+    busy_s: float = 0.0
+    utilization_s: float = 0.0
+    utilization_known_s: float = 0.0
+    utilization_peak: int | None = None
+    memory_peak_mib: int | None = None
+
+    @property
+    def utilization_avg(self) -> float | None:
+        """Average utilization over the seconds it was known; None when never known."""
+        return self.utilization_s / self.utilization_known_s if self.utilization_known_s > 0 else None
+
+
+@dataclass(frozen=True)
+class ClaimUsage:
+    """One active claim's share of a sample, with the Unix users whose processes ran on its GPU."""
+
+    claim_id: int
+    tally: Tally
+    users: frozenset[str]
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """A notice waiting in the outbox, with the claim it is about as it is now."""
 
@@ -247,6 +273,8 @@ class OutboxItem:
     leased_until: datetime | None = None
     # An earlier attempt, since then, may have reached Slack (its answer was lost, or its sender died).
     unsettled_since: datetime | None = None
+    # What the claim's GPU did while held, for the receipt an expiry or a release DM carries.
+    usage: ClaimUsage | None = None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gpubot.core.mig import CudaDevices, cuda_devices
-from gpubot.core.models import Claim
+from gpubot.core.models import Claim, ClaimUsage
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ReleaseOutcome:
     # Claims of other people ended by an admin; their holders get a DM.
     forced: tuple[Claim, ...]
     several_hosts: bool = False
+    # What each ended claim's GPU did while held, by claim ID (those never observed are left out).
+    usage: Mapping[int, ClaimUsage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

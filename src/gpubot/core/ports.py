@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 from gpubot.core.models import (
     Claim,
     ClaimStatus,
+    ClaimUsage,
     EventKind,
     Gpu,
     HomeOpen,
@@ -20,7 +21,7 @@ from gpubot.core.models import (
     OutboxItem,
     Person,
 )
-from gpubot.core.usage import ClaimUsage, UsageRule
+from gpubot.core.usage import UsageRule
 from gpubot.core.usage_report import UsageFigures, UsageFilter
 
 
@@ -110,6 +111,10 @@ class ClaimStore(Protocol):
 
     def active_claims(self, host: str | None = None) -> list[Claim]:
         """Active claims (of one host, or all), ordered by host, GPU index and MIG slice (a card's first)."""
+        ...
+
+    def claim_usage(self, claim_ids: Collection[int]) -> dict[int, ClaimUsage]:
+        """What each of these claims' GPUs did while held, by claim ID; claims never observed are left out."""
         ...
 
     def get_claim(self, claim_id: int) -> Claim | None:
@@ -252,10 +257,6 @@ class FleetStore(Protocol):
 
 class UsageSource(Protocol):
     """The usage sums: claims' tallies and the GPUs' hourly rollups, as the hosts' reports counted them."""
-
-    def claim_usage(self, claim_ids: Collection[int]) -> dict[int, ClaimUsage]:
-        """What each of these claims' GPUs did while held, by claim ID; claims never observed are left out."""
-        ...
 
     def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
         """Claims held within [since, until) with their tallies, and the GPUs' hourly utilization, per `where`."""

@@ -8,6 +8,7 @@ background job (`fleet_reported`), so no request waits on the database for them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from gpubot.core import fleet as rules
@@ -244,8 +245,7 @@ class ClaimService:
                 raise ClaimRefused("You hold no GPUs here.")
         else:
             targets = self._held_claims(selection, names)
-        outcome = self._release(user_id, targets, now, as_admin)
-        return ReleaseOutcome(outcome.released, outcome.forced, len(names) > 1)
+        return replace(self._release(user_id, targets, now, as_admin), several_hosts=len(names) > 1)
 
     def release_claim(self, user_id: str, claim_id: int) -> ReleaseOutcome:
         """Release one claim by id (a button on a DM or the Home tab), on whichever host it is.
@@ -259,7 +259,7 @@ class ClaimService:
         outcome = self._release(user_id, [self._active_claim(claim_id)], now, as_admin=False)
         if not (outcome.released or outcome.forced):
             raise ClaimNotActive(claim_id)
-        return ReleaseOutcome(outcome.released, outcome.forced, len(self._host_names()) > 1)
+        return replace(outcome, several_hosts=len(self._host_names()) > 1)
 
     def extend(self, user_id: str, selection: GpuSelection, duration: timedelta) -> ExtendOutcome:
         """Push the end of the caller's claims later, never past the maximum duration counted from now.
@@ -319,7 +319,8 @@ class ClaimService:
             except ClaimNotActive:
                 continue  # Ended by a racing release or expiry: the GPU is free either way.
             (forced if is_forced else released).append(ended)
-        return ReleaseOutcome(released=tuple(released), forced=tuple(forced))
+        usage = self._store.claim_usage([claim.id for claim in released + forced]) if released or forced else {}
+        return ReleaseOutcome(released=tuple(released), forced=tuple(forced), usage=usage)
 
     def _extend(
         self,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gpubot.core.models import Claim, GpuSample, HostSample
+from gpubot.core.durations import format_duration
+from gpubot.core.models import Claim, ClaimUsage, GpuSample, HostSample, Tally
 
 
 @dataclass(frozen=True)
@@ -31,38 +32,12 @@ class UsageRule:
 
 
 @dataclass(frozen=True)
-class Tally:
-    """Seconds observed and busy, utilization × seconds over the seconds it was known, and the peaks."""
-
-    observed_s: float = 0.0
-    busy_s: float = 0.0
-    utilization_s: float = 0.0
-    utilization_known_s: float = 0.0
-    utilization_peak: int | None = None
-    memory_peak_mib: int | None = None
-
-    @property
-    def utilization_avg(self) -> float | None:
-        """Average utilization over the seconds it was known; None when never known."""
-        return self.utilization_s / self.utilization_known_s if self.utilization_known_s > 0 else None
-
-
-@dataclass(frozen=True)
 class GpuUsage:
     """One GPU's share of a sample, for its minute and hour rollups."""
 
     uuid: str
     name: str | None
     tally: Tally
-
-
-@dataclass(frozen=True)
-class ClaimUsage:
-    """One active claim's share of a sample, with the Unix users whose processes ran on its GPU."""
-
-    claim_id: int
-    tally: Tally
-    users: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -163,3 +138,43 @@ def _peak(first: int | None, second: int | None) -> int | None:
     if first is None:
         return second
     return first if second is None else max(first, second)
+
+
+# A receipt nudges when a claim observed this long was busy less than this share of it.
+IDLE_NUDGE_MIN_OBSERVED = timedelta(minutes=10)
+IDLE_NUDGE_BELOW = 0.25
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a claim used, as its holder reads it when it ends: one line, and whether it was mostly idle."""
+
+    line: str
+    mostly_idle: bool
+
+
+def receipt(held: timedelta, usage: ClaimUsage | None) -> Receipt:
+    """The receipt of a claim held for `held`: busy time and share, average utilization, peak memory, gaps.
+
+    E.g. "held 3h 10m · busy 2h 40m (84%) · average utilization 71% · peak memory 62 GiB".
+    """
+    parts = [f"held {format_duration(held)}"]
+    tally = usage.tally if usage is not None else Tally()
+    observed = timedelta(seconds=tally.observed_s)
+    if tally.observed_s > 0:
+        share = tally.busy_s / tally.observed_s
+        parts.append(f"busy {format_duration(timedelta(seconds=tally.busy_s))} ({share:.0%})")
+        average = tally.utilization_avg
+        if average is not None:
+            parts.append(f"average utilization {average:.0f}%")
+        if tally.memory_peak_mib is not None:
+            parts.append(f"peak memory {_memory(tally.memory_peak_mib)}")
+    unseen = held - observed
+    if unseen >= timedelta(minutes=1):
+        parts.append(f"not observed {format_duration(unseen)}")
+    mostly_idle = observed >= IDLE_NUDGE_MIN_OBSERVED and tally.busy_s < IDLE_NUDGE_BELOW * tally.observed_s
+    return Receipt(" · ".join(parts), mostly_idle)
+
+
+def _memory(mib: int) -> str:
+    return f"{mib / 1024:.0f} GiB" if mib >= 1024 else f"{mib} MiB"

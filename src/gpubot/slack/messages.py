@@ -28,15 +28,18 @@ from gpubot.core.figures import LOAD_BADGES
 from gpubot.core.fleet import address
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.mig import CudaDevices
-from gpubot.core.models import Claim, HostSample, NoticeKind, OutboxItem, ProcessSample
+from gpubot.core.models import Claim, ClaimUsage, HostSample, NoticeKind, OutboxItem, ProcessSample
 from gpubot.core.policy import ClaimPolicy
 from gpubot.core.service import ClaimOutcome, ExtendOutcome, ReleaseOutcome
+from gpubot.core.usage import receipt
 from gpubot.slack import actions
 from gpubot.slack.blocks import MAX_MESSAGE_BLOCKS, Message, button, context, header, pack_lines, section
 from gpubot.slack.mrkdwn import date_token, escape, mention, truncate
 
 # Room left in a message for the header, summary and footer around the per-GPU blocks.
 _FRAME_BLOCKS = 4
+# A release of many GPUs packs their receipts into a few sections.
+_RECEIPT_BLOCKS = 3
 _COMPACT_PURPOSE_CHARS = 40
 # The one-click extensions an expiry warning and the Home tab offer.
 QUICK_EXTENSIONS = (timedelta(hours=1), timedelta(hours=2))
@@ -164,7 +167,24 @@ def release_message(outcome: ReleaseOutcome) -> Message:
         )
     if not lines:
         lines.append("Nothing to release: those claims had already ended.")
-    return Message(text="Released", blocks=[section("\n".join(lines))])
+    blocks = [section("\n".join(lines))]
+    ended = outcome.released + outcome.forced
+    receipts = [
+        _receipt_line(claim, outcome.usage.get(claim.id), several if len(ended) > 1 else None) for claim in ended
+    ]
+    blocks += pack_lines(receipts, _RECEIPT_BLOCKS, "receipts")
+    return Message(text="Released", blocks=blocks)
+
+
+def _receipt_line(claim: Claim, usage: ClaimUsage | None, several: bool | None) -> str:
+    """A claim's receipt as a context line; `several` not None names its GPU (several ended at once)."""
+    made = receipt((claim.ended_at or claim.ends_at) - claim.started_at, usage)
+    line = f"🧾 {made.line}"
+    if several is not None:
+        line = f"🧾 GPU {gpu_name(claim, several)}: {made.line}"
+    if made.mostly_idle:
+        line += "\n💡 It was mostly idle: release GPUs when your job ends, so others can use them."
+    return line
 
 
 def extend_message(outcome: ExtendOutcome, policy: ClaimPolicy, now: datetime, timezone: ZoneInfo) -> Message:
@@ -282,12 +302,18 @@ def notice_message(
             f"⌛ Your claim on {gpu} ended {date_token(claim.ends_at, timezone)}; the GPU is free again."
             " Claim it again with `/gpu claim` if you still need it."
         )
-        return Message(text=f"Your claim on GPU {label} expired", blocks=[section(text)])
+        return Message(
+            text=f"Your claim on GPU {label} expired",
+            blocks=[section(text), *pack_lines([_receipt_line(claim, item.usage, None)], 1, "receipts")],
+        )
     text = (
         f"Your claim on {gpu} was released by {_actor(item.notice.actor_id)}"
         f" at {date_token(claim.ended_at or claim.ends_at, timezone)}."
     )
-    return Message(text=f"Your claim on GPU {label} was released", blocks=[section(text)])
+    return Message(
+        text=f"Your claim on GPU {label} was released",
+        blocks=[section(text), *pack_lines([_receipt_line(claim, item.usage, None)], 1, "receipts")],
+    )
 
 
 def doctor_dm_message() -> Message:

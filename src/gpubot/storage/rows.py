@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import Insert, Row, Table, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, Notice, NoticeKind, OutboxItem
+from gpubot.core.models import (
+    Claim,
+    ClaimStatus,
+    ClaimUsage,
+    EventKind,
+    Gpu,
+    Notice,
+    NoticeKind,
+    OutboxItem,
+    Tally,
+)
 from gpubot.storage import tables
 from gpubot.storage.tables import UtcDateTime
 
@@ -142,7 +152,12 @@ NOTICE_WITH_CLAIM = select(
     tables.outbox.c.created_at.label("notice_created_at"),
     tables.outbox.c.unsettled_since.label("notice_unsettled_since"),
     *tables.claims.c,
-).join_from(tables.outbox, tables.claims, tables.outbox.c.claim_id == tables.claims.c.id)
+    *(column.label(f"usage_{column.name}") for column in tables.claim_usage.c if column.name != "claim_id"),
+).select_from(
+    tables.outbox.join(tables.claims, tables.outbox.c.claim_id == tables.claims.c.id).outerjoin(
+        tables.claim_usage, tables.claim_usage.c.claim_id == tables.claims.c.id
+    )
+)
 DUE_NOTICES_OLDEST_FIRST = NOTICE_WITH_CLAIM.where(DUE_NOTICE).order_by(tables.outbox.c.created_at, tables.outbox.c.id)
 
 
@@ -229,7 +244,25 @@ def to_outbox_item(row: AnyRow) -> OutboxItem:
         attempts=row.notice_attempts,
         created_at=row.notice_created_at,
         unsettled_since=row.notice_unsettled_since,
+        usage=None if row.usage_observed_s is None else to_claim_usage(row.id, row, prefix="usage_"),
     )
+
+
+def to_claim_usage(claim_id: int, row: AnyRow, prefix: str = "") -> ClaimUsage:
+    """A `claim_usage` row (its columns named with `prefix`) as a `ClaimUsage`."""
+    mapping = row._mapping
+    tally = Tally(*(mapping[prefix + name] for name in _TALLY_COLUMNS))
+    return ClaimUsage(claim_id, tally, frozenset(filter(None, mapping[prefix + "users"].split(","))))
+
+
+_TALLY_COLUMNS = (
+    "observed_s",
+    "busy_s",
+    "utilization_s",
+    "utilization_known_s",
+    "utilization_peak",
+    "memory_peak_mib",
+)
 
 
 class Copies(Generic[T]):

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Insert, Table, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gpubot.core.models import HostSample
-from gpubot.core.usage import ClaimUsage, SampleUsage, Tally, UsageRule, count_sample
+from gpubot.core.models import ClaimUsage, HostSample, Tally
+from gpubot.core.usage import SampleUsage, UsageRule, count_sample
 from gpubot.core.usage_report import HourUtilization, PersonUsage, PurposeUsage, UsageFigures, UsageFilter, UsageTotals
 from gpubot.storage import rows, tables
 from gpubot.storage.tables import UtcDateTime
@@ -132,10 +132,7 @@ class UsageTransactions(SqlTransactions):
         table = tables.claim_usage
         with self._reading() as connection:
             found = connection.execute(select(*table.c).where(table.c.claim_id.in_(list(claim_ids)))).all()
-        return {
-            row.claim_id: ClaimUsage(row.claim_id, _tally_of(row), frozenset(filter(None, row.users.split(","))))
-            for row in found
-        }
+        return {row.claim_id: rows.to_claim_usage(row.claim_id, row) for row in found}
 
     def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
         """The sums for one person, host or GPU model, or (an empty filter) the whole team.
@@ -232,17 +229,6 @@ def _tally_values(tally: Tally) -> dict[str, Any]:
         "utilization_peak": tally.utilization_peak,
         "memory_peak_mib": tally.memory_peak_mib,
     }
-
-
-def _tally_of(row: Any) -> Tally:
-    return Tally(
-        row.observed_s,
-        row.busy_s,
-        row.utilization_s,
-        row.utilization_known_s,
-        row.utilization_peak,
-        row.memory_peak_mib,
-    )
 
 
 def _accumulate(
