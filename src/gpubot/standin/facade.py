@@ -142,6 +142,17 @@ class SlackStandin:
         """
         return self._run(self._server.wait_connected(timeout), timeout, "a Socket Mode client to connect")
 
+    def wait_live(self, count: int, timeout: float = 10.0) -> list[int]:
+        """Block until exactly `count` Socket Mode connections are live (several daemons up, or one gone).
+
+        Returns:
+            Their serial numbers, oldest first.
+
+        Raises:
+            StandinTimeoutError: There were not `count` live connections within `timeout` seconds.
+        """
+        return self._run(self._server.wait_live(count, timeout), timeout, f"{count} live Socket Mode connections")
+
     def send(self, envelope_type: str, payload: Body, *, retry_attempt: int = 0, timeout: float = 5.0) -> Ack:
         """Push one envelope to the newest connected client and wait for its ack.
 

@@ -247,6 +247,25 @@ class StandinServer:
                 ) from None
             return self._active[-1][0]
 
+    async def wait_live(self, count: int, timeout: float) -> list[int]:
+        """Wait until exactly `count` sockets are live (connected, hello sent, no disconnect sent, not closed).
+
+        Returns:
+            Their connection serial numbers, oldest first.
+
+        Raises:
+            StandinTimeoutError: The number of live sockets was not `count` within `timeout` seconds.
+        """
+        sockets_changed = self._started.sockets_changed
+        async with sockets_changed:
+            try:
+                await asyncio.wait_for(sockets_changed.wait_for(lambda: len(self._active) == count), timeout)
+            except asyncio.TimeoutError:
+                raise StandinTimeoutError(
+                    f"waited {timeout} s for {count} live Socket Mode connections; there are {len(self._active)}"
+                ) from None
+            return [serial for serial, _ in self._active]
+
     async def push(self, envelopes: Sequence[Body], timeout: float) -> list[Ack]:
         """Send envelopes back to back, each on one live socket picked at random, and wait for all their acks.
 
