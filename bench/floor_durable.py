@@ -1,5 +1,7 @@
 """The *durable* floor: the tuned floor that also commits one row to SQLite, durably, before each `/gpu` reply.
 
+With `FLOOR_DATABASE=postgresql://…` it commits the row to PostgreSQL instead: the fleet's durable floor.
+
 What any bot must at least pay for a command that changes state and says it is done: one SQLite
 transaction on a file in WAL mode with `synchronous=FULL` (SQLite's default, and gpubot's: one fsync of
 the WAL per commit), ``BEGIN IMMEDIATE``, one INSERT, COMMIT, run on one writer thread of its own so the
@@ -25,6 +27,28 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import floor_tuned
+
+
+class PostgresLog:
+    """The same table on PostgreSQL: one INSERT committed per command (durable: `synchronous_commit` on)."""
+
+    def __init__(self, url: str) -> None:
+        """Connect to the database at `url` (a libpq URL) and create the table."""
+        import psycopg  # only this floor's PostgreSQL mode needs it
+
+        self._connection = psycopg.connect(url)
+        with self._connection.transaction():
+            self._connection.execute(
+                "CREATE TABLE IF NOT EXISTS commands"
+                " (id SERIAL PRIMARY KEY, user_id TEXT, text TEXT, at DOUBLE PRECISION)"
+            )
+
+    def append(self, user_id: str, text: str) -> None:
+        """Commit one row; returns once the commit is durable."""
+        with self._connection.transaction():
+            self._connection.execute(
+                "INSERT INTO commands (user_id, text, at) VALUES (%s, %s, %s)", (user_id, text, time.time())
+            )
 
 
 class DurableLog:
@@ -58,7 +82,8 @@ class DurableLog:
 
 def main() -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code."""
-    log = DurableLog(os.environ["FLOOR_DATABASE"])
+    target = os.environ["FLOOR_DATABASE"]
+    log = PostgresLog(target) if target.startswith("postgresql://") else DurableLog(target)
     # One thread, fed first come first served: the writes queue in order, with no lock to contend for.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="floor-writer")
 

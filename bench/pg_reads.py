@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from percentiles import summarize_s
-from sqlalchemy import Engine, create_engine, event, text
+from pg_scratch import DEFAULT_SERVER, scratch_database
+from sqlalchemy import Engine, event
 
 from gpubot.core.models import ClaimStatus, EventKind, Gpu, NewClaim
 from gpubot.core.policy import ClaimPolicy
@@ -36,7 +35,6 @@ from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
 from gpubot.storage.pg_notify import PgNotifications
 
-DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 HOSTS = [f"node{number:02d}" for number in range(32)]
 NOW = datetime.now(timezone.utc)
 CHANGE_EVERY = 10
@@ -45,20 +43,6 @@ CHANGE_EVERY = 10
 class _Clock:
     def now(self) -> datetime:
         return NOW
-
-
-@contextmanager
-def _scratch_database(server: str) -> Iterator[str]:
-    name = f"gpubot_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _fill(store: SqlClaimStore) -> list[Gpu]:
@@ -93,7 +77,7 @@ def _time_reads(engine: Engine, read: Callable[[], Any], reads: int, between: Ca
 
 def run(server: str, reads: int) -> dict[str, Any]:
     """The three cases' results, on a database created for the run and dropped after it."""
-    with _scratch_database(server) as url:
+    with scratch_database(server) as url:
         engine, other = make_engine(url), make_engine(url)
         notifications = PgNotifications(engine)
         try:

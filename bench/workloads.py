@@ -52,6 +52,8 @@ class Sample:
 
 Op = Callable[[int], Awaitable[list[Sample]]]
 ReplyCheck = Callable[[str, Body | None], bool]
+# What worker N types after `/gpu` for a command of a kind.
+CommandText = Callable[[str, int], str]
 
 
 def user_of(worker: int, prefix: str = "U0CMD") -> str:
@@ -92,10 +94,12 @@ def floor_reply_ok(reply_text: str) -> ReplyCheck:
     return check
 
 
-async def _command(slack: LoopbackSlack, kind: str, worker: int, check: ReplyCheck) -> Sample:
+async def _command(
+    slack: LoopbackSlack, kind: str, worker: int, check: ReplyCheck, text_of: CommandText = command_text
+) -> Sample:
     sent_at = time.perf_counter()
     try:
-        ack = await slack.command(command_text(kind, worker), user_of(worker), REPLY_TIMEOUT_S)
+        ack = await slack.command(text_of(kind, worker), user_of(worker), REPLY_TIMEOUT_S)
     except (StandinError, asyncio.TimeoutError):
         waited = time.perf_counter() - sent_at
         return Sample(kind, waited, waited, ok=False, lost=True)
@@ -107,14 +111,17 @@ def _sample_of(kind: str, ack: Ack, check: ReplyCheck) -> Sample:
     return Sample(kind, ack.latency_s, ack.latency_s, ok=check(kind, ack.payload))
 
 
-def commands(slack: LoopbackSlack, sequence: Sequence[str], check: ReplyCheck) -> Op:
+def commands(
+    slack: LoopbackSlack, sequence: Sequence[str], check: ReplyCheck, text_of: CommandText = command_text
+) -> Op:
     """A workload: each op runs the commands of `sequence` one after another for its worker.
 
-    Claim and release ops come in pairs within `sequence`, so every op leaves its worker's GPU free.
+    Claim and release ops come in pairs within `sequence`, so every op leaves its worker's GPU free. `text_of`
+    writes each command (the fleet names its GPUs `HOST:GPU`).
     """
 
     async def op(worker: int) -> list[Sample]:
-        return [await _command(slack, kind, worker, check) for kind in sequence]
+        return [await _command(slack, kind, worker, check, text_of) for kind in sequence]
 
     return op
 

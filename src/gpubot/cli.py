@@ -114,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         "gpu", help="GPU index, MIG slice (0.2), list (0,2 or 1,0.2) or range of cards (0-3); HOST:GPU in a fleet"
     )
     release.add_argument("--force", action="store_true", help="confirm: release even though it is someone else's")
+    usage = commands.add_parser(
+        "usage",
+        help="GPU-hours held and busy over a period, by person, purpose, host or GPU (--csv, --json)",
+        description=(
+            "Show the fleet's GPU usage over the last days: GPU-hours held, observed and busy, idle while held, by "
+            "person (default), purpose, host or GPU; optionally for one person (@name or a member ID), host or GPU "
+            "model. As a table, or --csv for a spreadsheet, --json for a script. Needs no Slack."
+        ),
+    )
+    usage.add_argument("scope", nargs="*", help="team (default), @name, a member ID, a host or a GPU model")
+    usage.add_argument("--since", default="30d", metavar="Nd", help="how many days back (default 30d)")
+    usage.add_argument("--by", choices=("user", "purpose", "host", "gpu"), default="user")
+    formats = usage.add_mutually_exclusive_group()
+    formats.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    formats.add_argument("--json", action="store_true", help="print a JSON array")
     commands.add_parser(
         "demo",
         help="watch gpubot at work with a pretend Slack and pretend GPUs (no setup needed)",
@@ -138,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "realtime": _realtime,
         "claims": _claims,
         "release": _release,
+        "usage": _usage,
         "demo": _demo,
     }
     try:
@@ -294,6 +310,28 @@ def _release(args: argparse.Namespace) -> int:
         )
     if not outcome.forced:
         print("nothing to release: those claims had already ended")
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from gpubot.core.commands import parse_usage
+    from gpubot.core.usage_report import UsageReports
+    from gpubot.host.session import open_host
+    from gpubot.host.usage_table import UsageFormat, render_usage
+
+    words = [*args.scope, args.since] if args.scope else ["team", args.since]
+    command = parse_usage(words)
+    settings = _host_settings()
+    with open_host(settings, missing_ok=True) as host:
+        _note(host.note)
+        store = host.store
+        reports = UsageReports(
+            store, store, store.list_gpus, host.clock, settings.timezone, settings.admins, settings.usage_visibility
+        )
+        view = reports.report(None, command)
+        names = host.people.names(person.user_id for person in view.report.people)
+    output: UsageFormat = "csv" if args.csv else "json" if args.json else "table"
+    print(render_usage(view, args.by, output, names))
     return 0
 
 

@@ -85,6 +85,19 @@ class HourUtilization:
 
 
 @dataclass(frozen=True)
+class GpuFigures:
+    """One GPU over the period: hours held by claims, and what telemetry saw of it, claimed or not."""
+
+    host: str
+    uuid: str
+    name: str | None
+    held_s: float = 0.0
+    observed_s: float = 0.0
+    busy_s: float = 0.0
+    utilization_avg: float | None = None
+
+
+@dataclass(frozen=True)
 class UsageFilter:
     """Which claims and GPUs to sum: one person's, one host's, one GPU model's, or (all None) the team's."""
 
@@ -100,6 +113,7 @@ class UsageFigures:
     people: tuple[PersonUsage, ...] = ()
     purposes: tuple[PurposeUsage, ...] = ()
     hours: tuple[HourUtilization, ...] = ()
+    gpus: tuple[GpuFigures, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def usage_report(
     )
 
 
-def top_purposes(purposes: Iterable[PurposeUsage], count: int = TOP_PURPOSES) -> tuple[PurposeUsage, ...]:
+def top_purposes(purposes: Iterable[PurposeUsage], count: int | None = TOP_PURPOSES) -> tuple[PurposeUsage, ...]:
     """The purposes with the most hours held; the same words in another case are one purpose."""
     held: dict[str, float] = defaultdict(float)
     spelled: dict[str, str] = {}
@@ -202,10 +216,14 @@ VISIBILITIES: tuple[Visibility, ...] = ("team", "admins")
 
 @dataclass(frozen=True)
 class UsageView:
-    """A report and how to show it: a team view (a team, a host or a model) lists each person."""
+    """A report and how to show it: a team view (a team, a host or a model) lists each person.
+
+    `figures` are the sums it was made of, whole (every purpose, every GPU), for the host's tables and CSV.
+    """
 
     report: UsageReport
     team_view: bool
+    figures: UsageFigures = field(default_factory=UsageFigures)
 
 
 class UsageReports:
@@ -251,7 +269,7 @@ class UsageReports:
         scope = command.scope
         title, where, team_view = self._resolve(user_id, scope.kind, scope.value)
         figures = self._source.usage_figures(since, until, where)
-        return UsageView(usage_report(title, since, until, figures, self._timezone), team_view)
+        return UsageView(usage_report(title, since, until, figures, self._timezone), team_view, figures)
 
     def _resolve(self, user_id: str | None, kind: str, value: str | None) -> tuple[str, UsageFilter, bool]:
         if kind == "me":

@@ -33,6 +33,7 @@ class HostSession:
     service: ClaimService
     sample: HostSample
     clock: SystemClock
+    store: SqlClaimStore
     # Names the daemon looked up in Slack: the host has no Slack connection of its own.
     people: PeopleDirectory
     # Said beside the output: e.g. that there is no claims database yet, so every GPU shows free.
@@ -82,7 +83,9 @@ def open_host(settings: Settings, *, missing_ok: bool = False) -> Iterator[HostS
         service.sync_inventory(sample)
         # The other hosts of the fleet, as they last reported: a host command answers for the whole fleet.
         service.fleet_reported(store.hosts())
-        yield HostSession(service=service, sample=sample, clock=clock, people=PeopleDirectory(store, clock), note=note)
+        yield HostSession(
+            service=service, sample=sample, clock=clock, store=store, people=PeopleDirectory(store, clock), note=note
+        )
     finally:
         engine.dispose()
 

@@ -18,7 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gpubot.core.models import ClaimUsage, HostSample, Tally
 from gpubot.core.usage import SampleUsage, UsageRule, count_sample
-from gpubot.core.usage_report import HourUtilization, PersonUsage, PurposeUsage, UsageFigures, UsageFilter, UsageTotals
+from gpubot.core.usage_report import (
+    GpuFigures,
+    HourUtilization,
+    PersonUsage,
+    PurposeUsage,
+    UsageFigures,
+    UsageFilter,
+    UsageTotals,
+)
 from gpubot.storage import rows, tables
 from gpubot.storage.tables import UtcDateTime
 from gpubot.storage.transactions import SqlTransactions, Write
@@ -156,6 +164,8 @@ class UsageTransactions(SqlTransactions):
             claim_filter.append(or_(claims.c.gpu_uuid.in_(named), claims.c.parent_gpu_uuid.in_(named)))
         claim_rows = (
             select(
+                claims.c.host,
+                claims.c.gpu_uuid,
                 claims.c.user_id,
                 claims.c.purpose,
                 claims.c.started_at,
@@ -181,16 +191,31 @@ class UsageTransactions(SqlTransactions):
             .where(*hour_filter)
             .group_by(hours.c.hour)
         )
+        gpu_rows = (
+            select(
+                hours.c.host,
+                hours.c.gpu_uuid,
+                func.max(hours.c.gpu_name).label("gpu_name"),
+                func.sum(hours.c.observed_s).label("observed_s"),
+                func.sum(hours.c.busy_s).label("busy_s"),
+                func.sum(hours.c.utilization_s).label("utilization_s"),
+                func.sum(hours.c.utilization_known_s).label("known_s"),
+            )
+            .where(*hour_filter)
+            .group_by(hours.c.host, hours.c.gpu_uuid)
+        )
         with self._reading() as connection:
             found = connection.execute(claim_rows).all()
             # One person's busiest hours would be their GPUs' while they held them: finer than the hour rows.
             hourly = connection.execute(hour_rows).all() if where.user_id is None else []
+            per_gpu = connection.execute(gpu_rows).all() if where.user_id is None else []
         return UsageFigures(
             people=_people(found, since, until),
             purposes=_purposes(found, since, until),
             hours=tuple(
                 HourUtilization(row.hour, row.utilization_s / row.known_s, row.known_s) for row in hourly if row.known_s
             ),
+            gpus=_gpus(found, per_gpu, since, until),
         )
 
 
@@ -214,6 +239,29 @@ def _people(found: Sequence[Any], since: datetime, until: datetime) -> tuple[Per
         busy = (row.busy_s or 0.0) * share
         totals[row.user_id] = totals.get(row.user_id, UsageTotals()) + UsageTotals(held, min(observed, held), busy, 1)
     return tuple(PersonUsage(user_id, total) for user_id, total in totals.items())
+
+
+def _gpus(found: Sequence[Any], per_gpu: Sequence[Any], since: datetime, until: datetime) -> tuple[GpuFigures, ...]:
+    """Each GPU seen or claimed: hours held by claims (prorated as `_people`), and what telemetry saw of it."""
+    held: dict[tuple[str, str], float] = {}
+    for row in found:
+        key = (row.host, row.gpu_uuid)
+        held[key] = held.get(key, 0.0) + _held_within(row, since, until)[0]
+    seen = {(row.host, row.gpu_uuid): row for row in per_gpu}
+    return tuple(
+        GpuFigures(
+            host,
+            uuid,
+            seen[(host, uuid)].gpu_name if (host, uuid) in seen else None,
+            held.get((host, uuid), 0.0),
+            seen[(host, uuid)].observed_s if (host, uuid) in seen else 0.0,
+            seen[(host, uuid)].busy_s if (host, uuid) in seen else 0.0,
+            (seen[(host, uuid)].utilization_s / seen[(host, uuid)].known_s)
+            if (host, uuid) in seen and seen[(host, uuid)].known_s
+            else None,
+        )
+        for host, uuid in sorted(held.keys() | seen.keys())
+    )
 
 
 def _purposes(found: Sequence[Any], since: datetime, until: datetime) -> tuple[PurposeUsage, ...]:
