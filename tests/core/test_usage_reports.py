@@ -101,3 +101,20 @@ def test_at_the_terminal_there_is_no_me(people):
     service, _ = reports(people)
     with pytest.raises(CommandError, match="no `me`"):
         service.report(None, UsageCommand(UsageScope("me")))
+
+
+def test_the_home_tabs_week_is_read_once_per_few_minutes_and_the_team_only_where_visible(people):
+    source = RecordingSource()
+    clock = FakeClock(NOW)
+    service = UsageReports(source, people, lambda: GPUS, clock, ZoneInfo("UTC"), frozenset({"U0ADMIN"}), "admins")
+
+    assert service.recent_if_fresh("U0BOB") is None
+    recent = service.recent("U0BOB")
+    assert recent.mine.held_s == 3600.0 and recent.team is None  # not an admin
+    assert source.asked == [(NOW - timedelta(days=7), NOW, UsageFilter(user_id="U0BOB"))]
+    clock.advance(timedelta(minutes=4))
+    assert service.recent_if_fresh("U0BOB") == recent
+    assert service.recent("U0ADMIN").team is not None
+    assert len(source.asked) == 3  # the admin's own, and the team's
+    clock.advance(timedelta(minutes=2))
+    assert service.recent_if_fresh("U0BOB") is None  # five minutes old: read again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -40,6 +41,11 @@ def test_usage_counts_a_claim_while_it_runs_and_reports_it_to_its_holder_and_the
         nobody = reply_text(slack.command("usage box-9", user_id="U0BOB"))
         assert "No host or GPU model is called" in nobody and "gpu-box-1" in nobody
         assert "usage" in reply_text(slack.command("help", user_id="U0BOB"))
+
+        slack.open_home("U0ALICE")
+        home = slack.wait_for_call("views.publish", lambda call: call.params.get("user_id") == "U0ALICE")
+        shown = json.dumps(home.params["view"], ensure_ascii=False)
+        assert "📊 Your last 7 days: held" in shown and "— the team: held" in shown, shown
 
         released = reply_text(slack.command("release 0", user_id="U0ALICE"))
         assert re.search(

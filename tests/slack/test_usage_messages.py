@@ -98,3 +98,17 @@ def test_a_release_carries_each_claims_receipt_and_nudges_when_it_was_mostly_idl
     assert "🧾 GPU 0: held 2h · busy 2h (100%)" in text and "🧾 GPU 1: held 2h · busy 1m (1%)" in text
     assert text.count("mostly idle") == 1
     within_limits(two.blocks, 50)
+
+
+def test_the_home_tab_shows_the_week_under_ones_claims():
+    from gpubot.core.usage_report import RecentUsage
+    from gpubot.slack.views import recent_usage_line
+
+    mine = UsageTotals(held_s=4 * HOUR, observed_s=4 * HOUR, busy_s=HOUR, claims=2)
+    assert recent_usage_line(RecentUsage(mine, None)) == (
+        "📊 Your last 7 days: held 4.0 GPU-h · busy 1.0 GPU-h (25%) · idle while held 3.0 GPU-h"
+    )
+    team = UsageTotals(held_s=100 * HOUR, observed_s=100 * HOUR, busy_s=50 * HOUR, claims=9)
+    assert recent_usage_line(RecentUsage(mine, team)).endswith(
+        "— the team: held 100 GPU-h · busy 50.0 GPU-h (50%) · idle while held 50.0 GPU-h"
+    )

@@ -210,6 +210,10 @@ def busiest_hours(grid: Sequence[Sequence[float | None]], count: int = BUSIEST_H
     return tuple(cells[:count])
 
 
+# The Home tab's "last 7 days" figures are read again at most this often per person (and for the team).
+RECENT_DAYS = 7
+RECENT_MAX_AGE = timedelta(minutes=5)
+
 Visibility = Literal["team", "admins"]
 VISIBILITIES: tuple[Visibility, ...] = ("team", "admins")
 
@@ -224,6 +228,14 @@ class UsageView:
     report: UsageReport
     team_view: bool
     figures: UsageFigures = field(default_factory=UsageFigures)
+
+
+@dataclass(frozen=True)
+class RecentUsage:
+    """The Home tab's line: the person's last `RECENT_DAYS` days, and the team's where they may see it."""
+
+    mine: UsageTotals
+    team: UsageTotals | None
 
 
 class UsageReports:
@@ -256,6 +268,7 @@ class UsageReports:
         self._timezone = timezone
         self._admins = admins
         self._visibility = visibility
+        self._recent: dict[str | None, tuple[datetime, UsageTotals]] = {}
 
     def report(self, user_id: str | None, command: UsageCommand) -> UsageView:
         """The report `command` asks for, as `user_id` may see it (None: the host's admin at a terminal).
@@ -270,6 +283,39 @@ class UsageReports:
         title, where, team_view = self._resolve(user_id, scope.kind, scope.value)
         figures = self._source.usage_figures(since, until, where)
         return UsageView(usage_report(title, since, until, figures, self._timezone), team_view, figures)
+
+    def recent_if_fresh(self, user_id: str) -> RecentUsage | None:
+        """The Home tab's figures if both were read within `RECENT_MAX_AGE`; None: call `recent` (it reads)."""
+        now = self._clock.now()
+        mine = self._fresh(user_id, now)
+        if mine is None:
+            return None
+        if not self._may_see_team(user_id):
+            return RecentUsage(mine, None)
+        team = self._fresh(None, now)
+        return None if team is None else RecentUsage(mine, team)
+
+    def recent(self, user_id: str) -> RecentUsage:
+        """The person's last `RECENT_DAYS` days and (if they may see it) the team's, read at most every few minutes."""
+        mine = self._recent_totals(user_id)
+        return RecentUsage(mine, self._recent_totals(None) if self._may_see_team(user_id) else None)
+
+    def _recent_totals(self, user_id: str | None) -> UsageTotals:
+        now = self._clock.now()
+        fresh = self._fresh(user_id, now)
+        if fresh is not None:
+            return fresh
+        figures = self._source.usage_figures(now - timedelta(days=RECENT_DAYS), now, UsageFilter(user_id=user_id))
+        totals = sum((person.totals for person in figures.people), UsageTotals())
+        self._recent[user_id] = (now, totals)
+        return totals
+
+    def _fresh(self, user_id: str | None, now: datetime) -> UsageTotals | None:
+        cached = self._recent.get(user_id)
+        return cached[1] if cached is not None and now - cached[0] < RECENT_MAX_AGE else None
+
+    def _may_see_team(self, user_id: str) -> bool:
+        return self._visibility == "team" or user_id in self._admins
 
     def _resolve(self, user_id: str | None, kind: str, value: str | None) -> tuple[str, UsageFilter, bool]:
         if kind == "me":
@@ -287,7 +333,7 @@ class UsageReports:
         return self._host_or_model(value or "")
 
     def _may_see_others(self, user_id: str | None) -> None:
-        if self._visibility == "admins" and user_id is not None and user_id not in self._admins:
+        if user_id is not None and not self._may_see_team(user_id):
             raise CommandError(
                 "Only admins can see other people's and the team's usage here; `/gpu usage` shows your own."
             )

@@ -31,7 +31,7 @@ from gpubot.core.service import (
     ReleaseOutcome,
 )
 from gpubot.core.slack_events import SlackEvents
-from gpubot.core.usage_report import UsageReports, UsageView
+from gpubot.core.usage_report import RecentUsage, UsageReports, UsageView
 from gpubot.slack.people import SlackNames
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,13 @@ class ServiceGateway:
             GpubotError: the scope could not be resolved or may not be seen, or the database did not answer in time.
         """
         return await self._call(_DATABASE_READ_FOR_ACK, self._usage.report, user_id, command)
+
+    async def recent_usage(self, user_id: str) -> RecentUsage:
+        """The Home tab's usage line: from memory while fresh, else read in a thread (after the ack)."""
+        fresh = self._usage.recent_if_fresh(user_id)
+        if fresh is not None:
+            return fresh
+        return await self._call(_DATABASE_READ_AFTER_ACK, self._usage.recent, user_id)
 
     # -- Changes, each answered in the ack --------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from gpubot.core.dashboard import FleetHome, HomeState
 from gpubot.core.errors import GpubotError
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.load import LoadThresholds
+from gpubot.core.usage_report import RecentUsage
 from gpubot.slack import views
 from gpubot.slack.blocks import Message
 from gpubot.slack.gateway import ServiceGateway
@@ -117,9 +118,11 @@ class HomeTab:
             wait_s = self._limited_until_s - asyncio.get_running_loop().time()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
+            # Read before taking the refresh off the queue: a change meanwhile is still this publish's.
+            recent = await self._gateway.recent_usage(user_id)
             flash = self._pending.pop(user_id, None)
             try:
-                await self._publish_now(user_id, flash)
+                await self._publish_now(user_id, flash, recent)
             except SlackApiError as error:
                 if error.response.status_code != 429:
                     raise
@@ -133,12 +136,12 @@ class HomeTab:
                     self._pending[user_id] = flash
                     self._after_ack.spawn(self._publish(user_id), f"publishing the Home tab of {user_id} again")
 
-    async def _publish_now(self, user_id: str, flash: Message | None) -> None:
+    async def _publish_now(self, user_id: str, flash: Message | None, recent: RecentUsage) -> None:
         state = await self._gateway.home(user_id, self._expanded.get(user_id))
         shown = state.expanded if isinstance(state, FleetHome) else state.dashboard
         rows = shown.rows if shown is not None else ()
         trends = {row.gpu.uuid: self._history.trend(row.gpu.uuid, _state_now(state)) for row in rows}
-        view = views.home_view(state, self._gateway.policy, self._timezone, self._thresholds, trends, flash)
+        view = views.home_view(state, self._gateway.policy, self._timezone, self._thresholds, trends, flash, recent)
         await self._client.views_publish(user_id=user_id, view=view)
 
 

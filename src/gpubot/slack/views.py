@@ -20,6 +20,7 @@ from gpubot.core.fleet import address
 from gpubot.core.load import LoadThresholds, load_level
 from gpubot.core.models import Claim
 from gpubot.core.policy import PURPOSE_MAX_CHARS, ClaimPolicy
+from gpubot.core.usage_report import RECENT_DAYS, RecentUsage
 from gpubot.slack import actions, fleet_messages
 from gpubot.slack.blocks import (
     MAX_SELECT_OPTIONS,
@@ -37,6 +38,7 @@ from gpubot.slack.blocks import (
 )
 from gpubot.slack.messages import QUICK_EXTENSIONS, error_text, free_caveats, gpu_name, offline_note, status_line
 from gpubot.slack.mrkdwn import date_token, escape, truncate
+from gpubot.slack.usage_messages import totals_line
 
 # The Home tab lists at most this many of a person's own claims with buttons; the rest as lines.
 _HOME_CLAIMS_WITH_BUTTONS = 10
@@ -52,16 +54,18 @@ def home_view(
     thresholds: LoadThresholds,
     trends: Mapping[str, tuple[float | None, ...]],
     flash: Message | None = None,
+    recent: RecentUsage | None = None,
 ) -> Block:
     """The App Home tab: the person's own claims with Release/Extend, then every GPU with Claim buttons.
 
     In a fleet of several hosts, every host in a line and a menu to show one host's GPUs in full. `flash` is the
-    outcome of what the person just did, shown at the top. Stays within 100 blocks.
+    outcome of what the person just did, shown at the top; `recent`, the last week's usage under the claims.
+    Stays within 100 blocks.
     """
     if isinstance(state, FleetHome):
-        return _fleet_home_view(state, policy, timezone, thresholds, trends, flash)
+        return _fleet_home_view(state, policy, timezone, thresholds, trends, flash, recent)
     dashboard = state.dashboard
-    top = _your_gpus(state.own_claims, policy, dashboard.now, timezone, flash, several=False)
+    top = _your_gpus(state.own_claims, policy, dashboard.now, timezone, flash, recent, several=False)
     top.append(header(f"All GPUs · {dashboard.free_count} of {len(dashboard.rows)} free{free_caveats(dashboard)}"))
     footer = context(
         f"Updated {date_token(dashboard.now, timezone)} · 📈 utilization over the last hour · " + figures.load_legend()
@@ -77,9 +81,10 @@ def _fleet_home_view(
     thresholds: LoadThresholds,
     trends: Mapping[str, tuple[float | None, ...]],
     flash: Message | None,
+    recent: RecentUsage | None,
 ) -> Block:
     fleet, shown = state.fleet, state.expanded
-    blocks = _your_gpus(state.own_claims, policy, fleet.now, timezone, flash, several=True)
+    blocks = _your_gpus(state.own_claims, policy, fleet.now, timezone, flash, recent, several=True)
     blocks.append(header(f"Fleet · {fleet.free_count} of {fleet.gpu_count} free on {len(fleet.hosts)} hosts"))
     names = list(fleet.names)
     if shown is not None and shown.host not in names[:MAX_SELECT_OPTIONS]:
@@ -118,9 +123,10 @@ def _your_gpus(
     now: datetime,
     timezone: ZoneInfo,
     flash: Message | None,
+    recent: RecentUsage | None,
     several: bool,
 ) -> list[Block]:
-    """The Home tab's top: what the person just did, their claims with buttons, and the Claim GPUs… button."""
+    """The Home tab's top: what the person just did, their claims with buttons, the week's usage, Claim GPUs…."""
     top: list[Block] = [header("Your GPUs")]
     if flash is not None:
         top.extend(flash.blocks[:2])
@@ -131,9 +137,19 @@ def _your_gpus(
     extra = own_claims[_HOME_CLAIMS_WITH_BUTTONS:]
     if extra:
         top.append(context(f"…and {len(extra)} more: " + ", ".join(f"GPU {gpu_name(c, several)}" for c in extra)))
+    if recent is not None:
+        top.append(context(recent_usage_line(recent)))
     top.append({"type": "actions", "elements": [button("Claim GPUs…", actions.CLAIM_FORM, "open", style="primary")]})
     top.append({"type": "divider"})
     return top
+
+
+def recent_usage_line(recent: RecentUsage) -> str:
+    """E.g. "📊 Your last 7 days: held 12.5 GPU-h · busy 10.0 GPU-h (80%) · … — the team: held …"."""
+    line = f"📊 Your last {RECENT_DAYS} days: {totals_line(recent.mine)}"
+    if recent.team is not None:
+        line += f" — the team: {totals_line(recent.team)}"
+    return line
 
 
 def _gpu_blocks(
