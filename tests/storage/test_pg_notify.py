@@ -22,6 +22,7 @@ from sqlalchemy import Engine, event, select, text
 from gpubot.core.errors import GpubotError
 from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
 from gpubot.core.policy import ClaimPolicy
+from gpubot.core.selection import GpuSelection
 from gpubot.core.service import ClaimService
 from gpubot.storage.change_signal import notify_claims, notify_telemetry
 from gpubot.storage.claim_store import SqlClaimStore
@@ -415,3 +416,49 @@ def test_no_stale_answer_among_concurrent_writers(
             with store.answering_from_memory() as in_memory:
                 assert in_memory
     fresh_engine.dispose()
+
+
+class _SlowListener(PgNotifications):
+    """A listener whose notifications each take a while to be counted, as on a busy daemon."""
+
+    def _received(self, channel: str, payload: str) -> None:
+        time.sleep(0.3)
+        super()._received(channel, payload)
+
+
+def test_a_change_through_another_daemon_is_seen_by_a_change_here_at_once(postgres_engine, other_engine):
+    slow = _SlowListener(postgres_engine)
+    slow.start()
+    try:
+        assert slow.wait_listening(ARRIVAL_S)
+        here = SqlClaimStore(postgres_engine, notifications=slow)
+        here.sync_gpus(HOST, GPUS, NOW)
+        assert here.active_claims() == []  # loaded: from now on served from memory
+        time.sleep(0.5)  # the sync's own notification counted
+        claim = _claim(SqlClaimStore(other_engine), GPUS[0])
+
+        stale = here.active_claims()
+        here.catch_up()
+        assert [c.id for c in here.active_claims()] == [claim.id]
+        # Without the catch-up this read could not have known yet: the notification was still being counted.
+        assert stale == []
+    finally:
+        slow.close()
+
+
+def test_releasing_through_one_daemon_what_was_claimed_through_another_a_moment_ago(postgres_engine, other_engine):
+    slow = _SlowListener(postgres_engine)
+    slow.start()
+    try:
+        assert slow.wait_listening(ARRIVAL_S)
+        clock = FakeClock(NOW)
+        here = ClaimService(SqlClaimStore(postgres_engine, notifications=slow), clock, ClaimPolicy(), HOST)
+        there = ClaimService(SqlClaimStore(other_engine), clock, ClaimPolicy(), HOST)
+        SqlClaimStore(other_engine).sync_gpus(HOST, GPUS, NOW)
+        time.sleep(0.5)
+        here.dashboard(None)  # the snapshot loaded
+        there.claim("U_ALICE", GpuSelection(labels=("1",)), "training", timedelta(hours=1))
+        released = here.release("U_ALICE", GpuSelection(labels=("1",)))
+        assert [claim.gpu_index for claim in released.released] == [1]
+    finally:
+        slow.close()

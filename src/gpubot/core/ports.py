@@ -117,6 +117,16 @@ class ClaimStore(Protocol):
         """What each of these claims' GPUs did while held, by claim ID; claims never observed are left out."""
         ...
 
+    def catch_up(self) -> None:
+        """Make the next reads see every change committed anywhere before this call (by any process).
+
+        A change calls it before reading what it changes; a no-op where reads always see every commit.
+
+        Raises:
+            StoreBusy: the database did not answer.
+        """
+        ...
+
     def get_claim(self, claim_id: int) -> Claim | None:
         """One claim by id, whatever its status."""
         ...

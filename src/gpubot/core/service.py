@@ -184,6 +184,8 @@ class ClaimService:
         """
         duration = self.policy.default_duration if duration is None else duration
         self.policy.check_duration(duration)
+        # Another daemon's commit of a moment ago must count: this change reads what it changes.
+        self._store.catch_up()
         now = self._clock.now()
         # Before the fleet is read, so a GPU whose claim just ended counts as free.
         self._expire_overdue(now)
@@ -236,6 +238,7 @@ class ClaimService:
             ClaimRefused: unknown GPU or host, a GPU named without its host in a fleet of several, GPU not
                 claimed, claimed by someone else, or the caller holds nothing.
         """
+        self._store.catch_up()
         now = self._clock.now()
         self._expire_overdue(now)
         names = self._host_names()
@@ -254,6 +257,7 @@ class ClaimService:
             ClaimNotActive: it has already ended (released or expired).
             NotHolder: it is someone else's and the caller is no admin.
         """
+        self._store.catch_up()
         now = self._clock.now()
         self._expire_overdue(now)
         outcome = self._release(user_id, [self._active_claim(claim_id)], now, as_admin=False)
@@ -268,6 +272,7 @@ class ClaimService:
             ClaimRefused: unknown GPU or host, a GPU named without its host in a fleet of several, not claimed,
                 not the caller's, or already at the maximum.
         """
+        self._store.catch_up()
         now = self._clock.now()
         self._expire_overdue(now)
         names = self._host_names()
@@ -283,6 +288,7 @@ class ClaimService:
             ClaimChanged: it was extended since the button was shown (e.g. the button was pressed twice).
             ClaimRefused: it is someone else's, or already at the maximum.
         """
+        self._store.catch_up()
         now = self._clock.now()
         self._expire_overdue(now)
         several = len(self._host_names()) > 1

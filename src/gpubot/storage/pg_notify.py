@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from gpubot.storage.change_signal import CLAIMS_CHANNEL, TELEMETRY_CHANNEL, WriteStart
 
@@ -42,6 +42,9 @@ _CONNECT_TIMEOUT_S = 10
 _OWN_TOKENS_KEPT = 1000
 # How long `close` waits for the listening thread.
 _CLOSE_WAIT_S = 2.0
+# `catch_up`'s own notifications: a marker in the delivery order, never a change.
+_CATCH_UP_PREFIX = "catch-up:"
+_CATCH_UP_WAIT_S = 2.0
 
 
 def start_listening(engine: Engine) -> PgNotifications | None:
@@ -91,6 +94,7 @@ class PgNotifications:
         self._sequence = itertools.count(1)
         self._counted_at_commit: set[str] = set()  # own commits counted on return, notification still to come
         self._arrived_first: dict[str, int] = {}  # own notifications that came before their commit's return
+        self._catching_up: dict[str, threading.Event] = {}  # `catch_up` markers still on their way
         self._blindness_logged = False
         self._changed = threading.Condition(self._lock)  # notified whenever `_listening` changes
         self._stop = threading.Event()
@@ -183,6 +187,31 @@ class PgNotifications:
                 counted_at = self._version
             return counted_at if counted_at == start.version + 1 == self._version else None
 
+    def catch_up(self, connection: Connection) -> None:
+        """Return once every change committed anywhere before this call has been counted.
+
+        Another process's commit is otherwise seen when its notification arrives, a moment later: a person who
+        claims through one daemon and releases through another at once would meet the state before the claim.
+        PostgreSQL delivers a session's notifications in the order their transactions committed, so this sends
+        a marker of its own (committed on `connection`, a connection of the store's pool) and waits for it:
+        everything committed earlier has been counted by then. Should it not come in time, the next read
+        reloads anyway.
+        """
+        with self._lock:
+            if not self._listening:
+                return  # every read goes to the database meanwhile
+            token = f"{_CATCH_UP_PREFIX}{uuid.uuid4().hex}"
+            arrived = self._catching_up[token] = threading.Event()
+        try:
+            connection.execute(text("SELECT pg_notify(:channel, :token)"), {"channel": CLAIMS_CHANNEL, "token": token})
+            connection.commit()
+            if not arrived.wait(_CATCH_UP_WAIT_S):
+                with self._lock:
+                    self._version += 1
+        finally:
+            with self._lock:
+                self._catching_up.pop(token, None)
+
     # -- telemetry ------------------------------------------------------------------------------------
 
     def telemetry_version(self) -> int | None:
@@ -268,6 +297,11 @@ class PgNotifications:
             self._telemetry_changed()
             return
         with self._lock:
+            if payload.startswith(_CATCH_UP_PREFIX):
+                marker = self._catching_up.get(payload)
+                if marker is not None:
+                    marker.set()
+                return  # a marker, another daemon's or ours: no change
             if payload in self._counted_at_commit:
                 self._counted_at_commit.discard(payload)
                 return

@@ -113,6 +113,7 @@ class SqlTransactions:
         self._claim_copies = rows.Copies(rows.to_claim)
         self._notifies = engine.dialect.name == "postgresql"
         self._reads = ReadSnapshot(self._load_snapshot, notifications or change_signal(engine))
+        self._notifications = notifications
         # SQLite has one writer at a time. This process's writers queue here, and the next one starts the moment the
         # previous one commits; on SQLite's busy handler alone they would poll with sleeps of up to 100 ms (see
         # BENCHMARKS.md, 'What was changed to meet the targets'). Not a source of truth: other processes still queue on
@@ -129,6 +130,21 @@ class SqlTransactions:
         """
         if self._file is not None:
             self._file.check()
+
+    def catch_up(self) -> None:
+        """Make the next reads see every change committed anywhere before this call.
+
+        SQLite's data version is read before every read, so its reads always do; on PostgreSQL another process's
+        commit is seen when its notification arrives, so this waits for a marker sent behind it (see
+        `PgNotifications.catch_up`). Called before a change reads what it changes.
+
+        Raises:
+            StoreBusy: the database did not answer.
+        """
+        if self._notifications is None:
+            return
+        with as_store_errors(), self._engine.connect() as connection:
+            self._notifications.catch_up(connection)
 
     def answering_from_memory(self) -> AbstractContextManager[bool]:
         """Whether the hot reads can be answered now, from memory, with no database call that could wait.
