@@ -129,7 +129,7 @@ def test_a_missing_scope_is_named(tmp_path, database):
         results = by_name(run_checks(environment(narrow, tmp_path, database)))
 
     assert results["bot token"].outcome is Outcome.FAILED
-    assert results["bot token"].detail == "valid, but lacks the scopes im:write, im:history, users:read"
+    assert results["bot token"].detail == "valid, but lacks the scopes im:write, im:history, users:read, files:write"
     assert "reinstall" in (results["bot token"].fix or "")
 
 

@@ -60,7 +60,7 @@ def test_auth_test_names_the_bot_and_lists_scopes_in_a_header(slack: SlackStandi
     assert (response["user_id"], response["bot_id"], response["team_id"]) == (p.BOT_USER_ID, p.BOT_ID, p.TEAM_ID)
     assert response["team"] and response["url"]
     scopes = response.headers["x-oauth-scopes"]
-    assert set(scopes.split(",")) == {"commands", "chat:write", "im:write", "im:history", "users:read"}
+    assert set(scopes.split(",")) == {"commands", "chat:write", "im:write", "im:history", "users:read", "files:write"}
 
 
 def test_post_message_gives_unique_increasing_ts_and_dm_channel_for_a_user(web: WebClient) -> None:

@@ -11,7 +11,7 @@ SLASH_COMMAND = "/gpu"
 # Nothing more than gpubot needs: the slash command (`commands`), DMs and message updates (`chat:write`),
 # opening a DM before the first one (`im:write`), reading the bot's own DMs back to tell whether a DM
 # whose answer was lost reached Slack (`im:history`), and looking people up (`users:read`).
-BOT_SCOPES: tuple[str, ...] = ("commands", "chat:write", "im:write", "im:history", "users:read")
+BOT_SCOPES: tuple[str, ...] = ("commands", "chat:write", "im:write", "im:history", "users:read", "files:write")
 
 # The Home tab is rendered when someone opens it.
 BOT_EVENTS: tuple[str, ...] = ("app_home_opened",)

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 from gpubot.standin import payloads
 from gpubot.standin.calls import Ack, Call, StandinError, StandinTimeoutError
 from gpubot.standin.server import StandinServer
-from gpubot.standin.web_api import Body
+from gpubot.standin.web_api import Body, UploadedFile
 
 DEFAULT_BOT_TOKEN = "xoxb-standin-bot"
 DEFAULT_APP_TOKEN = "xapp-standin-app"
-DEFAULT_SCOPES = frozenset({"commands", "chat:write", "im:write", "im:history", "users:read"})
+DEFAULT_SCOPES = frozenset({"commands", "chat:write", "im:write", "im:history", "users:read", "files:write"})
 
 # Extra seconds the calling thread waits beyond a coroutine's own timeout, so that the
 # coroutine's clearer StandinTimeoutError is the one raised.
@@ -318,6 +318,10 @@ class SlackStandin:
         self._run(self._server.drop_connections(), _GRACE_S, "the sockets to close")
 
     # --- recorded HTTP calls -------------------------------------------------------------------
+
+    def uploaded(self, file_id: str) -> UploadedFile | None:
+        """A file uploaded through Slack's upload flow (its bytes, title, channels); None if never begun."""
+        return self._server.uploaded(file_id)
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Return recorded HTTP calls, oldest first; `method` "response_url" selects response URL posts."""

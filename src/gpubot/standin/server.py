@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gpubot.standin import payloads
 from gpubot.standin.calls import Ack, Call, CallLog, Faults, StandinError, StandinTimeoutError
-from gpubot.standin.web_api import Body, WebApi
+from gpubot.standin.web_api import Body, UploadedFile, WebApi
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ RESPONSE_URL_METHOD = "response_url"
 """The pseudo method name under which posts to a response URL are recorded."""
 
 # Form bodies carry structured arguments as JSON strings; Slack decodes these.
-_JSON_FIELDS = ("blocks", "view", "attachments")
+_JSON_FIELDS = ("blocks", "view", "attachments", "files")
+# What the stand-in records for a POST to an upload URL (files.getUploadURLExternal hands them out).
+UPLOAD_METHOD = "upload"
 
 # Slack keeps up to this many Socket Mode connections of one app open at once.
 MAX_CONNECTIONS = 10
@@ -104,6 +106,7 @@ class StandinServer:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{id}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
         # A short shutdown timeout: by then every WebSocket is closed, so nothing is left to wait for.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -158,6 +161,21 @@ class StandinServer:
             status, body, headers = 200, reply.body, reply.headers
         self.calls.append(Call(method, params, token, request.path, received_at, status, body))
         return web.json_response(body, status=status, headers=headers)
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        received_at = time.perf_counter()
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        accepted = self._started.api.receive_upload(file_id, data)
+        status = 200 if accepted else 404
+        body: Body = {"ok": accepted, "file_id": file_id, "bytes": len(data)}
+        self.calls.append(Call(UPLOAD_METHOD, {"file_id": file_id}, None, request.path, received_at, status, body))
+        # Slack's upload endpoint answers in plain text.
+        return web.Response(text=f"OK - {len(data)}" if accepted else "file_not_found", status=status)
+
+    def uploaded(self, file_id: str) -> UploadedFile | None:
+        """A file uploaded through the upload flow, with its bytes; None if no such upload was begun."""
+        return self._started.api.files.get(file_id)
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         received_at = time.perf_counter()

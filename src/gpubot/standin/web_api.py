@@ -47,6 +47,19 @@ def _missing(params: Body, *names: str) -> Body | None:
     return _invalid_arguments(*absent) if absent else None
 
 
+@dataclass
+class UploadedFile:
+    """A file uploaded the way Slack's files.getUploadURLExternal → POST → files.completeUploadExternal goes."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
+    completed: bool = False
+    channels: list[str] = field(default_factory=list)
+
+
 class WebApi:
     """Answers Web API calls for one fake workspace with one bot and one app-level token.
 
@@ -74,6 +87,7 @@ class WebApi:
         self._tickets: set[str] = set()
         # Every message posted, by channel, oldest first: what conversations.history reads back.
         self._posted: dict[str, list[Body]] = {}
+        self.files: dict[str, UploadedFile] = {}
         self._methods: dict[str, _Method] = {
             "auth.test": _Method("bot", None, self._auth_test),
             "apps.connections.open": _Method("app", None, self._connections_open),
@@ -86,6 +100,8 @@ class WebApi:
             "conversations.open": _Method("bot", "im:write", self._conversations_open),
             "conversations.history": _Method("bot", "im:history", self._conversations_history),
             "users.info": _Method("bot", "users:read", self._users_info),
+            "files.getUploadURLExternal": _Method("bot", "files:write", self._upload_url),
+            "files.completeUploadExternal": _Method("bot", "files:write", self._complete_upload),
         }
 
     def handle(self, method: str, params: Body, token: str | None) -> ApiReply:
@@ -116,6 +132,14 @@ class WebApi:
             }
             return ApiReply(body, headers)
         return ApiReply(spec.handler(params), headers)
+
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        """Take the bytes POSTed to an upload URL this API handed out; False for an unknown or finished upload."""
+        upload = self.files.get(file_id)
+        if upload is None or upload.completed:
+            return False
+        upload.data = data
+        return True
 
     def ticket_issued(self, ticket: str) -> bool:
         """Tell whether `apps.connections.open` handed out this WebSocket ticket."""
@@ -174,6 +198,8 @@ class WebApi:
             return error
         if not any(params.get(key) for key in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
+        if self._unknown_files(params.get("blocks")):
+            return {"ok": False, "error": "invalid_blocks"}
         ts = self._next_ts()
         channel = self._channel(params["channel"])
         message = self._message(params, ts)
@@ -182,6 +208,55 @@ class WebApi:
             message["metadata"] = metadata
         self._posted.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _upload_url(self, params: Body) -> Body:
+        if error := _missing(params, "filename", "length"):
+            return error
+        try:
+            length = int(params["length"])
+        except (TypeError, ValueError):
+            return _invalid_arguments("length")
+        if length <= 0:
+            return _invalid_arguments("length")
+        file_id = f"F{next(self._serials):09d}"
+        self.files[file_id] = UploadedFile(file_id, str(params["filename"]), length)
+        return {"ok": True, "upload_url": f"{self._origin}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: Body) -> Body:
+        listed = params.get("files")
+        if not isinstance(listed, list) or not listed:
+            return _invalid_arguments("files")
+        completed = []
+        for entry in listed:
+            upload = self.files.get(entry.get("id", "")) if isinstance(entry, dict) else None
+            # Slack refuses a file whose bytes never arrived, or not as many as announced.
+            if upload is None or upload.data is None or len(upload.data) != upload.length:
+                return {"ok": False, "error": "file_not_found"}
+            completed.append((upload, entry.get("title")))
+        channel = params.get("channel_id")
+        shown = []
+        for upload, title in completed:
+            upload.completed = True
+            upload.title = str(title) if title else upload.filename
+            if channel:
+                upload.channels.append(str(channel))
+            shown.append({"id": upload.id, "name": upload.filename, "title": upload.title, "size": upload.length})
+        if channel:
+            message = self._message({"text": params.get("initial_comment", "")}, self._next_ts())
+            message["files"] = shown
+            self._posted.setdefault(str(channel), []).append(message)
+        return {"ok": True, "files": shown}
+
+    def _unknown_files(self, blocks: Any) -> bool:
+        """Whether an image block in `blocks` names a file that was not uploaded (Slack: invalid_blocks)."""
+        if not isinstance(blocks, list):
+            return False
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "image" and isinstance(block.get("slack_file"), dict):
+                upload = self.files.get(str(block["slack_file"].get("id", "")))
+                if upload is None or not upload.completed:
+                    return True
+        return False
 
     def _conversations_history(self, params: Body) -> Body:
         if error := _missing(params, "channel"):
