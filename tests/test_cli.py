@@ -1,5 +1,6 @@
 """The command line: help, exit codes, and errors as a message, never a traceback."""
 
+import os
 import subprocess
 import sys
 
@@ -64,3 +65,29 @@ def test_a_file_that_is_not_a_database_is_a_message_not_a_traceback(tmp_path, mo
     assert main(["db", "upgrade"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "cannot open or migrate the database" in err
+
+
+def test_digest_says_where_and_when_and_posts_one_now(tmp_path, monkeypatch, capsys):
+    from gpubot.standin import SlackStandin
+    from gpubot.storage.migrate import upgrade_to_head
+
+    for key in [key for key in os.environ if key.startswith(("GPUBOT_", "SLACK_"))]:
+        monkeypatch.delenv(key)
+    url = f"sqlite:///{tmp_path / 'gpubot.db'}"
+    upgrade_to_head(url)
+    monkeypatch.setenv("GPUBOT_DATABASE_URL", url)
+    monkeypatch.setenv("GPUBOT_TIMEZONE", "Europe/Berlin")
+    assert main(["digest"]) == 0
+    assert "set GPUBOT_DIGEST_CHANNEL" in capsys.readouterr().err
+    monkeypatch.setenv("GPUBOT_DIGEST_CHANNEL", "C0DIGEST")
+    monkeypatch.setenv("GPUBOT_DIGEST_AT", "fri 16:30")
+    assert main(["digest"]) == 0
+    assert capsys.readouterr().out == "gpubot: the weekly digest goes to C0DIGEST Fridays at 16:30 (Europe/Berlin)\n"
+    with SlackStandin() as slack:
+        monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+        monkeypatch.setenv("SLACK_APP_TOKEN", slack.app_token)
+        monkeypatch.setenv("GPUBOT_SLACK_API_URL", slack.api_url)
+        assert main(["digest", "--now"]) == 0
+        assert "posted the digest of the last seven days to C0DIGEST" in capsys.readouterr().out
+        [posted] = slack.calls("chat.postMessage")
+        assert posted.params["channel"] == "C0DIGEST" and posted.params["text"].startswith("Weekly GPU digest")

@@ -129,3 +129,18 @@ def test_host_commands_use_the_service_state_dir_once_the_env_file_exists(tmp_pa
     host = host_environment(shell)
     assert host.env_file == env_file and host.env["GPUBOT_ADMINS"] == "U012AB3CD"
     assert Settings.from_env(host.env, require_tokens=False).state_dir == service_dir
+
+
+def test_the_digest_settings():
+    from datetime import time
+
+    settings = Settings.from_env({**TOKENS, "GPUBOT_TIMEZONE": "Europe/Berlin"})
+    assert settings.digest_channel is None
+    assert (settings.digest_schedule.weekday, settings.digest_schedule.at) == (0, time(9))
+    assert settings.digest_schedule.timezone.key == "Europe/Berlin"
+    chosen = Settings.from_env({**TOKENS, "GPUBOT_DIGEST_CHANNEL": "C0123ABC", "GPUBOT_DIGEST_AT": "fri 17:00"})
+    assert chosen.digest_channel == "C0123ABC" and chosen.digest_schedule.weekday == 4
+    for variable, value in (("GPUBOT_DIGEST_CHANNEL", "#general"), ("GPUBOT_DIGEST_AT", "friday")):
+        with pytest.raises(ConfigError) as refused:
+            Settings.from_env({**TOKENS, variable: value})
+        assert refused.value.variable == variable

@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     formats = usage.add_mutually_exclusive_group()
     formats.add_argument("--csv", action="store_true", help="print CSV with a header row")
     formats.add_argument("--json", action="store_true", help="print a JSON array")
+    digest = commands.add_parser(
+        "digest",
+        help="the weekly usage digest: when it goes out, or (--now) post one at once",
+        description=(
+            "Say where and when the weekly digest goes (GPUBOT_DIGEST_CHANNEL, GPUBOT_DIGEST_AT), or with --now "
+            "post a digest of the last seven days to that channel at once, as the service would (needs the bot "
+            "token, and the bot in the channel)."
+        ),
+    )
+    digest.add_argument("--now", action="store_true", help="post a digest of the last seven days now")
     commands.add_parser(
         "demo",
         help="watch gpubot at work with a pretend Slack and pretend GPUs (no setup needed)",
@@ -154,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "claims": _claims,
         "release": _release,
         "usage": _usage,
+        "digest": _digest,
         "demo": _demo,
     }
     try:
@@ -332,6 +343,28 @@ def _usage(args: argparse.Namespace) -> int:
         names = host.people.names(person.user_id for person in view.report.people)
     output: UsageFormat = "csv" if args.csv else "json" if args.json else "table"
     print(render_usage(view, args.by, output, names))
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    host = host_environment(os.environ)
+    settings = Settings.from_env(host.env, require_tokens=args.now)
+    configure_logging(max(settings.log_level, logging.WARNING))
+    if settings.digest_channel is None:
+        print("gpubot: no weekly digest: set GPUBOT_DIGEST_CHANNEL to a channel ID to have one", file=sys.stderr)
+        return EX_CONFIG if args.now else 0
+    if not args.now:
+        print(f"gpubot: the weekly digest goes to {settings.digest_channel} {settings.digest_schedule.describe()}")
+        return 0
+    import asyncio
+
+    from gpubot.daemon.digest_job import post_digest_now
+
+    ts = asyncio.run(post_digest_now(settings))
+    if ts is None:
+        print("gpubot: the digest was not posted (see the lines above)", file=sys.stderr)
+        return 1
+    print(f"gpubot: posted the digest of the last seven days to {settings.digest_channel} (message {ts})")
     return 0
 
 

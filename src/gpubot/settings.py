@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gpubot.core.digest import DigestSchedule
 from gpubot.core.durations import parse_duration
 from gpubot.core.errors import CommandError, ConfigError
 from gpubot.core.load import LoadThresholds
@@ -67,6 +68,9 @@ class Settings:
     usage_visibility: Visibility
     # How long each GPU's hourly usage is kept.
     usage_retention: timedelta
+    # Where the weekly digest goes (a channel ID); None: no digest. When: GPUBOT_DIGEST_AT in the team's zone.
+    digest_channel: str | None
+    digest_schedule: DigestSchedule
 
     def claim_policy(self) -> ClaimPolicy:
         """The claim rules these settings describe (the daemon and the host CLI share them)."""
@@ -120,6 +124,7 @@ class Settings:
             if reader.text("GPUBOT_HOST_TIMEOUT") is not None:
                 raise ConfigError("GPUBOT_HOST_TIMEOUT", "a duration at least twice GPUBOT_TELEMETRY_INTERVAL")
             host_timeout = 2 * telemetry_interval
+        timezone = reader.timezone()
         usage_retention = reader.duration("GPUBOT_USAGE_RETENTION", "365d")
         if usage_retention < timedelta(days=1):
             raise ConfigError("GPUBOT_USAGE_RETENTION", "a duration of at least a day, such as 365d")
@@ -142,7 +147,7 @@ class Settings:
             duration_choices=reader.durations("GPUBOT_DURATION_CHOICES", "30m,1h,2h,4h,8h,12h"),
             warn_before=reader.duration("GPUBOT_WARN_BEFORE", "15m"),
             admins=reader.admins(),
-            timezone=reader.timezone(),
+            timezone=timezone,
             log_level=reader.log_level(),
             telemetry_interval=telemetry_interval,
             load_thresholds=LoadThresholds(active_pct=active_pct, high_load_pct=high_load_pct),
@@ -152,6 +157,8 @@ class Settings:
             watchdog_interval=reader.watchdog_interval(),
             usage_visibility=_visibility(reader.choice("GPUBOT_USAGE_VISIBILITY", VISIBILITIES, "team")),
             usage_retention=usage_retention,
+            digest_channel=reader.channel("GPUBOT_DIGEST_CHANNEL"),
+            digest_schedule=DigestSchedule.parse(reader.text("GPUBOT_DIGEST_AT") or "mon 09:00", timezone),
         )
 
 
@@ -306,6 +313,14 @@ class _EnvReader:
             raise ConfigError(
                 "GPUBOT_HOST_NAME", "a host name of letters, digits, '.', '-' and '_' (at most 63), such as gpu-a"
             )
+        return value
+
+    def channel(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ConfigError(name, "a channel ID such as C0123ABCDEF (in Slack: the channel's details, at the bottom)")
         return value
 
     def optional_path(self, name: str) -> Path | None:

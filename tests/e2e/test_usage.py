@@ -54,3 +54,36 @@ def test_usage_counts_a_claim_while_it_runs_and_reports_it_to_its_holder_and_the
     finally:
         code, _ = daemon.stop()
         assert code == 0, daemon.log()
+
+
+def test_two_daemons_post_the_due_weekly_digest_once_with_its_chart(tmp_path):
+    from datetime import datetime, timezone
+
+    from gpubot.standin import SlackStandin
+
+    today = datetime.now(timezone.utc).strftime("%a").lower()
+    digest = {"GPUBOT_DIGEST_CHANNEL": "C0DIGEST", "GPUBOT_DIGEST_AT": f"{today} 00:00", "GPUBOT_TIMEZONE": "UTC"}
+    with SlackStandin() as slack:
+        daemons = []
+        try:
+            for name in ("gpu-box-1", "gpu-box-2"):
+                state = tmp_path / name
+                state.mkdir()
+                database = f"sqlite:///{tmp_path / 'gpubot.db'}"
+                daemons.append(
+                    start_daemon(slack, state, GPUBOT_HOST_NAME=name, GPUBOT_DATABASE_URL=database, **digest)
+                )
+            slack.wait_live(2, timeout=30)
+            posted = slack.wait_for_call(
+                "chat.postMessage", lambda call: call.params.get("channel") == "C0DIGEST", timeout=60
+            )
+            time.sleep(3)  # both are up, so both have checked by now (each checks once connected, then each minute)
+            to_channel = [c for c in slack.calls("chat.postMessage") if c.params.get("channel") == "C0DIGEST"]
+            assert len(to_channel) == 1
+            [image] = [block for block in posted.params["blocks"] if block["type"] == "image"]
+            chart = slack.uploaded(image["slack_file"]["id"])
+            assert chart is not None and chart.data is not None and chart.data.startswith(b"\x89PNG")
+            assert len(slack.calls("files.completeUploadExternal")) == 1
+        finally:
+            for daemon in daemons:
+                assert daemon.stop()[0] == 0, daemon.log()

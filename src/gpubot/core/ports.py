@@ -271,3 +271,26 @@ class UsageSource(Protocol):
     def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
         """Claims held within [since, until) with their tallies, and the GPUs' hourly utilization, per `where`."""
         ...
+
+
+class DigestStore(Protocol):
+    """Each weekly digest, by the moment it fell due: taken by one daemon, then posted once."""
+
+    def take_digest(self, due_at: datetime, channel: str, lease: str, now: datetime, until: datetime) -> bool:
+        """Take the digest due at `due_at` for `lease` until `until`.
+
+        False if it was posted, is posting, or another daemon's lease on it still runs.
+        """
+        ...
+
+    def digest_posting(self, due_at: datetime, lease: str, now: datetime) -> bool:
+        """Mark it as being sent, under `lease`: from here on it is never sent again. False: the lease was lost."""
+        ...
+
+    def digest_posted(self, due_at: datetime, lease: str, now: datetime, message_ts: str) -> None:
+        """Record it as posted, with its message's timestamp."""
+        ...
+
+    def digest_not_posted(self, due_at: datetime, lease: str) -> None:
+        """Slack refused it (so it was not posted): let a later try take it once the lease runs out."""
+        ...

@@ -21,6 +21,7 @@ from gpubot.core.clock import Clock
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.models import HostSample
 from gpubot.core.streak import FailureStreak
+from gpubot.daemon.digest_job import DIGEST_CHECK_INTERVAL
 from gpubot.daemon.health import Health
 from gpubot.daemon.sampler import TelemetrySampler
 from gpubot.slack.gateway import ServiceGateway
@@ -35,6 +36,8 @@ _DUE_WORK_MAX_AGE_S = 60.0
 _TELEMETRY_MIN_MAX_AGE_S = 60.0
 
 _CANCELLED_WAIT_S = 0.5
+# The digest's check runs every minute; a run that posts may take a while (the chart, the upload).
+_DIGEST_MAX_AGE_S = 600.0
 
 
 class PeriodicJobs:
@@ -107,9 +110,11 @@ def start_jobs(
     health: Health,
     now_s: Callable[[], float],
     read_fleet: Callable[[], Sequence[HostSample]] | None = None,
+    digest: Callable[[], Awaitable[None]] | None = None,
 ) -> PeriodicJobs:
     """Declare the two jobs' heartbeats and start them: due work at once, telemetry one interval on.
 
+    `digest`, where a digest channel is set, looks each minute whether the weekly digest is due and posts it.
     `read_fleet` reads the other hosts' reports for the claim service (blocking: run in a thread) with each
     sample, so no command waits on the database for them, and returns their new samples; None where there is no fleet.
     """
@@ -134,6 +139,9 @@ def start_jobs(
             home.refresh_each(due.concerned)
 
     jobs = PeriodicJobs()
+    if digest is not None:
+        health.expect("digest", _DIGEST_MAX_AGE_S, now_s())
+        jobs.every(DIGEST_CHECK_INTERVAL, guarded("digest", digest, health, now_s, logger), "digest", clock.now())
     jobs.every(
         DUE_WORK_INTERVAL, guarded("due-work", due_work, health, now_s, logger), "due-work", first_run_at=clock.now()
     )

@@ -206,6 +206,7 @@ async def _serve_until_stopped(
         health,
         loop.time,
         claims.read_fleet,
+        wiring.digest(settings, claims, api),
     )
     stack.push_async_callback(jobs.stop, _JOB_DRAIN_TIMEOUT_S)
     # Everything built so far (the imported libraries above all) lives as long as the process. Moved out

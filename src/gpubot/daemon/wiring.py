@@ -7,7 +7,7 @@ order, and owns every resource's cleanup.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gpubot.core.digest import WeeklyDigest
 from gpubot.core.history import UtilizationHistory
 from gpubot.core.models import HostSample
 from gpubot.core.outbox import Outbox
@@ -23,9 +24,11 @@ from gpubot.core.ports import Telemetry
 from gpubot.core.service import ClaimService
 from gpubot.core.slack_events import SlackEvents
 from gpubot.core.usage_report import UsageReports
+from gpubot.daemon.digest_job import digest_tick
 from gpubot.daemon.sampler import TelemetrySampler
 from gpubot.settings import Settings
 from gpubot.slack.app import build_app
+from gpubot.slack.digest import DigestPoster
 from gpubot.slack.dm import DirectMessages
 from gpubot.slack.gateway import ServiceGateway
 from gpubot.slack.home import HomeTab
@@ -126,3 +129,12 @@ def slack_side(
     commands = SlashCommands(gateway, home, timezone, settings.load_thresholds)
     app = build_app(settings.slack_api_url, identity, commands, interactions, home, after_ack)
     return SlackSide(app, gateway, home, sender)
+
+
+def digest(settings: Settings, claims: Claims, api: AsyncWebClient) -> Callable[[], Awaitable[None]] | None:
+    """The weekly digest's job where GPUBOT_DIGEST_CHANNEL is set; None where it is not."""
+    if settings.digest_channel is None:
+        return None
+    store, clock = claims.store, claims.clock
+    weekly = WeeklyDigest(store, store, clock, settings.digest_schedule, settings.digest_channel)
+    return digest_tick(weekly.take_due, DigestPoster(api, store, clock), PeopleDirectory(store, clock))

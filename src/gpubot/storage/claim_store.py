@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from gpubot.core.errors import AlreadyHeld, ClaimChanged, ClaimNotActive, StoreBusy
 from gpubot.core.models import Claim, ClaimStatus, EventKind, Gpu, NewClaim, Notice, NoticeKind
 from gpubot.storage import rows, tables
+from gpubot.storage.digest_store import DigestTransactions
 from gpubot.storage.fleet_store import FleetTransactions
 from gpubot.storage.outbox_store import OutboxTransactions
 from gpubot.storage.rows import require_aware
@@ -37,7 +38,7 @@ _CREATE_ATTEMPTS = 3
 _GPU_COLUMNS_SYNCED = ("index", "name", "present", "last_seen_at", "mig_index", "parent_uuid", "mig_profile")
 
 
-class SqlClaimStore(OutboxTransactions, FleetTransactions, SlackEventTransactions):
+class SqlClaimStore(OutboxTransactions, FleetTransactions, SlackEventTransactions, DigestTransactions):
     """Claims, their audit log, the DM outbox, the fleet's hosts and the Slack events handled, in a SQL database.
 
     Args:

@@ -33,7 +33,7 @@ from gpubot.core.models import ClaimStatus
 
 # The Alembic revision these tables describe: the newest script's. A test holds the two together; the
 # daemon compares a database's revision with it to skip importing Alembic when there is nothing to do.
-SCHEMA_REVISION = "0007_usage"
+SCHEMA_REVISION = "0008_digests"
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so that migrations can name
 # (and batch-mode SQLite migrations can recreate) every constraint.
@@ -281,4 +281,18 @@ claim_usage = Table(
     Column("claim_id", Integer, ForeignKey("claims.id"), primary_key=True),
     *_usage_columns(),
     Column("users", Text, nullable=False),
+)
+
+# Each weekly digest, by the moment it was due (0008): claimed by one daemon with a lease, then posted. A row that
+# began posting and never finished is not posted again: whether Slack got it cannot be known, and twice is worse.
+digests = Table(
+    "digests",
+    metadata,
+    Column("due_at", UtcDateTime(), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("lease", String(64)),
+    Column("leased_until", UtcDateTime()),
+    Column("posting_since", UtcDateTime()),
+    Column("posted_at", UtcDateTime()),
+    Column("message_ts", String(32)),
 )
