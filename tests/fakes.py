@@ -433,7 +433,9 @@ class InMemoryClaimStore(InMemoryFleetStore):
     def catch_up(self) -> None:
         pass  # one process's memory: every read sees every write
 
-    def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
+    def usage_figures(
+        self, since: datetime, until: datetime, where: UsageFilter, *, per_gpu: bool = False
+    ) -> UsageFigures:
         # Usage is counted by the SQL store only; the fake has seen none.
         return UsageFigures()
 

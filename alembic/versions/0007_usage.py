@@ -1,4 +1,4 @@
-"""Usage analytics: each GPU's usage per minute and per hour, each claim's usage, and the hosts' counting mark.
+"""Usage analytics: each GPU's usage per minute and hour, per host and model per hour, each claim's, and a mark.
 
 Revision ID: 0007_usage
 Revises: 0006_once
@@ -57,6 +57,15 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_gpu_usage_hours_hour"), "gpu_usage_hours", ["hour"])
     op.create_table(
+        "model_usage_hours",
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("gpu_name", sa.String(length=255), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        *_usage_columns(),
+        sa.PrimaryKeyConstraint("host", "gpu_name", "hour", name=op.f("pk_model_usage_hours")),
+    )
+    op.create_index(op.f("ix_model_usage_hours_hour"), "model_usage_hours", ["hour"])
+    op.create_table(
         "claim_usage",
         sa.Column("claim_id", sa.Integer(), nullable=False),
         *_usage_columns(),
@@ -69,6 +78,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table("claim_usage")
+    op.drop_index(op.f("ix_model_usage_hours_hour"), table_name="model_usage_hours")
+    op.drop_table("model_usage_hours")
     op.drop_index(op.f("ix_gpu_usage_hours_hour"), table_name="gpu_usage_hours")
     op.drop_table("gpu_usage_hours")
     op.drop_index(op.f("ix_gpu_usage_minutes_minute"), table_name="gpu_usage_minutes")

@@ -339,7 +339,7 @@ def _usage(args: argparse.Namespace) -> int:
         reports = UsageReports(
             store, store, store.list_gpus, host.clock, settings.timezone, settings.admins, settings.usage_visibility
         )
-        view = reports.report(None, command)
+        view = reports.report(None, command, per_gpu=args.by in ("gpu", "host"))
         names = host.people.names(person.user_id for person in view.report.people)
     output: UsageFormat = "csv" if args.csv else "json" if args.json else "table"
     print(render_usage(view, args.by, output, names))

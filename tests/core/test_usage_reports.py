@@ -25,7 +25,7 @@ class RecordingSource:
     def __init__(self) -> None:
         self.asked: list[tuple[datetime, datetime, UsageFilter]] = []
 
-    def usage_figures(self, since, until, where):
+    def usage_figures(self, since, until, where, per_gpu=False):
         self.asked.append((since, until, where))
         return UsageFigures(people=(PersonUsage("U0ALICE", UsageTotals(3600.0, 3600.0, 1800.0, 1)),))
 

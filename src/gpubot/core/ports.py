@@ -268,8 +268,13 @@ class FleetStore(Protocol):
 class UsageSource(Protocol):
     """The usage sums: claims' tallies and the GPUs' hourly rollups, as the hosts' reports counted them."""
 
-    def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
-        """Claims held within [since, until) with their tallies, and the GPUs' hourly utilization, per `where`."""
+    def usage_figures(
+        self, since: datetime, until: datetime, where: UsageFilter, *, per_gpu: bool = False
+    ) -> UsageFigures:
+        """Claims held within [since, until) with their tallies, and the GPUs' hourly utilization, per `where`.
+
+        With `per_gpu`, each GPU's figures too (slower: for the host's tables, not for Slack's deadline).
+        """
         ...
 
 

@@ -270,8 +270,10 @@ class UsageReports:
         self._visibility = visibility
         self._recent: dict[str | None, tuple[datetime, UsageTotals]] = {}
 
-    def report(self, user_id: str | None, command: UsageCommand) -> UsageView:
+    def report(self, user_id: str | None, command: UsageCommand, *, per_gpu: bool = False) -> UsageView:
         """The report `command` asks for, as `user_id` may see it (None: the host's admin at a terminal).
+
+        With `per_gpu`, its figures hold each GPU's too (`gpubot usage --by gpu|host`).
 
         Raises:
             CommandError: nobody by that name, no host or model by that name, or (visibility "admins") someone
@@ -281,7 +283,7 @@ class UsageReports:
         since = until - timedelta(days=command.days)
         scope = command.scope
         title, where, team_view = self._resolve(user_id, scope.kind, scope.value)
-        figures = self._source.usage_figures(since, until, where)
+        figures = self._source.usage_figures(since, until, where, per_gpu=per_gpu)
         return UsageView(usage_report(title, since, until, figures, self._timezone), team_view, figures)
 
     def recent_if_fresh(self, user_id: str) -> RecentUsage | None:

@@ -274,6 +274,18 @@ gpu_usage_hours = Table(
     Index("ix_gpu_usage_hours_hour", "hour"),
 )
 
+# The hours above summed per host and GPU model: what the team's, a host's and a model's busiest hours are read
+# from, a few rows an hour however many GPUs there are.
+model_usage_hours = Table(
+    "model_usage_hours",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("gpu_name", String(255), primary_key=True),
+    Column("hour", UtcDateTime(), primary_key=True),
+    *_usage_columns(),
+    Index("ix_model_usage_hours_hour", "hour"),
+)
+
 # What each claim's GPU did while it was held, and whose processes ran on it (Unix users, comma-separated).
 claim_usage = Table(
     "claim_usage",

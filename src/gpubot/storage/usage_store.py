@@ -9,15 +9,15 @@ and a crash either counts it whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Select, Table, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gpubot.core.models import ClaimUsage, HostSample, Tally
-from gpubot.core.usage import SampleUsage, UsageRule, count_sample
+from gpubot.core.usage import SampleUsage, UsageRule, add, count_sample
 from gpubot.core.usage_report import (
     GpuFigures,
     HourUtilization,
@@ -75,38 +75,33 @@ class UsageTransactions(SqlTransactions):
             for row in write.execute(CLAIMS_IN_SPAN, {"host_name": name, "at": at, "span_start": span_start})
         ]
         usage = count_sample(sample, previous, at, claims, rule)
-        dialect = write.dialect
         if usage.gpus:
             minute = at.replace(second=0, microsecond=0)
             hour = minute.replace(minute=0)
             write.execute(
-                _accumulate(
-                    dialect,
-                    tables.gpu_usage_minutes,
-                    [
-                        {"host": name, "gpu_uuid": gpu.uuid, "minute": minute, **_tally_values(gpu.tally)}
-                        for gpu in usage.gpus
-                    ],
-                    ["host", "gpu_uuid", "minute"],
-                )
+                _accumulating(write.dialect, tables.gpu_usage_minutes),
+                [
+                    {"host": name, "gpu_uuid": gpu.uuid, "minute": minute, **_tally_values(gpu.tally)}
+                    for gpu in usage.gpus
+                ],
             )
             write.execute(
-                _accumulate(
-                    dialect,
-                    tables.gpu_usage_hours,
-                    [
-                        {
-                            "host": name,
-                            "gpu_uuid": gpu.uuid,
-                            "hour": hour,
-                            "gpu_name": gpu.name,
-                            **_tally_values(gpu.tally),
-                        }
-                        for gpu in usage.gpus
-                    ],
-                    ["host", "gpu_uuid", "hour"],
-                    replace=("gpu_name",),
-                )
+                _accumulating(write.dialect, tables.gpu_usage_hours),
+                [
+                    {"host": name, "gpu_uuid": gpu.uuid, "hour": hour, "gpu_name": gpu.name, **_tally_values(gpu.tally)}
+                    for gpu in usage.gpus
+                ],
+            )
+            by_model: dict[str, Tally] = {}
+            for gpu in usage.gpus:
+                model = gpu.name or ""
+                by_model[model] = add(by_model.get(model, Tally()), gpu.tally)
+            write.execute(
+                _accumulating(write.dialect, tables.model_usage_hours),
+                [
+                    {"host": name, "gpu_name": model, "hour": hour, **_tally_values(tally)}
+                    for model, tally in by_model.items()
+                ],
             )
             if previous is None or previous.replace(minute=0, second=0, microsecond=0) != hour:
                 self._forget_old_usage(write, name, at, rule.retention)
@@ -122,14 +117,14 @@ class UsageTransactions(SqlTransactions):
             **_tally_values(claim.tally),
             "users": ",".join(sorted(users | claim.users)),
         }
-        write.execute(_accumulate(write.dialect, tables.claim_usage, [values], ["claim_id"], replace=("users",)))
+        write.execute(_accumulating(write.dialect, tables.claim_usage), [values])
 
     def _forget_old_usage(self, write: Write, name: str, at: datetime, retention: timedelta) -> None:
         """Once an hour per host: its minute rows older than a day, and its hour rows older than the retention."""
         minutes = tables.gpu_usage_minutes
         write.execute(delete(minutes).where(minutes.c.host == name, minutes.c.minute < at - MINUTES_KEPT))
-        hours = tables.gpu_usage_hours
-        write.execute(delete(hours).where(hours.c.host == name, hours.c.hour < at - retention))
+        for hours in (tables.gpu_usage_hours, tables.model_usage_hours):
+            write.execute(delete(hours).where(hours.c.host == name, hours.c.hour < at - retention))
 
     # -- Reading ------------------------------------------------------------------------------------------
 
@@ -142,13 +137,16 @@ class UsageTransactions(SqlTransactions):
             found = connection.execute(select(*table.c).where(table.c.claim_id.in_(list(claim_ids)))).all()
         return {row.claim_id: rows.to_claim_usage(row.claim_id, row) for row in found}
 
-    def usage_figures(self, since: datetime, until: datetime, where: UsageFilter) -> UsageFigures:
+    def usage_figures(
+        self, since: datetime, until: datetime, where: UsageFilter, *, per_gpu: bool = False
+    ) -> UsageFigures:
         """The sums for one person, host or GPU model, or (an empty filter) the whole team.
 
         Claims held within [since, until) with their tallies, prorated where a claim crosses the period's edge,
-        and the GPUs' hourly utilization.
+        and the hourly utilization of the GPUs (summed per host and model, so a team's is a few rows an hour);
+        with `per_gpu`, each GPU's figures too (`gpubot usage --by gpu|host`).
         """
-        claims, usage, hours = _claims, tables.claim_usage, tables.gpu_usage_hours
+        claims, usage, hours = _claims, tables.claim_usage, tables.model_usage_hours
         model = None if where.model is None else f"%{where.model.lower()}%"
         claim_filter: list[ColumnElement[bool]] = [
             claims.c.started_at < until,
@@ -159,8 +157,8 @@ class UsageTransactions(SqlTransactions):
         if where.host is not None:
             claim_filter.append(claims.c.host == where.host)
         if model is not None:
-            # A claim's model is its GPU's, as the hour rows name it.
-            named = select(hours.c.gpu_uuid).where(func.lower(hours.c.gpu_name).like(model)).distinct()
+            # A claim's model is its GPU's, as the inventory names it.
+            named = select(tables.gpus.c.uuid).where(func.lower(tables.gpus.c.name).like(model))
             claim_filter.append(or_(claims.c.gpu_uuid.in_(named), claims.c.parent_gpu_uuid.in_(named)))
         claim_rows = (
             select(
@@ -191,31 +189,18 @@ class UsageTransactions(SqlTransactions):
             .where(*hour_filter)
             .group_by(hours.c.hour)
         )
-        gpu_rows = (
-            select(
-                hours.c.host,
-                hours.c.gpu_uuid,
-                func.max(hours.c.gpu_name).label("gpu_name"),
-                func.sum(hours.c.observed_s).label("observed_s"),
-                func.sum(hours.c.busy_s).label("busy_s"),
-                func.sum(hours.c.utilization_s).label("utilization_s"),
-                func.sum(hours.c.utilization_known_s).label("known_s"),
-            )
-            .where(*hour_filter)
-            .group_by(hours.c.host, hours.c.gpu_uuid)
-        )
         with self._reading() as connection:
             found = connection.execute(claim_rows).all()
             # One person's busiest hours would be their GPUs' while they held them: finer than the hour rows.
             hourly = connection.execute(hour_rows).all() if where.user_id is None else []
-            per_gpu = connection.execute(gpu_rows).all() if where.user_id is None else []
+            gpu_rows = connection.execute(_gpu_rows(since, until, where.host, model)).all() if per_gpu else []
         return UsageFigures(
             people=_people(found, since, until),
             purposes=_purposes(found, since, until),
             hours=tuple(
                 HourUtilization(row.hour, row.utilization_s / row.known_s, row.known_s) for row in hourly if row.known_s
             ),
-            gpus=_gpus(found, per_gpu, since, until),
+            gpus=_gpus(found, gpu_rows, since, until) if per_gpu else (),
         )
 
 
@@ -239,6 +224,29 @@ def _people(found: Sequence[Any], since: datetime, until: datetime) -> tuple[Per
         busy = (row.busy_s or 0.0) * share
         totals[row.user_id] = totals.get(row.user_id, UsageTotals()) + UsageTotals(held, min(observed, held), busy, 1)
     return tuple(PersonUsage(user_id, total) for user_id, total in totals.items())
+
+
+def _gpu_rows(since: datetime, until: datetime, host: str | None, model: str | None) -> Select[Any]:
+    """Each GPU's hours in the period, summed: for the host's tables, not for Slack's deadline."""
+    hours = tables.gpu_usage_hours
+    conditions: list[ColumnElement[bool]] = [hours.c.hour >= since - timedelta(hours=1), hours.c.hour < until]
+    if host is not None:
+        conditions.append(hours.c.host == host)
+    if model is not None:
+        conditions.append(func.lower(hours.c.gpu_name).like(model))
+    return (
+        select(
+            hours.c.host,
+            hours.c.gpu_uuid,
+            func.max(hours.c.gpu_name).label("gpu_name"),
+            func.sum(hours.c.observed_s).label("observed_s"),
+            func.sum(hours.c.busy_s).label("busy_s"),
+            func.sum(hours.c.utilization_s).label("utilization_s"),
+            func.sum(hours.c.utilization_known_s).label("known_s"),
+        )
+        .where(*conditions)
+        .group_by(hours.c.host, hours.c.gpu_uuid)
+    )
 
 
 def _gpus(found: Sequence[Any], per_gpu: Sequence[Any], since: datetime, until: datetime) -> tuple[GpuFigures, ...]:
@@ -279,11 +287,24 @@ def _tally_values(tally: Tally) -> dict[str, Any]:
     }
 
 
-def _accumulate(
-    dialect: str, table: Table, values: list[dict[str, Any]], key: list[str], replace: Iterable[str] = ()
-) -> Insert:
+# The upsert of each usage table, per dialect: built once, run with one parameter set per row (executemany).
+_UPSERTS: dict[tuple[str, str], Insert] = {}
+# The columns that identify a row, and those a newer row replaces, per table.
+_KEYS = {
+    "gpu_usage_minutes": (("host", "gpu_uuid", "minute"), ()),
+    "gpu_usage_hours": (("host", "gpu_uuid", "hour"), ("gpu_name",)),
+    "model_usage_hours": (("host", "gpu_name", "hour"), ()),
+    "claim_usage": (("claim_id",), ("users",)),
+}
+
+
+def _accumulating(dialect: str, table: Table) -> Insert:
     """``INSERT ... ON CONFLICT DO UPDATE`` that adds the sums and keeps the higher peaks (NULL: unknown)."""
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(values)
+    cached = _UPSERTS.get((dialect, table.name))
+    if cached is not None:
+        return cached
+    key, replace = _KEYS[table.name]
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     new = statement.excluded
     higher = func.greatest if dialect == "postgresql" else func.max
     set_: dict[str, Any] = {column: table.c[column] + new[column] for column in _SUMS}
@@ -291,4 +312,6 @@ def _accumulate(
         old = table.c[column]
         set_[column] = case((old.is_(None), new[column]), (new[column].is_(None), old), else_=higher(old, new[column]))
     set_.update({column: new[column] for column in replace})
-    return statement.on_conflict_do_update(index_elements=key, set_=set_)
+    upsert = statement.on_conflict_do_update(index_elements=list(key), set_=set_)
+    _UPSERTS[(dialect, table.name)] = upsert
+    return upsert
