@@ -10,10 +10,25 @@ and a crash either counts it whole or not at all.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Select, Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gpubot.core.models import ClaimUsage, HostSample, Tally
@@ -160,21 +175,35 @@ class UsageTransactions(SqlTransactions):
             # A claim's model is its GPU's, as the inventory names it.
             named = select(tables.gpus.c.uuid).where(func.lower(tables.gpus.c.name).like(model))
             claim_filter.append(or_(claims.c.gpu_uuid.in_(named), claims.c.parent_gpu_uuid.in_(named)))
-        claim_rows = (
+        # Claims wholly inside the period are summed by the database; the few across its edges are prorated here.
+        inside = and_(claims.c.started_at >= since, claims.c.ended_at.is_not(None), claims.c.ended_at <= until)
+        joined = claims.outerjoin(usage, usage.c.claim_id == claims.c.id)
+        summed = (
             select(
-                claims.c.host,
-                claims.c.gpu_uuid,
                 claims.c.user_id,
                 claims.c.purpose,
-                claims.c.started_at,
-                claims.c.ended_at,
-                claims.c.ends_at,
-                usage.c.observed_s,
-                usage.c.busy_s,
+                func.count().label("claims"),
+                func.sum(_seconds_held(self._engine.dialect.name)).label("held_s"),
+                func.sum(func.coalesce(usage.c.observed_s, 0.0)).label("observed_s"),
+                func.sum(func.coalesce(usage.c.busy_s, 0.0)).label("busy_s"),
             )
-            .select_from(claims.outerjoin(usage, usage.c.claim_id == claims.c.id))
-            .where(*claim_filter)
+            .select_from(joined)
+            .where(*claim_filter, inside)
+            .group_by(claims.c.user_id, claims.c.purpose)
         )
+        columns = (
+            claims.c.host,
+            claims.c.gpu_uuid,
+            claims.c.user_id,
+            claims.c.purpose,
+            claims.c.started_at,
+            claims.c.ended_at,
+            claims.c.ends_at,
+            usage.c.observed_s,
+            usage.c.busy_s,
+        )
+        # Each GPU's hours held need every claim: only the host's tables ask for them.
+        each = select(*columns).select_from(joined).where(*claim_filter, *(() if per_gpu else (not_(inside),)))
         hour_filter: list[ColumnElement[bool]] = [hours.c.hour >= since - timedelta(hours=1), hours.c.hour < until]
         if where.host is not None:
             hour_filter.append(hours.c.host == where.host)
@@ -190,13 +219,27 @@ class UsageTransactions(SqlTransactions):
             .group_by(hours.c.hour)
         )
         with self._reading() as connection:
-            found = connection.execute(claim_rows).all()
+            found = connection.execute(each).all()
+            pieces = [_prorated(row, since, until) for row in found]
+            if not per_gpu:
+                # julianday's day fractions are a few microseconds off a whole second; PostgreSQL's epoch is a Decimal.
+                pieces += [
+                    _Piece(
+                        row.user_id,
+                        row.purpose,
+                        round(float(row.held_s), 3),
+                        float(row.observed_s),
+                        float(row.busy_s),
+                        row.claims,
+                    )
+                    for row in connection.execute(summed)
+                ]
             # One person's busiest hours would be their GPUs' while they held them: finer than the hour rows.
             hourly = connection.execute(hour_rows).all() if where.user_id is None else []
             gpu_rows = connection.execute(_gpu_rows(since, until, where.host, model)).all() if per_gpu else []
         return UsageFigures(
-            people=_people(found, since, until),
-            purposes=_purposes(found, since, until),
+            people=_people(pieces),
+            purposes=tuple(PurposeUsage(piece.purpose, piece.held_s) for piece in pieces),
             hours=tuple(
                 HourUtilization(row.hour, row.utilization_s / row.known_s, row.known_s) for row in hourly if row.known_s
             ),
@@ -214,15 +257,32 @@ def _held_within(row: Any, since: datetime, until: datetime) -> tuple[float, flo
     return within, within / whole
 
 
-def _people(found: Sequence[Any], since: datetime, until: datetime) -> tuple[PersonUsage, ...]:
+@dataclass(frozen=True)
+class _Piece:
+    """Claims of one person for one purpose within the period: seconds held, observed and busy, and how many."""
+
+    user_id: str
+    purpose: str
+    held_s: float
+    observed_s: float
+    busy_s: float
+    claims: int
+
+
+def _prorated(row: Any, since: datetime, until: datetime) -> _Piece:
+    """One claim's share of the period (the part of it held within), its tally in the same proportion."""
+    held, share = _held_within(row, since, until)
+    observed = min((row.observed_s or 0.0) * share, held)
+    return _Piece(row.user_id, row.purpose, held, observed, (row.busy_s or 0.0) * share, 1 if held > 0 else 0)
+
+
+def _people(pieces: Sequence[_Piece]) -> tuple[PersonUsage, ...]:
     totals: dict[str, UsageTotals] = {}
-    for row in found:
-        held, share = _held_within(row, since, until)
-        if held <= 0:
+    for piece in pieces:
+        if piece.claims == 0:
             continue
-        observed = (row.observed_s or 0.0) * share
-        busy = (row.busy_s or 0.0) * share
-        totals[row.user_id] = totals.get(row.user_id, UsageTotals()) + UsageTotals(held, min(observed, held), busy, 1)
+        more = UsageTotals(piece.held_s, piece.observed_s, piece.busy_s, piece.claims)
+        totals[piece.user_id] = totals.get(piece.user_id, UsageTotals()) + more
     return tuple(PersonUsage(user_id, total) for user_id, total in totals.items())
 
 
@@ -272,8 +332,13 @@ def _gpus(found: Sequence[Any], per_gpu: Sequence[Any], since: datetime, until: 
     )
 
 
-def _purposes(found: Sequence[Any], since: datetime, until: datetime) -> tuple[PurposeUsage, ...]:
-    return tuple(PurposeUsage(row.purpose, _held_within(row, since, until)[0]) for row in found)
+def _seconds_held(dialect: str) -> ColumnElement[float]:
+    """A claim's ended_at − started_at in seconds, as this database computes it."""
+    claims = _claims
+    if dialect == "postgresql":
+        return func.extract("epoch", claims.c.ended_at - claims.c.started_at)  # type: ignore[return-value]
+    # SQLite keeps the times as text in UTC, which julianday reads.
+    return (func.julianday(claims.c.ended_at) - func.julianday(claims.c.started_at)) * 86400.0
 
 
 def _tally_values(tally: Tally) -> dict[str, Any]:
