@@ -6,6 +6,7 @@ looks exactly as before). Within Block Kit's limits at any size: 32 hosts of 8 G
 
 from __future__ import annotations
 
+import functools
 from zoneinfo import ZoneInfo
 
 from gpubot.core import figures
@@ -109,8 +110,13 @@ def offline_words(dashboard: Dashboard, timezone: ZoneInfo) -> str:
     return f"*offline*, last report {date_token(dashboard.last_seen_at, timezone)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def held_line(host: str, gpu_label: str, claim: Claim, timezone: ZoneInfo) -> str:
-    """A held GPU in a line: "🔴 *box-2:3* @alice until <date> · purpose"."""
+    """A held GPU in a line: "🔴 *box-2:3* @alice until <date> · purpose".
+
+    Remembered: a claim's line never changes (the date token shows each reader their own time), and a fleet's
+    status renders every held GPU's line on every command.
+    """
     purpose = escape(truncate(claim.purpose, _PURPOSE_CHARS))
     return (
         f"🔴 *{escape(host)}:{gpu_label}* {mention(claim.user_id)} until {date_token(claim.ends_at, timezone)}"
