@@ -44,3 +44,20 @@ def test_a_trend_asked_again_follows_new_samples_and_the_passing_of_time():
     assert later[-2:] == (20.0, None)
     # Asking for an earlier bucket again is answered for that time, not from the later one.
     assert history.trend("GPU-0", T0)[-1] == 20.0
+
+
+def test_seeded_minutes_weigh_as_the_samples_they_hold_and_later_samples_add_to_them():
+    from gpubot.core.history import RecentMinute
+
+    history = UtilizationHistory(window=timedelta(hours=1), buckets=12)
+    # Two minutes of one five-minute bucket: 60 s at 90 % and 30 s at 30 %, at a 2 s interval: 30 and 15 samples.
+    history.seed(
+        [RecentMinute("GPU-0", T0, 90.0, 60.0), RecentMinute("GPU-0", T0 + timedelta(minutes=1), 30.0, 30.0)],
+        timedelta(seconds=2),
+    )
+    assert history.trend("GPU-0", T0)[-1] == 70.0  # (90×30 + 30×15) / 45
+    history.add("GPU-0", T0 + timedelta(minutes=2), 70.0, weight=45)
+    assert history.trend("GPU-0", T0 + timedelta(minutes=2))[-1] == 70.0
+    # A minute older than what is kept already is not added out of order.
+    history.add("GPU-0", T0 - timedelta(minutes=30), 0.0)
+    assert history.trend("GPU-0", T0 + timedelta(minutes=2))[-7] is None

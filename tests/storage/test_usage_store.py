@@ -146,3 +146,14 @@ def test_counting_adds_rows_without_rewriting_the_claims(engine, store):
     store.report("box", "me", sample(90), T0, RULE)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(tables.claim_events)).scalar_one() == before
+
+
+def test_the_recent_minutes_seed_the_trends_oldest_first(engine, store):
+    store.report("box", "me", sample(90), T0 - timedelta(minutes=2), RULE)
+    store.report("box", "me", sample(30), T0 - timedelta(minutes=1), RULE)
+    store.report("box", "me", sample(10), T0, RULE)
+    minutes = store.recent_minutes(T0 - timedelta(hours=1), T0)
+    assert [(m.uuid, m.at, m.utilization_pct, m.observed_s) for m in minutes] == [
+        ("GPU-0", T0 - timedelta(minutes=2), 90.0, 2.0),
+        ("GPU-0", T0 - timedelta(minutes=1), 30.0, 2.0),
+    ]

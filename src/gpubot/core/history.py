@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gpubot.core.models import HostSample
 
 
+@dataclass(frozen=True)
+class RecentMinute:
+    """A GPU's average utilization over one minute, as counted in the database, and the seconds it was seen."""
+
+    uuid: str
+    at: datetime
+    utilization_pct: float
+    observed_s: float
+
+
 @dataclass
 class _Bucket:
     index: int
     total_pct: float = 0.0
-    count: int = 0
+    count: float = 0.0
 
 
 class UtilizationHistory:
@@ -23,6 +34,7 @@ class UtilizationHistory:
     """
 
     def __init__(self, window: timedelta = timedelta(hours=1), buckets: int = 12) -> None:
+        self.window = window
         self._bucket_s = window.total_seconds() / buckets
         self._buckets = buckets
         self._series: dict[str, deque[_Bucket]] = {}
@@ -33,16 +45,29 @@ class UtilizationHistory:
 
     def record(self, sample: HostSample, at: datetime) -> None:
         """Add one sample's utilization figures (unknown ones are skipped)."""
+        for gpu in sample.gpus:
+            if gpu.utilization_gpu_pct is not None:
+                self.add(gpu.uuid, at, gpu.utilization_gpu_pct)
+
+    def seed(self, minutes: Iterable[RecentMinute], interval: timedelta) -> None:
+        """Add what the database counted in the last minutes (oldest first), each weighed as the samples it holds.
+
+        A daemon that starts (or takes over from one that died) shows the trends of the last hour at once.
+        """
+        for minute in minutes:
+            self.add(minute.uuid, minute.at, minute.utilization_pct, minute.observed_s / interval.total_seconds())
+
+    def add(self, uuid: str, at: datetime, utilization_pct: float, weight: float = 1.0) -> None:
+        """One GPU's utilization at `at`, counted `weight` times."""
         index = self._index(at)
         self._trends.clear()
-        for gpu in sample.gpus:
-            if gpu.utilization_gpu_pct is None:
-                continue
-            series = self._series.setdefault(gpu.uuid, deque(maxlen=self._buckets))
-            if not series or series[-1].index != index:
-                series.append(_Bucket(index))
-            series[-1].total_pct += gpu.utilization_gpu_pct
-            series[-1].count += 1
+        series = self._series.setdefault(uuid, deque(maxlen=self._buckets))
+        if series and series[-1].index > index:
+            return  # older than what is kept already: seeding comes first, in order
+        if not series or series[-1].index != index:
+            series.append(_Bucket(index))
+        series[-1].total_pct += utilization_pct * weight
+        series[-1].count += weight
 
     def trend(self, uuid: str, now: datetime) -> tuple[float | None, ...]:
         """Mean utilization per bucket, oldest first, ending with the current one; None where none was seen."""

@@ -135,6 +135,11 @@ async def _serve_until_stopped(
         await asyncio.to_thread(registration.report, first)
     claims = wiring.claims(settings, store, telemetry, first, registration.report if registration else None)
     await asyncio.to_thread(claims.sampler.accept, first)
+    # The trends of the last hour, as the hosts counted them: a restart or a takeover shows them at once.
+    # Up to this minute, which the first sample, recorded below, is part of.
+    until = claims.clock.now().replace(second=0, microsecond=0)
+    minutes = await asyncio.to_thread(store.recent_minutes, until - claims.history.window, until)
+    claims.history.seed(minutes, settings.telemetry_interval)
     if claims.read_fleet is not None:
         # The other hosts before the first command, so it answers for the whole fleet.
         for reported in await asyncio.to_thread(claims.read_fleet):

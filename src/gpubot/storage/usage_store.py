@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gpubot.core.history import RecentMinute
 from gpubot.core.models import ClaimUsage, HostSample, Tally
 from gpubot.core.usage import SampleUsage, UsageRule, add, count_sample
 from gpubot.core.usage_report import (
@@ -142,6 +143,21 @@ class UsageTransactions(SqlTransactions):
             write.execute(delete(hours).where(hours.c.host == name, hours.c.hour < at - retention))
 
     # -- Reading ------------------------------------------------------------------------------------------
+
+    def recent_minutes(self, since: datetime, until: datetime) -> list[RecentMinute]:
+        """Every GPU's whole minutes in [since, until) with a known utilization, oldest first: to seed the trends."""
+        minutes = tables.gpu_usage_minutes
+        query = (
+            select(minutes.c.gpu_uuid, minutes.c.minute, minutes.c.utilization_s, minutes.c.utilization_known_s)
+            .where(minutes.c.minute >= since, minutes.c.minute < until, minutes.c.utilization_known_s > 0)
+            .order_by(minutes.c.minute)
+        )
+        with self._reading() as connection:
+            found = connection.execute(query).all()
+        return [
+            RecentMinute(row.gpu_uuid, row.minute, row.utilization_s / row.utilization_known_s, row.utilization_known_s)
+            for row in found
+        ]
 
     def claim_usage(self, claim_ids: Collection[int]) -> dict[int, ClaimUsage]:
         """What each of these claims' GPUs did while held, by claim ID; claims never observed are left out."""
