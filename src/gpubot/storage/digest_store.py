@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gpubot.storage import tables
 from gpubot.storage.rows import require_aware
@@ -33,12 +33,15 @@ class DigestTransactions(SqlTransactions):
         """
         require_aware(due_at=due_at, now=now, until=until)
         row = {"due_at": due_at, "channel": channel, "lease": lease, "leased_until": until}
-        try:
-            with self._writing() as write:
-                write.execute(insert(_digests).values(row))
-            return True
-        except IntegrityError:
-            pass  # taken before, by this daemon or another: a takeover only once its lease ran out
+        # DO NOTHING rather than catching the conflict: every daemon asks every minute of the due day, and
+        # PostgreSQL would log each conflict as an error.
+        dialect = self._engine.dialect.name
+        first = (postgresql if dialect == "postgresql" else sqlite).insert(_digests).values(row)
+        with self._writing() as write:
+            taking = first.on_conflict_do_nothing(index_elements=["due_at"]).returning(_digests.c.due_at)
+            if write.execute(taking).first() is not None:
+                return True
+        # Taken before, by this daemon or another: a takeover only once its lease ran out.
         takeover = (
             update(_digests)
             .where(
