@@ -37,6 +37,7 @@ from targets import (
     BENCH_DIR,
     FLOOR_DURABLE,
     FLOOR_TUNED,
+    GPUBOT,
     RunningTarget,
     TargetSpec,
     clean_environment,
@@ -44,7 +45,16 @@ from targets import (
     gpubot_spec,
     start_target,
 )
-from workloads import REPLY_TIMEOUT_S, Sample, closed_loop, commands, floor_reply_ok, gpubot_reply_ok, user_of
+from workloads import (
+    REPLY_TIMEOUT_S,
+    Op,
+    Sample,
+    closed_loop,
+    commands,
+    floor_reply_ok,
+    gpubot_reply_ok,
+    user_of,
+)
 
 from gpubot.storage.engine import make_engine
 from gpubot.storage.migrate import upgrade_to_head
@@ -156,27 +166,41 @@ async def _wait_for_fleet(slack: LoopbackSlack, hosts: int) -> None:
 
 
 async def _latency(
-    slack: LoopbackSlack, floors: dict[str, LoopbackSlack], quick: bool
+    slack: LoopbackSlack,
+    floors: dict[str, LoopbackSlack],
+    targets: dict[str, list[RunningTarget]],
+    quick: bool,
 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each phase's latency, with the CPU its app's processes used per envelope (the 3 daemons' together)."""
     ops = {1: 20, 10: 100, 50: 250} if quick else {1: 200, 10: 1000, 50: 2500}
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for in_flight in IN_FLIGHT:
         row: dict[str, dict[str, Any]] = {}
         count = ops[in_flight]
-        tuned = await closed_loop(
-            commands(floors[FLOOR_TUNED], ("status",), floor_reply_ok(floor_tuned.REPLY_TEXT)), in_flight, ops=count
-        )
-        row["floor-tuned status"] = _summary(tuned.samples)
-        durable = await closed_loop(
-            commands(floors[FLOOR_DURABLE], ("status",), floor_reply_ok(floor_tuned.REPLY_TEXT)), in_flight, ops=count
-        )
-        row["floor-durable-pg"] = _summary(durable.samples)
+        for name, floor in ((FLOOR_TUNED, "floor-tuned status"), (FLOOR_DURABLE, "floor-durable-pg")):
+            check = floor_reply_ok(floor_tuned.REPLY_TEXT)
+            row[floor] = await _phase(commands(floors[name], ("status",), check), in_flight, count, targets[name])
         for kinds in (("status",), ("realtime",), ("claim", "release")):
-            run = await closed_loop(commands(slack, kinds, fleet_reply_ok, fleet_command), in_flight, ops=count)
-            for kind in kinds:
-                row[kind] = _summary([sample for sample in run.samples if sample.kind == kind])
+            op = commands(slack, kinds, fleet_reply_ok, fleet_command)
+            phase = await _phase(op, in_flight, count, targets[GPUBOT], kinds)
+            row.update(phase if len(kinds) > 1 else {kinds[0]: phase})
         results[str(in_flight)] = row
     return results
+
+
+async def _phase(
+    op: Op, in_flight: int, count: int, processes: list[RunningTarget], kinds: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One closed loop: its latency summary (per kind, when `kinds` has several) and CPU ms per envelope."""
+    before = sum(process.cpu_s() for process in processes)
+    run = await closed_loop(op, in_flight, ops=count)
+    cpu_ms = (sum(process.cpu_s() for process in processes) - before) * 1000 / max(len(run.samples), 1)
+    if len(kinds) > 1:
+        return {
+            kind: {**_summary([s for s in run.samples if s.kind == kind]), "cpu_ms_per_envelope": round(cpu_ms, 3)}
+            for kind in kinds
+        }
+    return {**_summary(run.samples), "cpu_ms_per_envelope": round(cpu_ms, 3)}
 
 
 async def _ingest_cpu(window_s: float) -> dict[str, Any]:
@@ -233,17 +257,20 @@ async def run(server: str, quick: bool) -> dict[str, Any]:
         slack = await LoopbackSlack().start()
         floors = {FLOOR_TUNED: await LoopbackSlack().start(), FLOOR_DURABLE: await LoopbackSlack().start()}
         running: list[RunningTarget] = []
+        targets: dict[str, list[RunningTarget]] = {}
         try:
             for kind, floor_slack in floors.items():
                 spec = floor_spec(kind, floor_slack, state)
                 if kind == FLOOR_DURABLE:
                     spec = TargetSpec(spec.name, spec.argv, {**spec.env, "FLOOR_DATABASE": _libpq(url)})
-                running.append(await start_target(spec, floor_slack))
+                targets[kind] = [await start_target(spec, floor_slack)]
+                running += targets[kind]
             serves = await _serves(slack, url, state)
+            targets[GPUBOT] = serves
             running += serves
             await _wait_for_fleet(slack, SIMULATED_HOSTS + 1)
             ingest = await _ingest_cpu(5.0 if quick else 20.0)
-            latency = await _latency(slack, floors, quick)
+            latency = await _latency(slack, floors, targets, quick)
             failover = await _failover(slack, serves[2], 1.0 if quick else 3.0)
             return {
                 "fleet": {"hosts": SIMULATED_HOSTS + 1, "gpus_per_host": GPUS_PER_HOST, "serve_daemons": 3},
