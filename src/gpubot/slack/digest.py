@@ -18,39 +18,22 @@ from gpubot.core.clock import Clock
 from gpubot.core.digest import DigestJob
 from gpubot.core.ports import DigestStore
 from gpubot.core.usage_report import UsageReport
-from gpubot.slack.blocks import Block, Message, context, header, pack_lines, section
-from gpubot.slack.mrkdwn import escape, mention, truncate
-from gpubot.slack.usage_messages import gpu_hours, totals_line
+from gpubot.slack.blocks import Block, Message, context, header
+from gpubot.slack.usage_messages import report_blocks, totals_line
 
 logger = logging.getLogger(__name__)
 
-_PEOPLE_BLOCKS = 6
-_PURPOSE_CHARS = 60
 _ALT_TEXT = "Charts: average GPU utilization by hour of the week, and GPU-hours held and busy by person."
 
 
 def digest_message(report: UsageReport, chart_file_id: str | None) -> Message:
     """The digest: team totals, each person's hours held and busy, the purposes, the busiest hours, the chart."""
     title = f"Weekly GPU digest: {report.title}"
-    totals = report.totals
-    claims = f"{totals.claims} claim{'' if totals.claims == 1 else 's'}"
-    blocks: list[Block] = [header(title), section(f"*{claims}* — {totals_line(totals)}")]
-    if report.people:
-        lines = [f"{mention(person.user_id)}: {totals_line(person.totals)}" for person in report.people]
-        blocks += pack_lines(lines, _PEOPLE_BLOCKS, "people")
-    if report.purposes:
-        purposes = ", ".join(
-            f"{escape(truncate(purpose.purpose, _PURPOSE_CHARS))} ({gpu_hours(purpose.held_s)})"
-            for purpose in report.purposes
-        )
-        blocks.append(section(f"*Top purposes:* {purposes}"))
-    if report.busiest:
-        busiest = ", ".join(f"{hour.label} ({hour.utilization_pct:.0f} %)" for hour in report.busiest)
-        blocks.append(section(f"*Busiest hours:* {busiest}"))
+    blocks: list[Block] = [header(title), *report_blocks(report, with_people=True)]
     if chart_file_id is not None:
         blocks.append({"type": "image", "slack_file": {"id": chart_file_id}, "alt_text": _ALT_TEXT})
     blocks.append(context("Busy: utilization at the active threshold or any process on the GPU. `/gpu usage team`"))
-    return Message(text=f"{title}: {totals_line(totals)}", blocks=blocks)
+    return Message(text=f"{title}: {totals_line(report.totals)}", blocks=blocks)
 
 
 class DigestPoster:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpubot.core.usage_report import UsageReport, UsageTotals
-from gpubot.slack.blocks import Message, context, header, pack_lines, section
+from gpubot.slack.blocks import Block, Message, context, header, pack_lines, section
 from gpubot.slack.mrkdwn import escape, mention, truncate
 
 # People get a section each up to this many; a bigger team is packed several to a section.
@@ -39,9 +39,16 @@ def usage_message(report: UsageReport, team_view: bool) -> Message:
             text=title,
             blocks=[header(title), section("No claims in this period.")],
         )
+    blocks = [header(title), *report_blocks(report, with_people=team_view)]
+    blocks.append(context("Busy: utilization at the active threshold or any process on the GPU."))
+    return Message(text=f"{title}: {totals_line(report.totals)}", blocks=blocks)
+
+
+def report_blocks(report: UsageReport, with_people: bool) -> list[Block]:
+    """A report's body, for `/gpu usage` and the weekly digest: totals, each person's, top purposes, busiest hours."""
     claims = f"{report.totals.claims} claim{'' if report.totals.claims == 1 else 's'}"
-    blocks = [header(title), section(f"*{claims}* — {totals_line(report.totals)}")]
-    if team_view:
+    blocks = [section(f"*{claims}* — {totals_line(report.totals)}")]
+    if with_people and report.people:
         people = [f"{mention(person.user_id)}: {totals_line(person.totals)}" for person in report.people]
         blocks += pack_lines(people, _PEOPLE_BLOCKS, "people")
     if report.purposes:
@@ -53,5 +60,4 @@ def usage_message(report: UsageReport, team_view: bool) -> Message:
     if report.busiest:
         hours = ", ".join(f"{hour.label} ({hour.utilization_pct:.0f} %)" for hour in report.busiest)
         blocks.append(context(f"Busiest hours of the week (average GPU utilization): {hours}"))
-    blocks.append(context("Busy: utilization at the active threshold or any process on the GPU."))
-    return Message(text=f"{title}: {totals_line(report.totals)}", blocks=blocks)
+    return blocks
